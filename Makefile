@@ -1,0 +1,37 @@
+# berth — docker compose without Docker.
+#   make demo   set up this machine and run the sample stack
+#   make test   set up this machine and run every test (what CI runs)
+
+GO       ?= go
+TAGS     := seccomp
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/berthrun/berth/internal/version.Version=$(VERSION)
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all build deps demo test lint unit e2e bench clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+
+lint: deps
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags '$(TAGS)' ./...
+
+# Unit tests of every package, then end-to-end tests of the built binary.
+test: build lint
+	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -count=1 -p 2 -timeout 40m ./...
+
+demo: build
+	@bash samples/demo.sh
+
+bench: build
+	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count=1 ./tests/bench/...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,92 @@
+// Package cli holds berth's cobra commands: flags, output and exit codes.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Main runs the CLI with args and returns the process exit code.
+func Main(args []string) int {
+	return run(args, os.Stdout, os.Stderr)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(stderr, ee.msg)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, err)
+	return 1
+}
+
+// exitError ends the CLI with a given code, as `exec` does with the exit code of
+// the command it ran.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// globals are compose's global flags plus berth's roots.
+type globals struct {
+	files      []string
+	projectDir string
+	name       string
+	profiles   []string
+	envFiles   []string
+	root       string
+	runRoot    string
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "berth",
+		Short: "Run compose projects without Docker",
+		Long: "berth reads compose files (compose.yaml, docker-compose.yml) and runs the stack\n" +
+			"on its own embedded container engine: bridge networks with DNS, volumes,\n" +
+			"restart policies, health checks and scaled replicas behind a proxy.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// "berth" alone prints help, as docker compose does.
+		Args: cobra.NoArgs,
+	}
+	f := root.PersistentFlags()
+	f.StringArrayVarP(&g.files, "file", "f", nil, "Compose configuration files")
+	f.StringVarP(&g.name, "project-name", "p", "", "Project name")
+	f.StringVar(&g.projectDir, "project-directory", "", "Specify an alternate working directory\n(default: the path of the first specified Compose file)")
+	f.StringArrayVar(&g.profiles, "profile", nil, "Specify a profile to enable")
+	f.StringArrayVar(&g.envFiles, "env-file", nil, "Specify an alternate environment file")
+	f.StringVar(&g.root, "root", envOr("BERTH_ROOT", "/var/lib/berth"), "Root of berth's persistent state (images, volumes, layers) [$BERTH_ROOT]")
+	f.StringVar(&g.runRoot, "run-root", envOr("BERTH_RUN_ROOT", "/run/berth"), "Root of berth's runtime state (sockets, FIFOs) [$BERTH_RUN_ROOT]")
+
+	root.AddCommand(
+		newVersionCommand(),
+		newConfigCommand(g),
+	)
+	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

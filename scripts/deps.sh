@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what berth's build and tests need from Debian's packages.
+# Idempotent: when everything is present it only runs dpkg-query and returns.
+set -euo pipefail
+
+packages=(
+	gcc                # cgo: libcontainer's nsenter is C
+	libc6-dev
+	pkg-config
+	libseccomp-dev     # build tag seccomp (Docker's default profile)
+	busybox-static     # the offline base of test and sample images
+	iproute2           # ip netns / link checks in tests
+	nftables           # outbound NAT for bridge networks
+	util-linux         # unshare, nsenter, mount
+	ca-certificates
+	make
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+	for d in /usr/local/go/bin /usr/lib/go/bin; do
+		[ -x "$d/go" ] && { echo "deps: go is at $d; add it to PATH" >&2; break; }
+	done
+	echo "deps: go not found on PATH" >&2
+	exit 1
+fi
