@@ -3,9 +3,9 @@
 #   make test   set up this machine and run every test (what CI runs)
 
 GO       ?= go
-TAGS     := seccomp
+TAGS     := seccomp netgo osusergo
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X github.com/berthrun/berth/internal/version.Version=$(VERSION)
+LDFLAGS  := -X github.com/berthrun/berth/internal/version.Version=$(VERSION) -extldflags -static
 export PATH := $(PATH):/usr/local/go/bin
 
 .PHONY: all build deps demo test lint unit e2e bench clean

@@ -80,6 +80,9 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(
 		newVersionCommand(),
 		newConfigCommand(g),
+		newImageCommand(g),
+		newLoginCommand(g),
+		newLogoutCommand(g),
 	)
 	return root
 }
