@@ -1,7 +1,141 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthrun/berth/project"
+)
+
+type configFlags struct {
+	format   string
+	services bool
+	volumes  bool
+	networks bool
+	profiles bool
+	images   bool
+	quiet    bool
+	hash     string
+	output   string
+}
 
 func newConfigCommand(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "config", Short: "Parse, resolve and render compose file in canonical format"}
+	f := &configFlags{}
+	cmd := &cobra.Command{
+		Use:   "config [OPTIONS] [SERVICE...]",
+		Short: "Parse, resolve and render compose file in canonical format",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := g.load(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if f.output != "" {
+				file, err := createOutput(f.output)
+				if err != nil {
+					return err
+				}
+				defer file.Close()
+				out = file
+			}
+			return runConfig(out, p, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.format, "format", "yaml", "Format the output. Values: [yaml | json]")
+	fl.BoolVar(&f.services, "services", false, "Print the service names, one per line")
+	fl.BoolVar(&f.volumes, "volumes", false, "Print the volume names, one per line")
+	fl.BoolVar(&f.networks, "networks", false, "Print the network names, one per line")
+	fl.BoolVar(&f.profiles, "profiles", false, "Print the profile names, one per line")
+	fl.BoolVar(&f.images, "images", false, "Print the image names, one per line")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "Only validate the configuration, don't print anything")
+	fl.StringVar(&f.hash, "hash", "", `Print the service config hash, one per line ("*" for all services)`)
+	fl.StringVarP(&f.output, "output", "o", "", "Save to file (default to stdout)")
+	return cmd
+}
+
+func runConfig(out io.Writer, p *project.Project, f *configFlags, args []string) error {
+	if len(args) > 0 {
+		sel, err := p.WithSelectedServices(args)
+		if err != nil {
+			return err
+		}
+		p = &project.Project{Project: sel}
+	}
+	switch {
+	case f.quiet:
+		return nil
+	case f.services:
+		return lines(out, p.ServiceNames())
+	case f.volumes:
+		return lines(out, p.VolumeNames())
+	case f.networks:
+		return lines(out, p.NetworkNames())
+	case f.profiles:
+		return lines(out, p.AllProfiles())
+	case f.images:
+		var imgs []string
+		for _, name := range p.ServiceNames() {
+			imgs = append(imgs, p.Services[name].Image)
+		}
+		return lines(out, imgs)
+	case f.hash != "":
+		names := []string{f.hash}
+		if f.hash == "*" {
+			names = p.ServiceNames()
+		}
+		for _, n := range names {
+			s, ok := p.Services[n]
+			if !ok {
+				return fmt.Errorf("no such service: %s", n)
+			}
+			h, err := project.ServiceHash(s)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%s %s\n", n, h)
+		}
+		return nil
+	}
+	var b []byte
+	var err error
+	switch f.format {
+	case "yaml", "":
+		b, err = p.MarshalYAML()
+	case "json":
+		b, err = p.MarshalJSON()
+		if err == nil {
+			b, err = indentJSON(b)
+		}
+	default:
+		return fmt.Errorf("unsupported format %q: use yaml or json", f.format)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(b)
+	return err
+}
+
+func lines(out io.Writer, items []string) error {
+	sort.Strings(items)
+	for _, s := range items {
+		if _, err := fmt.Fprintln(out, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func indentJSON(b []byte) ([]byte, error) {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	out, err := json.MarshalIndent(v, "", "    ")
+	return append(out, '\n'), err
 }

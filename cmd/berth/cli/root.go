@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/spf13/cobra"
 )
@@ -16,6 +19,9 @@ func Main(args []string) int {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// compose-go reports warnings through logrus; show them as compose does.
+	logrus.SetOutput(stderr)
+	logrus.SetFormatter(logFormatter{})
 	root := newRootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -33,6 +39,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, err)
 	return 1
+}
+
+// logFormatter prints "WARN message", one line per entry.
+type logFormatter struct{}
+
+func (logFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	level := strings.ToUpper(e.Level.String())
+	if len(level) > 4 {
+		level = level[:4]
+	}
+	return []byte(level + " " + e.Message + "\n"), nil
 }
 
 // exitError ends the CLI with a given code, as `exec` does with the exit code of

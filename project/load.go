@@ -1,0 +1,141 @@
+// Package project loads compose files into the model the rest of berth uses:
+// the compose-go project plus the names, labels and hashes that berth derives
+// from it. It never touches the host beyond reading the files it is given.
+package project
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// Options are compose's global flags as given on the command line.
+type Options struct {
+	Files      []string // -f, in order; empty means COMPOSE_FILE or discovery
+	ProjectDir string   // --project-directory
+	Name       string   // -p
+	Profiles   []string // --profile
+	EnvFiles   []string // --env-file
+	// Environ is the process environment used for interpolation, COMPOSE_*
+	// variables and .env lookups; nil means os.Environ().
+	Environ []string
+	// WorkDir is the directory the command runs in; "" means os.Getwd().
+	WorkDir string
+}
+
+// Project is a loaded compose project.
+type Project struct {
+	*types.Project
+}
+
+// Load reads, interpolates, merges, normalises and validates the compose files
+// the way docker compose does, and returns the project. Errors name the file
+// and line where one is known.
+func Load(ctx context.Context, o Options) (*Project, error) {
+	env := o.Environ
+	if env == nil {
+		env = os.Environ()
+	}
+	wd := o.WorkDir
+	if wd == "" {
+		var err error
+		if wd, err = os.Getwd(); err != nil {
+			return nil, err
+		}
+	}
+	opts, err := cli.NewProjectOptions(absFiles(o.Files, wd),
+		cli.WithWorkingDirectory(absDir(o.ProjectDir, wd)),
+		cli.WithEnv(env),
+		cli.WithEnv([]string{"PWD=" + wd}),
+		// Env files must be set before the dot env is read, or .env is ignored.
+		cli.WithEnvFiles(o.EnvFiles...),
+		cli.WithDotEnv,
+		cli.WithConfigFileEnv,
+		withDiscovery(wd),
+		// The project directory may now be the discovered file's directory:
+		// read its .env as compose does.
+		cli.WithEnvFiles(o.EnvFiles...),
+		cli.WithDotEnv,
+		cli.WithDefaultProfiles(o.Profiles...),
+		cli.WithName(o.Name),
+		cli.WithResolvedPaths(true),
+	)
+	if err != nil {
+		return nil, describe(err, o.Files)
+	}
+	if len(opts.ConfigPaths) == 0 {
+		return nil, fmt.Errorf("no configuration file provided: not found (looked for %s in %s and its parents)",
+			strings.Join(cli.DefaultFileNames, ", "), wd)
+	}
+	p, err := opts.LoadProject(ctx)
+	if err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	if err := p.CheckContainerNameUnicity(); err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	p, err = p.WithServicesEnvironmentResolved(true)
+	if err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	p, err = p.WithServicesLabelsResolved(true)
+	if err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	p = p.WithoutUnnecessaryResources()
+	if err := checkScale(p); err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	return &Project{Project: p}, nil
+}
+
+// withDiscovery finds compose.yaml (and its override) in dir or its parents when
+// no file was named, as compose does, starting from the command's directory.
+func withDiscovery(dir string) cli.ProjectOptionsFn {
+	return func(o *cli.ProjectOptions) error {
+		if len(o.ConfigPaths) > 0 {
+			return nil
+		}
+		wd := o.WorkingDir
+		if wd == "" {
+			o.WorkingDir = dir
+			defer func() { o.WorkingDir = "" }()
+		}
+		return cli.WithDefaultConfigPath(o)
+	}
+}
+
+// checkScale applies compose's rule that a fixed container_name allows one
+// replica only.
+func checkScale(p *types.Project) error {
+	for _, s := range p.Services {
+		if s.ContainerName != "" && s.GetScale() > 1 {
+			return fmt.Errorf("services.%s: container_name %q allows one container only, but scale is %d", s.Name, s.ContainerName, s.GetScale())
+		}
+	}
+	return nil
+}
+
+// absFiles makes relative -f paths relative to wd ("-" is standard input).
+func absFiles(files []string, wd string) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f
+		if f != "-" && !filepath.IsAbs(f) {
+			out[i] = filepath.Join(wd, f)
+		}
+	}
+	return out
+}
+
+func absDir(dir, wd string) string {
+	if dir == "" || filepath.IsAbs(dir) {
+		return dir
+	}
+	return filepath.Join(wd, dir)
+}
