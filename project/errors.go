@@ -47,6 +47,10 @@ func describe(err error, files []string) error {
 			fmt.Sprintf("service %q depends on undefined service %q", m[1], m[2]), err)
 	}
 	msg = strings.TrimSuffix(msg, ": invalid compose project")
+	if m := reUniqueName.FindStringSubmatch(msg); m != nil {
+		return locatedIn(files, "services."+m[1]+".container_name",
+			fmt.Sprintf("services.%s: container_name allows one container only, so the service cannot have more than one replica", m[1]), err)
+	}
 	if m := reKeyPath.FindStringSubmatch(msg); m != nil {
 		// Any other message that names a key path: say where that key is.
 		return locatedIn(files, m[1], msg, err)
@@ -63,6 +67,7 @@ var (
 	reKeyPath       = regexp.MustCompile(`\b((?:services|networks|volumes|secrets|configs)\.[^\s:,'"]+)`)
 	reCycle         = regexp.MustCompile(`^dependency cycle detected: (\S+) ->`)
 	reParserOnly    = regexp.MustCompile(`did not find expected (key|node content|'-' indicator|<document start>|',' or)|found (undefined tag handle|duplicate %|incompatible YAML)`)
+	reUniqueName    = regexp.MustCompile(`can't set container_name and (\S+) as container name must be unique`)
 	reMark          = regexp.MustCompile(`line (\d+)(?:, column (\d+))?`)
 )
 
@@ -202,17 +207,17 @@ func lineOf(file, path string) int {
 				}
 			}
 			if !found {
-				return line
+				return 0
 			}
 		case n.Kind == yaml.SequenceNode && strings.HasPrefix(part, "["):
 			i, err := strconv.Atoi(strings.Trim(part, "[]"))
 			if err != nil || i >= len(n.Content) {
-				return line
+				return 0
 			}
 			n = n.Content[i]
 			line = n.Line
 		default:
-			return line
+			return 0
 		}
 	}
 	return line

@@ -88,9 +88,6 @@ func Load(ctx context.Context, o Options) (*Project, error) {
 		return nil, describe(err, opts.ConfigPaths)
 	}
 	p = p.WithoutUnnecessaryResources()
-	if err := checkScale(p); err != nil {
-		return nil, describe(err, opts.ConfigPaths)
-	}
 	return &Project{Project: p}, nil
 }
 
@@ -108,17 +105,6 @@ func withDiscovery(dir string) cli.ProjectOptionsFn {
 		}
 		return cli.WithDefaultConfigPath(o)
 	}
-}
-
-// checkScale applies compose's rule that a fixed container_name allows one
-// replica only.
-func checkScale(p *types.Project) error {
-	for _, s := range p.Services {
-		if s.ContainerName != "" && s.GetScale() > 1 {
-			return fmt.Errorf("services.%s: container_name %q allows one container only, but scale is %d", s.Name, s.ContainerName, s.GetScale())
-		}
-	}
-	return nil
 }
 
 // absFiles makes relative -f paths relative to wd ("-" is standard input).

@@ -1,0 +1,227 @@
+// Package harness runs the built berth binary in end-to-end tests, each test
+// with its own roots, and checks that nothing berth made is left behind.
+package harness
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary returns the path of the berth binary under test: $BERTH_BIN (set by
+// `make test`), or one built once for this test process.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("BERTH_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "berth")
+		_, file, _, _ := runtime.Caller(0)
+		module := filepath.Join(filepath.Dir(file), "..", "..")
+		cmd := exec.Command("go", "build", "-tags", "seccomp netgo osusergo",
+			"-ldflags", "-extldflags -static", "-o", binPath, "./cmd/berth")
+		cmd.Dir = module
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building berth: %v", buildErr)
+	}
+	return binPath
+}
+
+// Env is one test's berth: its own persistent and runtime roots and a
+// working directory.
+type Env struct {
+	t       testing.TB
+	Bin     string
+	Root    string
+	RunRoot string
+	Dir     string   // working directory of every command
+	Environ []string // extra KEY=VALUE for every command
+}
+
+// New returns an Env with fresh roots; at the end of the test it checks
+// that nothing is left of them.
+func New(t testing.TB) *Env {
+	t.Helper()
+	base := t.TempDir()
+	e := &Env{
+		t:       t,
+		Bin:     Binary(t),
+		Root:    filepath.Join(base, "root"),
+		RunRoot: filepath.Join(base, "run"),
+		Dir:     filepath.Join(base, "work"),
+	}
+	for _, d := range []string{e.Root, e.RunRoot, e.Dir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { e.CheckNoLeaks() })
+	return e
+}
+
+// Result is what one berth command did.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// Run runs berth with args and returns its output and exit code.
+func (e *Env) Run(args ...string) Result {
+	return e.RunInput("", args...)
+}
+
+// RunInput runs berth with stdin.
+func (e *Env) RunInput(stdin string, args ...string) Result {
+	e.t.Helper()
+	cmd := exec.Command(e.Bin, args...)
+	cmd.Dir = e.Dir
+	cmd.Env = append(cleanEnviron(), "BERTH_ROOT="+e.Root, "BERTH_RUN_ROOT="+e.RunRoot)
+	cmd.Env = append(cmd.Env, e.Environ...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := Result{Stdout: out.String(), Stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	case err != nil:
+		e.t.Fatalf("berth %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// MustRun runs berth and fails the test unless it exits 0.
+func (e *Env) MustRun(args ...string) Result {
+	e.t.Helper()
+	r := e.Run(args...)
+	if r.Code != 0 {
+		e.t.Fatalf("berth %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
+	}
+	return r
+}
+
+// WriteFile writes a file relative to the working directory.
+func (e *Env) WriteFile(name, content string) string {
+	e.t.Helper()
+	p := filepath.Join(e.Dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// cleanEnviron is the test process's environment without compose variables
+// that would change what a command loads.
+func cleanEnviron() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "COMPOSE_") || strings.HasPrefix(kv, "BERTH_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// CheckNoLeaks fails the test if a process, mount or runtime state
+// file of this Env is still there. Processes get a few seconds to go, since
+// a supervisor exits on its own once its project is empty.
+func (e *Env) CheckNoLeaks() {
+	e.t.Helper()
+	var leaks []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		leaks = leaks[:0]
+		leaks = append(leaks, e.processes()...)
+		leaks = append(leaks, e.mounts()...)
+		if len(leaks) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	leaks = append(leaks, e.runState()...)
+	for _, l := range leaks {
+		e.t.Errorf("left behind: %s", l)
+	}
+}
+
+// processes lists live processes whose command line or environment names
+// this Env's roots.
+func (e *Env) processes() []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, d := range entries {
+		pid := d.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		for _, f := range []string{"cmdline", "environ"} {
+			b, err := os.ReadFile(filepath.Join("/proc", pid, f))
+			if err != nil {
+				continue
+			}
+			if bytes.Contains(b, []byte(e.Root)) || bytes.Contains(b, []byte(e.RunRoot)) {
+				cmd, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+				out = append(out, "process "+pid+" "+strings.ReplaceAll(string(cmd), "\x00", " "))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// mounts lists mounts under this Env's roots.
+func (e *Env) mounts() []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, e.Root) || strings.Contains(line, e.RunRoot) {
+			out = append(out, "mount "+line)
+		}
+	}
+	return out
+}
+
+// runState lists files left in the runtime root: after everything is down,
+// nothing of berth's runtime state may remain.
+func (e *Env) runState() []string {
+	var out []string
+	_ = filepath.WalkDir(e.RunRoot, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out = append(out, "file "+p)
+		}
+		return nil
+	})
+	return out
+}
