@@ -1,0 +1,135 @@
+package logs
+
+import (
+	"strings"
+	"sync"
+)
+
+// TimestampFormat is how -t prints an entry's time: RFC 3339 in UTC with
+// nanoseconds always nine digits wide, as docker logs -t, so that columns
+// line up.
+const TimestampFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// palette is the order in which docker compose colors container prefixes:
+// cyan, yellow, green, magenta, blue, then the same in bold (ANSI SGR).
+var palette = [...]string{"36", "33", "32", "35", "34", "36;1", "33;1", "32;1", "35;1", "34;1"}
+
+// PaletteColor returns the ANSI SGR parameters of the i-th prefix color,
+// cycling over compose's palette.
+func PaletteColor(i int) string {
+	n := len(palette)
+	return palette[((i%n)+n)%n]
+}
+
+// PrefixWidth returns the column width compose pads names to: the longest
+// name plus one.
+func PrefixWidth(names []string) int {
+	w := 0
+	for _, n := range names {
+		w = max(w, len(n))
+	}
+	return w + 1
+}
+
+// Format says how AppendEntry prints an entry.
+type Format struct {
+	// Width pads the name to this many columns (see PrefixWidth).
+	Width int
+	// Color holds the ANSI SGR parameters of the prefix ("36"); empty
+	// prints no escape sequences.
+	Color string
+	// NoPrefix leaves out the name (--no-log-prefix). A partial entry is
+	// then printed without a newline, so a long line comes out whole.
+	NoPrefix bool
+	// Timestamps prints the entry's time after the prefix (-t).
+	Timestamps bool
+}
+
+// AppendEntry appends e as docker compose prints it for the container
+// name, "web-1  | hello\n", to dst and returns the result. With a prefix,
+// each entry is a line of its own, a partial one included.
+func AppendEntry(dst []byte, name string, e Entry, f Format) []byte {
+	if !f.NoPrefix {
+		if f.Color != "" {
+			dst = append(dst, "\x1b["...)
+			dst = append(dst, f.Color...)
+			dst = append(dst, 'm')
+		}
+		dst = append(dst, name...)
+		if pad := f.Width - len(name); pad > 0 {
+			dst = append(dst, strings.Repeat(" ", pad)...)
+		}
+		dst = append(dst, "| "...)
+		if f.Color != "" {
+			dst = append(dst, "\x1b[0m"...)
+		}
+	}
+	if f.Timestamps {
+		dst = e.Time.UTC().AppendFormat(dst, TimestampFormat)
+		dst = append(dst, ' ')
+	}
+	dst = append(dst, e.Line...)
+	if !e.Partial || !f.NoPrefix {
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// Prefixer prints the entries of several containers in one stream, as
+// `docker compose logs` and attached `up` do: names padded to the longest
+// one seen, each with its own color when Color is set. It is safe for
+// concurrent use.
+type Prefixer struct {
+	color      bool
+	noPrefix   bool
+	timestamps bool
+
+	mu     sync.Mutex
+	width  int
+	colors map[string]string
+}
+
+// PrefixerOptions are the output flags of `logs` and `up`.
+type PrefixerOptions struct {
+	Color      bool // color the prefixes (the CLI decides: --no-color, a terminal)
+	NoPrefix   bool // --no-log-prefix
+	Timestamps bool // -t, --timestamps
+}
+
+// NewPrefixer returns a Prefixer that knows names already, so that the
+// first lines are padded to the final width.
+func NewPrefixer(opts PrefixerOptions, names ...string) *Prefixer {
+	p := &Prefixer{
+		color:      opts.Color,
+		noPrefix:   opts.NoPrefix,
+		timestamps: opts.Timestamps,
+		colors:     map[string]string{},
+	}
+	for _, n := range names {
+		p.add(n)
+	}
+	return p
+}
+
+// add registers name, giving it the next color. p.mu is held or p is new.
+func (p *Prefixer) add(name string) {
+	if _, ok := p.colors[name]; ok {
+		return
+	}
+	c := ""
+	if p.color {
+		c = PaletteColor(len(p.colors))
+	}
+	p.colors[name] = c
+	p.width = max(p.width, len(name)+1)
+}
+
+// Format returns e printed for the container name, registering the name
+// if it is new (a replica started later widens the following prefixes).
+func (p *Prefixer) Format(name string, e Entry) []byte {
+	p.mu.Lock()
+	p.add(name)
+	f := Format{Width: p.width, Color: p.colors[name], NoPrefix: p.noPrefix, Timestamps: p.timestamps}
+	p.mu.Unlock()
+	return AppendEntry(nil, name, e, f)
+}
