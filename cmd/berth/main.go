@@ -14,6 +14,11 @@ func init() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		runtime.Init()
 	}
+	// As a container's PID 1 (compose `init: true`), berth forwards signals
+	// to the command and reaps orphans.
+	if len(os.Args) > 1 && os.Args[1] == runtime.ReaperArg {
+		os.Exit(runtime.RunReaper(os.Args[2:]))
+	}
 }
 
 func main() {
