@@ -1,11 +1,155 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/engine/image/dockerconfig"
+)
+
+type loginFlags struct {
+	user          string
+	password      string
+	passwordStdin bool
+	insecure      []string
+}
 
 func newLoginCommand(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "login", Short: "Log in to a registry"}
+	cmd := &cobra.Command{
+		Use:   "login [OPTIONS] [SERVER]",
+		Short: "Log in to a registry",
+		Long: "Log in to a registry. Credentials are stored in $DOCKER_CONFIG/config.json\n" +
+			"(default ~/.docker/config.json), shared with docker. Docker Hub when no server is given.",
+		DisableFlagParsing: true,
+	}
+	imageDocFlag(cmd, "username", "u", "Username", false)
+	imageDocFlag(cmd, "password", "p", "Password or personal access token", false)
+	imageDocFlag(cmd, "password-stdin", "", "Take the password from stdin", true)
+	imageDocFlag(cmd, "insecure-registry", "", "Registry (host[:port]) to reach over plain HTTP (repeatable)", false)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		f := &loginFlags{}
+		args, help, err := imageOwnFlags(cmd, g, args, func(fs *pflag.FlagSet) {
+			fs.StringVarP(&f.user, "username", "u", "", "")
+			fs.StringVarP(&f.password, "password", "p", "", "")
+			fs.BoolVar(&f.passwordStdin, "password-stdin", false, "")
+			fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "")
+		})
+		if help || err != nil {
+			return err
+		}
+		if len(args) > 1 {
+			return fmt.Errorf("%q accepts at most 1 argument", cmd.CommandPath())
+		}
+		server := dockerconfig.HubServer
+		if len(args) == 1 {
+			server = args[0]
+		}
+		return runLogin(cmd, server, f)
+	}
+	return cmd
+}
+
+func runLogin(cmd *cobra.Command, server string, f *loginFlags) error {
+	in := cmd.InOrStdin()
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if f.password != "" && f.passwordStdin {
+		return errors.New("--password and --password-stdin are mutually exclusive")
+	}
+	reader := bufio.NewReader(in)
+	if f.passwordStdin {
+		if f.user == "" {
+			return errors.New("must provide --username with --password-stdin")
+		}
+		b, err := io.ReadAll(reader)
+		if err != nil {
+			return err
+		}
+		f.password = strings.TrimRight(string(b), "\r\n")
+	} else if f.password != "" {
+		fmt.Fprintln(errOut, "WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+	}
+	if f.user == "" {
+		fmt.Fprint(out, "Username: ")
+		line, err := reader.ReadString('\n')
+		if err != nil && line == "" {
+			return errors.New("error: cannot perform an interactive login without a username")
+		}
+		f.user = strings.TrimSpace(line)
+	}
+	if f.password == "" {
+		fmt.Fprint(out, "Password: ")
+		pw, err := readLoginSecret(in, reader)
+		fmt.Fprintln(out)
+		if err != nil {
+			return err
+		}
+		f.password = pw
+	}
+	if f.user == "" || f.password == "" {
+		return errors.New("error: username and password are required")
+	}
+	host := dockerconfig.ServerKey(server)
+	insecure := false
+	for _, r := range insecureRegistryList(f.insecure) {
+		if dockerconfig.ServerKey(r) == host {
+			insecure = true
+		}
+	}
+	if err := dockerconfig.Login(cmd.Context(), server, f.user, f.password, insecure, nil); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "Login Succeeded")
+	return nil
+}
+
+// readLoginSecret reads a line without echo when in is a terminal.
+func readLoginSecret(in io.Reader, reader *bufio.Reader) (string, error) {
+	if f, ok := in.(*os.File); ok {
+		fd := int(f.Fd())
+		if old, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
+			quiet := *old
+			quiet.Lflag &^= unix.ECHO
+			if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err == nil {
+				defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
+			}
+		}
+	}
+	line, err := reader.ReadString('\n')
+	if err != nil && line == "" {
+		return "", errors.New("error: cannot perform an interactive login without a password")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }
 
 func newLogoutCommand(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "logout", Short: "Log out from a registry"}
+	return &cobra.Command{
+		Use:   "logout [SERVER]",
+		Short: "Log out from a registry",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			server := dockerconfig.HubServer
+			if len(args) == 1 {
+				server = args[0]
+			}
+			key := dockerconfig.ServerKey(server)
+			found, err := dockerconfig.Remove(server)
+			if err != nil {
+				return err
+			}
+			if !found {
+				fmt.Fprintf(cmd.OutOrStdout(), "Not logged in to %s\n", key)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Removing login credentials for %s\n", key)
+			return nil
+		},
+	}
 }

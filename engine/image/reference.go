@@ -1,0 +1,84 @@
+package image
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// Docker Hub's names: what users type and what the store keeps.
+const (
+	hubDomain    = "docker.io"
+	hubRegistry  = "index.docker.io"
+	officialRepo = "library/"
+)
+
+var (
+	fullID   = regexp.MustCompile(`^(sha256:)?[0-9a-f]{64}$`)
+	idPrefix = regexp.MustCompile(`^(sha256:)?[0-9a-f]{1,64}$`)
+)
+
+// ParseReference reads a docker-style image reference ("nginx",
+// "localhost:5000/app:v1", "repo@sha256:...") with Docker Hub defaults.
+func ParseReference(ref string, insecure bool) (name.Reference, error) {
+	var opts []name.Option
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, opts...)
+	if err != nil {
+		return nil, invalidf("invalid reference format %q: %v", ref, err)
+	}
+	return r, nil
+}
+
+// repoName is the store's spelling of a repository: "docker.io/library/nginx".
+func repoName(r name.Reference) string {
+	reg := r.Context().RegistryStr()
+	if reg == hubRegistry {
+		reg = hubDomain
+	}
+	return reg + "/" + r.Context().RepositoryStr()
+}
+
+// canonical is the store's key for a reference: "docker.io/library/nginx:latest"
+// or "docker.io/library/nginx@sha256:...".
+func canonical(r name.Reference) string {
+	switch t := r.(type) {
+	case name.Tag:
+		return repoName(r) + ":" + t.TagStr()
+	case name.Digest:
+		return repoName(r) + "@" + t.DigestStr()
+	}
+	return r.Name()
+}
+
+// FamiliarName shortens a canonical repository or reference the way docker
+// prints it: "docker.io/library/nginx:latest" -> "nginx:latest".
+func FamiliarName(s string) string {
+	if rest, ok := strings.CutPrefix(s, hubDomain+"/"); ok {
+		return strings.TrimPrefix(rest, officialRepo)
+	}
+	return s
+}
+
+// splitRef splits a canonical "repo:tag" into repo and tag.
+func splitRef(s string) (repo, tag string) {
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	i := strings.LastIndex(s, ":")
+	if i < 0 || strings.Contains(s[i:], "/") {
+		return s, ""
+	}
+	return s[:i], s[i+1:]
+}
+
+func short(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
