@@ -9,10 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berthrun/berth/supervisor"
 )
 
 var (
@@ -65,7 +68,13 @@ type Env struct {
 // that nothing is left of them.
 func New(t testing.TB) *Env {
 	t.Helper()
-	base := t.TempDir()
+	// A short base directory: the supervisor's unix socket lives under it,
+	// and socket paths are limited to 108 bytes.
+	base, err := os.MkdirTemp("", "berth-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
 	e := &Env{
 		t:       t,
 		Bin:     Binary(t),
@@ -78,7 +87,10 @@ func New(t testing.TB) *Env {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { e.CheckNoLeaks() })
+	t.Cleanup(func() {
+		e.downAll()
+		e.CheckNoLeaks()
+	})
 	return e
 }
 
@@ -151,7 +163,17 @@ func cleanEnviron() []string {
 	return out
 }
 
-// CheckNoLeaks fails the test if a process, mount or runtime state
+// downAll takes down whatever projects a failed test left, so that one
+// failure does not leak into the next test.
+func (e *Env) downAll() {
+	r := e.Run("ls", "-a", "-q")
+	for _, p := range strings.Fields(r.Stdout) {
+		e.t.Errorf("project %s was still up at the end of the test", p)
+		e.Run("-p", p, "down", "-t", "1")
+	}
+}
+
+// CheckNoLeaks fails the test if a process, mount, cgroup or runtime state
 // file of this Env is still there. Processes get a few seconds to go, since
 // a supervisor exits on its own once its project is empty.
 func (e *Env) CheckNoLeaks() {
@@ -168,6 +190,7 @@ func (e *Env) CheckNoLeaks() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	leaks = append(leaks, e.runState()...)
+	leaks = append(leaks, e.cgroups()...)
 	for _, l := range leaks {
 		e.t.Errorf("left behind: %s", l)
 	}
@@ -223,5 +246,36 @@ func (e *Env) runState() []string {
 		}
 		return nil
 	})
+	return out
+}
+
+// cgroups lists the cgroups of this Env's containers that still exist.
+func (e *Env) cgroups() []string {
+	parent := supervisor.Paths{Root: e.Root, RunRoot: e.RunRoot}.CgroupParent()
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
+	var out []string
+	for _, d := range dirs {
+		out = append(out, "cgroup "+d)
+	}
+	return out
+}
+
+// SupervisorPIDs returns the PIDs of this Env's supervisors.
+func (e *Env) SupervisorPIDs() []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, d := range entries {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(b, []byte("__supervise")) && bytes.Contains(b, []byte(e.RunRoot)) {
+			out = append(out, pid)
+		}
+	}
 	return out
 }

@@ -85,7 +85,10 @@ func newRootCommand() *cobra.Command {
 		// "berth" alone prints help, as docker compose does.
 		Args: cobra.NoArgs,
 	}
-	f := root.PersistentFlags()
+	// Global flags come before the command, as with docker compose, so that
+	// a command may reuse their letters (logs -f is --follow).
+	root.TraverseChildren = true
+	f := root.Flags()
 	f.StringArrayVarP(&g.files, "file", "f", nil, "Compose configuration files")
 	f.StringVarP(&g.name, "project-name", "p", "", "Project name")
 	f.StringVar(&g.projectDir, "project-directory", "", "Specify an alternate working directory\n(default: the path of the first specified Compose file)")
@@ -100,6 +103,23 @@ func newRootCommand() *cobra.Command {
 		newImageCommand(g),
 		newLoginCommand(g),
 		newLogoutCommand(g),
+		newUpCommand(g),
+		newDownCommand(g),
+		newPsCommand(g),
+		newLogsCommand(g),
+		newExecCommand(g),
+		newContainersCommand(g, "start", "start [SERVICE...]", "Start services"),
+		newContainersCommand(g, "stop", "stop [OPTIONS] [SERVICE...]", "Stop services"),
+		newContainersCommand(g, "restart", "restart [OPTIONS] [SERVICE...]", "Restart service containers"),
+		newContainersCommand(g, "kill", "kill [OPTIONS] [SERVICE...]", "Force stop service containers"),
+		newContainersCommand(g, "rm", "rm [OPTIONS] [SERVICE...]", "Removes stopped service containers"),
+		newContainersCommand(g, "pause", "pause [SERVICE...]", "Pause services"),
+		newContainersCommand(g, "unpause", "unpause [SERVICE...]", "Unpause services"),
+		newTopCommand(g),
+		newWaitCommand(g),
+		newLsCommand(g),
+		newEventsCommand(g),
+		newSuperviseCommand(g),
 	)
 	return root
 }

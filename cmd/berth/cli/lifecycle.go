@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/supervisor"
+)
+
+func (g *globals) paths() supervisor.Paths {
+	return supervisor.Paths{Root: g.root, RunRoot: g.runRoot}
+}
+
+// projectName is the project the command is about: from the compose file
+// when one can be loaded, else from -p or COMPOSE_PROJECT_NAME alone, as
+// compose lets `down`, `ps` and `logs` work without the file.
+func (g *globals) projectName(ctx context.Context) (string, *project.Project, error) {
+	p, err := g.load(ctx)
+	if err == nil {
+		return p.Name, p, nil
+	}
+	name := g.name
+	if name == "" {
+		name = os.Getenv("COMPOSE_PROJECT_NAME")
+	}
+	if name != "" && len(g.files) == 0 {
+		return name, nil, nil
+	}
+	return "", nil, err
+}
+
+// records returns the project's containers as the supervisor sees them,
+// starting (and so adopting with) a supervisor when containers exist but
+// none runs. With no containers it starts nothing.
+func (g *globals) records(ctx context.Context, proj string) ([]supervisor.Record, *supervisor.Client, error) {
+	recs, err := supervisor.LoadRecords(g.paths(), proj)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(recs) == 0 {
+		return nil, nil, nil
+	}
+	c, err := supervisor.Connect(ctx, g.paths(), proj)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := c.Ps(ctx)
+	return out, c, err
+}
+
+// timeoutFlag is compose's -t/--timeout in seconds; nil when not given.
+type timeoutFlag struct{ v *int }
+
+func (t *timeoutFlag) duration() *time.Duration {
+	if t.v == nil || *t.v < 0 {
+		return nil
+	}
+	d := time.Duration(*t.v) * time.Second
+	return &d
+}
+
+func addTimeout(cmd *cobra.Command, t *timeoutFlag, usage string) {
+	var v int
+	cmd.Flags().IntVarP(&v, "timeout", "t", 0, usage)
+	cmd.PreRun = func(cmd *cobra.Command, _ []string) {
+		if cmd.Flags().Changed("timeout") {
+			t.v = &v
+		}
+	}
+}
+
+func newDownCommand(g *globals) *cobra.Command {
+	var removeOrphans, volumes bool
+	var t timeoutFlag
+	cmd := &cobra.Command{
+		Use:   "down [OPTIONS] [SERVICES]",
+		Short: "Stop and remove containers, networks",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			proj, p, err := g.projectName(ctx)
+			if err != nil {
+				return err
+			}
+			recs, err := supervisor.LoadRecords(g.paths(), proj)
+			if err != nil {
+				return err
+			}
+			out := newSteps(cmd.ErrOrStderr())
+			if len(recs) == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "WARN No resource found to remove for project %q.\n", proj)
+				return nil
+			}
+			c, err := supervisor.Connect(ctx, g.paths(), proj)
+			if err != nil {
+				return err
+			}
+			req := supervisor.DownRequest{Timeout: t.duration(), RemoveOrphans: removeOrphans}
+			if p != nil {
+				req.Services = p.ServiceNames()
+			}
+			return c.Down(ctx, req, out.event)
+		},
+	}
+	cmd.Flags().BoolVar(&removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "Remove named volumes declared in the \"volumes\" section of the Compose file and anonymous volumes attached to containers")
+	addTimeout(cmd, &t, "Specify a shutdown timeout in seconds")
+	return cmd
+}
+
+// newContainersCommand builds start, stop, restart, kill, rm, pause and unpause.
+func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
+	var t timeoutFlag
+	var signal string
+	var force, stop, volumes bool
+	var index int
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			proj, p, err := g.projectName(ctx)
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				for _, a := range args {
+					if _, ok := p.Services[a]; !ok {
+						return fmt.Errorf("no such service: %s", a)
+					}
+				}
+			}
+			recs, c, err := g.records(ctx, proj)
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 {
+				if op == "rm" {
+					fmt.Fprintln(cmd.ErrOrStderr(), "No stopped containers")
+					return nil
+				}
+				return fmt.Errorf("no container found for project %q", proj)
+			}
+			req := supervisor.ContainersRequest{Services: args, Index: index, Timeout: t.duration(), Signal: signal, Force: force, Stop: stop}
+			return c.Containers(ctx, op, req, newSteps(cmd.ErrOrStderr()).event)
+		},
+	}
+	switch op {
+	case "stop", "restart":
+		addTimeout(cmd, &t, "Specify a shutdown timeout in seconds")
+	case "kill":
+		cmd.Flags().StringVarP(&signal, "signal", "s", "SIGKILL", "SIGNAL to send to the container")
+		cmd.Flags().BoolVar(&force, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
+	case "rm":
+		cmd.Flags().BoolVarP(&force, "force", "f", false, "Don't ask to confirm removal")
+		cmd.Flags().BoolVarP(&stop, "stop", "s", false, "Stop the containers, if required, before removing")
+		cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "Remove any anonymous volumes attached to containers")
+	}
+	if op != "rm" && op != "kill" {
+		cmd.Flags().IntVar(&index, "index", 0, "index of the container if service has multiple replicas")
+	}
+	return cmd
+}
+
+// parseScale reads --scale SERVICE=NUM flags.
+func parseScale(vals []string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, v := range vals {
+		name, num, ok := strings.Cut(v, "=")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil || n < 0 || name == "" {
+			return nil, fmt.Errorf("invalid --scale %q: use SERVICE=NUM", v)
+		}
+		out[name] = n
+	}
+	return out, nil
+}

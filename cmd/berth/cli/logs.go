@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthrun/berth/engine/logs"
+	"github.com/berthrun/berth/supervisor"
+)
+
+type logsFlags struct {
+	follow, timestamps, noColor, noLogPrefix bool
+	tail                                     int
+	since, until                             string
+	index                                    int
+}
+
+func newLogsCommand(g *globals) *cobra.Command {
+	f := &logsFlags{}
+	var tail string
+	cmd := &cobra.Command{
+		Use:   "logs [OPTIONS] [SERVICE...]",
+		Short: "View output from containers",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.tail = -1
+			if tail != "all" && tail != "" {
+				n, err := strconv.Atoi(tail)
+				if err != nil {
+					return fmt.Errorf("invalid --tail %q: a number or \"all\"", tail)
+				}
+				f.tail = n
+			}
+			proj, p, err := g.projectName(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				for _, a := range args {
+					if _, ok := p.Services[a]; !ok {
+						return fmt.Errorf("no such service: %s", a)
+					}
+				}
+			}
+			return followLogs(cmd.Context(), cmd.OutOrStdout(), g, proj, args, f, nil)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&f.follow, "follow", "f", false, "Follow log output")
+	fl.BoolVarP(&f.timestamps, "timestamps", "t", false, "Show timestamps")
+	fl.StringVarP(&tail, "tail", "n", "all", "Number of lines to show from the end of the logs for each container")
+	fl.StringVar(&f.since, "since", "", "Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)")
+	fl.StringVar(&f.until, "until", "", "Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)")
+	fl.BoolVar(&f.noColor, "no-color", false, "Produce monochrome output")
+	fl.BoolVar(&f.noLogPrefix, "no-log-prefix", false, "Don't print prefix in logs")
+	fl.IntVar(&f.index, "index", 0, "index of the container if service has multiple replicas")
+	return cmd
+}
+
+// followLogs prints the logs of the project's containers (of services, when
+// given). With follow it keeps printing until every container has exited
+// (calling onExit for each as it does) or ctx ends.
+func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, services []string, f *logsFlags, onExit func(supervisor.Record)) error {
+	since, err := parseTime(f.since)
+	if err != nil {
+		return fmt.Errorf("invalid --since: %w", err)
+	}
+	until, err := parseTime(f.until)
+	if err != nil {
+		return fmt.Errorf("invalid --until: %w", err)
+	}
+	recs, err := supervisor.LoadRecords(g.paths(), proj)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, s := range services {
+		want[s] = true
+	}
+	var selected []*supervisor.Record
+	for _, r := range recs {
+		if (len(want) == 0 || want[r.Service]) && (f.index == 0 || r.Number == f.index) {
+			selected = append(selected, r)
+		}
+	}
+	names := make([]string, len(selected))
+	for i, r := range selected {
+		names[i] = shortName(r)
+	}
+	color := !f.noColor && isTerminal(out)
+	pre := logs.NewPrefixer(logs.PrefixerOptions{Color: color, NoPrefix: f.noLogPrefix, Timestamps: f.timestamps}, names...)
+	var mu sync.Mutex
+	write := func(b []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		_, err := out.Write(b)
+		return err
+	}
+	opts := logs.ReadOptions{Tail: f.tail, Since: since, Until: until}
+
+	if !f.follow {
+		// All containers' entries, merged in time order.
+		type line struct {
+			name string
+			e    logs.Entry
+		}
+		var all []line
+		for i, r := range selected {
+			path := logs.LogPath(g.paths().ContainerDir(r.ID), r.ID)
+			err := logs.Read(ctx, path, opts, func(e logs.Entry) error {
+				all = append(all, line{names[i], e})
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		sort.SliceStable(all, func(i, j int) bool { return all[i].e.Time.Before(all[j].e.Time) })
+		for _, l := range all {
+			if err := write(pre.Format(l.name, l.e)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(selected))
+	for i, r := range selected {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go watchExit(ctx, g.paths(), r.ID, done, onExit)
+			o := opts
+			o.Follow = true
+			o.Done = done
+			path := logs.LogPath(g.paths().ContainerDir(r.ID), r.ID)
+			if err := logs.Read(ctx, path, o, func(e logs.Entry) error { return write(pre.Format(names[i], e)) }); err != nil && ctx.Err() == nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// watchExit closes done once the container has exited for good (not when
+// its restart policy is about to start it again), or is gone.
+func watchExit(ctx context.Context, p supervisor.Paths, id string, done chan struct{}, onExit func(supervisor.Record)) {
+	defer close(done)
+	for {
+		r, err := supervisor.LoadRecord(p, id)
+		if err != nil {
+			return
+		}
+		if r.State.Status == supervisor.StatusExited || r.State.Status == supervisor.StatusDead {
+			if onExit != nil {
+				onExit(*r)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// shortName is how compose prefixes a container's lines: without the
+// project, "web-1".
+func shortName(r *supervisor.Record) string {
+	return strings.TrimPrefix(r.Name, r.Project+"-")
+}
+
+// parseTime reads docker's --since/--until: RFC 3339, a date, Unix seconds,
+// or a duration back from now ("42m").
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Unix(0, int64(secs*1e9)), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a timestamp or a duration", s)
+}

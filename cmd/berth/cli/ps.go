@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthrun/berth/supervisor"
+)
+
+type psFlags struct {
+	all, quiet, services bool
+	status               []string
+	format               string
+}
+
+func newPsCommand(g *globals) *cobra.Command {
+	f := &psFlags{}
+	cmd := &cobra.Command{
+		Use:   "ps [OPTIONS] [SERVICE...]",
+		Short: "List containers",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			proj, p, err := g.projectName(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				for _, a := range args {
+					if _, ok := p.Services[a]; !ok {
+						return fmt.Errorf("no such service: %s", a)
+					}
+				}
+			}
+			recs, _, err := g.records(cmd.Context(), proj)
+			if err != nil {
+				return err
+			}
+			return printPs(cmd.OutOrStdout(), filterPs(recs, args, f), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&f.all, "all", "a", false, "Show all stopped containers (including those created by the run command)")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "Only display IDs")
+	fl.BoolVar(&f.services, "services", false, "Display services")
+	fl.StringArrayVar(&f.status, "status", nil, "Filter services by status. Values: [paused | restarting | removing | running | dead | created | exited]")
+	fl.StringVar(&f.format, "format", "table", "Format the output. Values: [table | json]")
+	return cmd
+}
+
+func filterPs(recs []supervisor.Record, services []string, f *psFlags) []supervisor.Record {
+	want := map[string]bool{}
+	for _, s := range services {
+		want[s] = true
+	}
+	var out []supervisor.Record
+	for _, r := range recs {
+		if len(want) > 0 && !want[r.Service] {
+			continue
+		}
+		if len(f.status) > 0 {
+			if !contains(f.status, r.State.Status) {
+				continue
+			}
+		} else if !f.all && r.State.Status != supervisor.StatusRunning && r.State.Status != supervisor.StatusRestarting && r.State.Status != supervisor.StatusPaused {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// psEntry is a line of `ps --format json`, with compose's keys.
+type psEntry struct {
+	ID           string            `json:"ID"`
+	Name         string            `json:"Name"`
+	Image        string            `json:"Image"`
+	Command      string            `json:"Command"`
+	Project      string            `json:"Project"`
+	Service      string            `json:"Service"`
+	Created      int64             `json:"Created"`
+	CreatedAt    string            `json:"CreatedAt"`
+	State        string            `json:"State"`
+	Status       string            `json:"Status"`
+	Health       string            `json:"Health"`
+	ExitCode     int               `json:"ExitCode"`
+	RestartCount int               `json:"RestartCount"`
+	Labels       map[string]string `json:"Labels"`
+	Publishers   []any             `json:"Publishers"`
+	Ports        string            `json:"Ports"`
+}
+
+func printPs(out io.Writer, recs []supervisor.Record, f *psFlags) error {
+	switch {
+	case f.services:
+		seen := map[string]bool{}
+		var names []string
+		for _, r := range recs {
+			if !seen[r.Service] {
+				seen[r.Service] = true
+				names = append(names, r.Service)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintln(out, n)
+		}
+		return nil
+	case f.quiet:
+		for _, r := range recs {
+			fmt.Fprintln(out, r.ID)
+		}
+		return nil
+	case f.format == "json":
+		enc := json.NewEncoder(out)
+		for _, r := range recs {
+			e := psEntry{
+				ID: r.ID, Name: r.Name, Image: r.Image, Command: quoteCommand(r.Command),
+				Project: r.Project, Service: r.Service, Created: r.Created.Unix(),
+				CreatedAt: r.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+				State:     r.State.Status, Status: statusText(r.State, time.Now()), Health: r.State.Health,
+				ExitCode: r.State.ExitCode, RestartCount: r.State.RestartCount, Labels: r.Labels, Publishers: []any{},
+			}
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	case f.format != "table" && f.format != "":
+		return fmt.Errorf("unsupported format %q: use table or json", f.format)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tIMAGE\tCOMMAND\tSERVICE\tCREATED\tSTATUS\tPORTS")
+	now := time.Now()
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Image, truncate(quoteCommand(r.Command), 20),
+			r.Service, ago(now.Sub(r.Created))+" ago", statusText(r.State, now), "")
+	}
+	return tw.Flush()
+}
+
+// statusText is docker's STATUS column: "Up 5 seconds (healthy)",
+// "Exited (0) 3 seconds ago", "Restarting (1) 2 seconds ago", "Created".
+func statusText(s supervisor.State, now time.Time) string {
+	switch s.Status {
+	case supervisor.StatusRunning, supervisor.StatusPaused:
+		t := "Up " + ago(now.Sub(s.StartedAt))
+		if s.Status == supervisor.StatusPaused {
+			t += " (Paused)"
+		} else if s.Health != "" {
+			if s.Health == "starting" {
+				t += " (health: starting)"
+			} else {
+				t += " (" + s.Health + ")"
+			}
+		}
+		return t
+	case supervisor.StatusRestarting:
+		return fmt.Sprintf("Restarting (%d) %s ago", s.ExitCode, ago(now.Sub(s.FinishedAt)))
+	case supervisor.StatusExited:
+		if s.ExitUnknown {
+			return fmt.Sprintf("Exited (unknown) %s ago", ago(now.Sub(s.FinishedAt)))
+		}
+		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, ago(now.Sub(s.FinishedAt)))
+	case supervisor.StatusCreated:
+		return "Created"
+	case supervisor.StatusDead:
+		return "Dead"
+	}
+	return s.Status
+}
+
+// ago is docker's human duration: "Less than a second", "5 seconds",
+// "About a minute", "3 minutes", "About an hour", "2 hours", "3 days".
+func ago(d time.Duration) string {
+	switch s := int(d.Seconds()); {
+	case s < 1:
+		return "Less than a second"
+	case s == 1:
+		return "1 second"
+	case s < 60:
+		return fmt.Sprintf("%d seconds", s)
+	}
+	switch m := int(d.Minutes()); {
+	case m == 1:
+		return "About a minute"
+	case m < 60:
+		return fmt.Sprintf("%d minutes", m)
+	}
+	switch h := int(d.Round(time.Hour).Hours()); {
+	case h == 1:
+		return "About an hour"
+	case h < 48:
+		return fmt.Sprintf("%d hours", h)
+	case h < 24*7*2:
+		return fmt.Sprintf("%d days", h/24)
+	case h < 24*30*2:
+		return fmt.Sprintf("%d weeks", h/24/7)
+	case h < 24*365*2:
+		return fmt.Sprintf("%d months", h/24/30)
+	default:
+		return fmt.Sprintf("%d years", h/24/365)
+	}
+}
+
+func quoteCommand(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"'") {
+			a = fmt.Sprintf("%q", a)
+		}
+		q[i] = a
+	}
+	return `"` + strings.Join(q, " ") + `"`
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-4] + "…\""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

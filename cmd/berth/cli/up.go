@@ -1,0 +1,232 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthrun/berth/supervisor"
+)
+
+type upFlags struct {
+	detach, noDeps, forceRecreate, noRecreate, noStart, removeOrphans bool
+	alwaysRecreateDeps                                                bool
+	abortOnExit, abortOnFailure, noColor, noLogPrefix, timestamps     bool
+	wait                                                              bool
+	waitTimeout                                                       int
+	exitCodeFrom                                                      string
+	scale                                                             []string
+	timeout                                                           timeoutFlag
+}
+
+func newUpCommand(g *globals) *cobra.Command {
+	f := &upFlags{}
+	cmd := &cobra.Command{
+		Use:   "up [OPTIONS] [SERVICE...]",
+		Short: "Create and start containers",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUp(cmd, g, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&f.detach, "detach", "d", false, "Detached mode: Run containers in the background")
+	fl.BoolVar(&f.noDeps, "no-deps", false, "Don't start linked services")
+	fl.BoolVar(&f.forceRecreate, "force-recreate", false, "Recreate containers even if their configuration and image haven't changed")
+	fl.BoolVar(&f.alwaysRecreateDeps, "always-recreate-deps", false, "Recreate dependent containers. Incompatible with --no-recreate.")
+	fl.BoolVar(&f.noRecreate, "no-recreate", false, "If containers already exist, don't recreate them")
+	fl.BoolVar(&f.noStart, "no-start", false, "Don't start the services after creating them")
+	fl.BoolVar(&f.removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
+	fl.BoolVar(&f.abortOnExit, "abort-on-container-exit", false, "Stops all containers if any container was stopped")
+	fl.BoolVar(&f.abortOnFailure, "abort-on-container-failure", false, "Stops all containers if any container exited with failure")
+	fl.StringVar(&f.exitCodeFrom, "exit-code-from", "", "Return the exit code of the selected service container. Implies --abort-on-container-exit")
+	fl.StringArrayVar(&f.scale, "scale", nil, "Scale SERVICE to NUM instances. Overrides the `scale` setting in the Compose file if present")
+	fl.BoolVar(&f.wait, "wait", false, "Wait for services to be running|healthy. Implies detached mode")
+	fl.IntVar(&f.waitTimeout, "wait-timeout", 0, "Maximum duration in seconds to wait for the project to be running|healthy")
+	fl.BoolVar(&f.noColor, "no-color", false, "Produce monochrome output")
+	fl.BoolVar(&f.noLogPrefix, "no-log-prefix", false, "Don't print prefix in logs")
+	fl.BoolVar(&f.timestamps, "timestamps", false, "Show timestamps")
+	addTimeout(cmd, &f.timeout, "Use this timeout in seconds for container shutdown when attached or when containers are already running")
+	return cmd
+}
+
+func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
+	ctx := cmd.Context()
+	if f.forceRecreate && f.noRecreate {
+		return errors.New("--force-recreate and --no-recreate are incompatible")
+	}
+	if f.alwaysRecreateDeps && f.noRecreate {
+		return errors.New("--always-recreate-deps and --no-recreate are incompatible")
+	}
+	if f.exitCodeFrom != "" {
+		f.abortOnExit = true
+	}
+	if f.detach && f.abortOnExit {
+		return errors.New("--abort-on-container-exit and --detach are incompatible")
+	}
+	if f.wait {
+		f.detach = true
+	}
+	p, err := g.load(ctx)
+	if err != nil {
+		return err
+	}
+	scale, err := parseScale(f.scale)
+	if err != nil {
+		return err
+	}
+	for _, a := range append(args, f.exitCodeFrom) {
+		if _, ok := p.Services[a]; a != "" && !ok {
+			return fmt.Errorf("no such service: %s", a)
+		}
+	}
+	m, err := p.Model()
+	if err != nil {
+		return err
+	}
+	c, err := supervisor.Connect(ctx, g.paths(), p.Name)
+	if err != nil {
+		return err
+	}
+	req := supervisor.UpRequest{
+		Model: *m, Services: args, NoDeps: f.noDeps, ForceRecreate: f.forceRecreate,
+		NoRecreate: f.noRecreate, AlwaysRecreateDeps: f.alwaysRecreateDeps, NoStart: f.noStart, RemoveOrphans: f.removeOrphans,
+		Timeout: f.timeout.duration(), Scale: scale,
+	}
+	steps := newSteps(cmd.ErrOrStderr())
+	if err := c.Up(ctx, req, steps.event); err != nil {
+		return err
+	}
+	if f.wait {
+		return waitHealthy(ctx, c, f.waitTimeout)
+	}
+	if f.detach || f.noStart {
+		return nil
+	}
+	return attach(cmd, g, c, p.Name, args, f)
+}
+
+// waitHealthy waits until every container is running and, where it has a
+// health check, healthy; a container that exits or turns unhealthy fails it.
+func waitHealthy(ctx context.Context, c *supervisor.Client, timeout int) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(timeout)*time.Second)
+		defer cancel()
+	}
+	for {
+		recs, err := c.Ps(ctx)
+		if err != nil {
+			return err
+		}
+		ready := true
+		for _, r := range recs {
+			switch {
+			case r.State.Health == "unhealthy":
+				return fmt.Errorf("container %s is unhealthy", r.Name)
+			case r.State.Status == supervisor.StatusExited && r.State.ExitCode != 0:
+				return fmt.Errorf("container %s exited (%d)", r.Name, r.State.ExitCode)
+			case r.State.Status != supervisor.StatusRunning && r.State.Status != supervisor.StatusExited:
+				ready = false
+			case r.State.Health == "starting":
+				ready = false
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("timeout waiting for the project to be running and healthy")
+			}
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// attach follows the logs of the project's containers until they have all
+// exited, or until Ctrl-C, which stops them, as `docker compose up` does.
+func attach(cmd *cobra.Command, g *globals, c *supervisor.Client, proj string, services []string, f *upFlags) error {
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	lf := &logsFlags{follow: true, noColor: f.noColor, noLogPrefix: f.noLogPrefix, timestamps: f.timestamps, tail: -1}
+	done := make(chan error, 1)
+	exited := make(chan supervisor.Record, 64)
+	go func() {
+		done <- followLogs(ctx, cmd.OutOrStdout(), g, proj, services, lf, func(r supervisor.Record) {
+			select {
+			case exited <- r:
+			default:
+			}
+		})
+	}()
+
+	stopAll := func() error {
+		fmt.Fprintln(cmd.ErrOrStderr(), "Gracefully stopping... (press Ctrl+C again to force)")
+		return c.Containers(context.Background(), "stop", supervisor.ContainersRequest{Timeout: f.timeout.duration()}, newSteps(cmd.ErrOrStderr()).event)
+	}
+	exitCode := 0
+	for {
+		select {
+		case <-sigs:
+			go func() {
+				<-sigs
+				_ = c.Containers(context.Background(), "kill", supervisor.ContainersRequest{}, nil)
+				os.Exit(130)
+			}()
+			if err := stopAll(); err != nil {
+				return err
+			}
+			cancel()
+			<-done
+			return &exitError{code: 130}
+		case r := <-exited:
+			svc, code := r.Service, r.State.ExitCode
+			if f.abortOnFailure && code != 0 || f.abortOnExit {
+				if f.exitCodeFrom == "" || f.exitCodeFrom == svc {
+					exitCode = code
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), "Aborting on container exit...")
+				if err := stopAll(); err != nil {
+					return err
+				}
+				cancel()
+				<-done
+				if f.exitCodeFrom != "" && f.exitCodeFrom != svc {
+					exitCode = lastExitCode(cmd.Context(), c, f.exitCodeFrom)
+				}
+				if exitCode != 0 {
+					return &exitError{code: exitCode}
+				}
+				return nil
+			}
+		case err := <-done:
+			return err
+		}
+	}
+}
+
+// lastExitCode is the exit code of the service's first replica.
+func lastExitCode(ctx context.Context, c *supervisor.Client, service string) int {
+	recs, err := c.Ps(ctx)
+	if err != nil {
+		return 1
+	}
+	for _, r := range recs {
+		if r.Service == service {
+			return r.State.ExitCode
+		}
+	}
+	return 0
+}

@@ -1,0 +1,166 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/berthrun/berth/project"
+)
+
+// UpRequest asks the supervisor to converge the project to Model.
+type UpRequest struct {
+	Model         project.Model `json:"model"`
+	Services      []string      `json:"services,omitempty"` // only these (and their dependencies)
+	NoDeps        bool          `json:"no_deps,omitempty"`
+	ForceRecreate bool          `json:"force_recreate,omitempty"`
+	// AlwaysRecreateDeps recreates the dependencies of the services asked for.
+	AlwaysRecreateDeps bool           `json:"always_recreate_deps,omitempty"`
+	NoRecreate         bool           `json:"no_recreate,omitempty"`
+	NoStart            bool           `json:"no_start,omitempty"`
+	RemoveOrphans      bool           `json:"remove_orphans,omitempty"`
+	Timeout            *time.Duration `json:"timeout,omitempty"` // for stopping what is recreated
+	Scale              map[string]int `json:"scale,omitempty"`
+}
+
+// DownRequest asks the supervisor to stop and remove the project.
+type DownRequest struct {
+	Timeout       *time.Duration `json:"timeout,omitempty"`
+	RemoveOrphans bool           `json:"remove_orphans,omitempty"`
+	// Services known to the current compose file; with RemoveOrphans unset,
+	// containers of other services are left alone (and reported).
+	Services []string `json:"services,omitempty"`
+}
+
+// ContainersRequest selects containers for start, stop, restart, kill, rm,
+// pause and unpause.
+type ContainersRequest struct {
+	Services []string       `json:"services,omitempty"` // none: all
+	Index    int            `json:"index,omitempty"`    // a replica number, 0 for all
+	Timeout  *time.Duration `json:"timeout,omitempty"`
+	Signal   string         `json:"signal,omitempty"`
+	Force    bool           `json:"force,omitempty"`
+	Stop     bool           `json:"stop,omitempty"`
+}
+
+// message is one line of a streamed response.
+type message struct {
+	Event *Event `json:"event,omitempty"`
+	Done  bool   `json:"done,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+func (s *Supervisor) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ps", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() {
+			recs := []Record{}
+			for _, c := range s.list() {
+				recs = append(recs, c.record())
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(recs)
+		})
+	})
+	mux.HandleFunc("POST /up", streamed(s, func(ctx context.Context, req UpRequest, progress func(Event)) error {
+		return s.up(ctx, req, progress)
+	}))
+	mux.HandleFunc("POST /down", streamed(s, func(ctx context.Context, req DownRequest, progress func(Event)) error {
+		return s.down(ctx, req, progress)
+	}))
+	for _, op := range []string{"start", "stop", "restart", "kill", "rm", "pause", "unpause"} {
+		mux.HandleFunc("POST /"+op, streamed(s, func(ctx context.Context, req ContainersRequest, progress func(Event)) error {
+			return s.containersOp(ctx, op, req, progress)
+		}))
+	}
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		ch := s.subscribe()
+		defer s.unsubscribe(ch)
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+		flush(w)
+		enc := json.NewEncoder(w)
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-s.ctx.Done():
+				return
+			case e := <-ch:
+				if enc.Encode(message{Event: &e}) != nil {
+					return
+				}
+				flush(w)
+			}
+		}
+	})
+	return mux
+}
+
+// track counts a request as in flight, so that the supervisor does not exit
+// under it.
+func (s *Supervisor) track(fn func()) {
+	s.mu.Lock()
+	s.busy++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.busy--
+		s.mu.Unlock()
+		s.checkIdle()
+	}()
+	fn()
+}
+
+// streamed decodes a request of type T, runs fn, and streams its progress
+// events and its outcome as JSON lines. The operation goes on if the client
+// goes away: a half-done `up` or `down` is worse than an unread answer.
+func streamed[T any](s *Supervisor, fn func(context.Context, T, func(Event)) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() {
+			var req T
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+			flush(w)
+			var mu sync.Mutex
+			enc := json.NewEncoder(w)
+			gone := false
+			progress := func(e Event) {
+				if e.Time.IsZero() {
+					e.Time = time.Now().UTC()
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if gone {
+					return
+				}
+				if enc.Encode(message{Event: &e}) != nil {
+					gone = true
+					return
+				}
+				flush(w)
+			}
+			err := fn(s.ctx, req, progress)
+			m := message{Done: true}
+			if err != nil {
+				m.Error = err.Error()
+			}
+			mu.Lock()
+			_ = enc.Encode(m)
+			flush(w)
+			mu.Unlock()
+		})
+	}
+}
+
+func flush(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+}

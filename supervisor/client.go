@@ -1,0 +1,220 @@
+package supervisor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Client talks to a project's supervisor.
+type Client struct {
+	paths   Paths
+	project string
+	http    *http.Client
+}
+
+// Connect reaches the project's supervisor, starting one (the berth binary
+// re-executed as `berth __supervise`, in its own session) when none runs.
+func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
+	c := newClient(paths, proj)
+	if c.alive(ctx) {
+		return c, nil
+	}
+	if err := spawn(paths, proj); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.alive(ctx) {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil, fmt.Errorf("the supervisor of project %q did not start: %s", proj, lastLines(paths.Log(proj), 5))
+}
+
+// Running returns a client when the project's supervisor is up, else nil.
+func Running(ctx context.Context, paths Paths, proj string) *Client {
+	c := newClient(paths, proj)
+	if c.alive(ctx) {
+		return c
+	}
+	return nil
+}
+
+func newClient(paths Paths, proj string) *Client {
+	sock := paths.Socket(proj)
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		DisableKeepAlives: true,
+	}
+	return &Client{paths: paths, project: proj, http: &http.Client{Transport: tr}}
+}
+
+func (c *Client) alive(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://berth/ps", nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// spawn starts a detached supervisor for the project.
+func spawn(paths Paths, proj string) error {
+	if len(paths.Socket(proj)) > 107 {
+		return fmt.Errorf("run root %s is too deep: the socket path %s is longer than a unix socket allows", paths.RunRoot, paths.Socket(proj))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(paths.ProjectRunDir(proj), 0o700); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(paths.Log(proj), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self, "--root", paths.Root, "--run-root", paths.RunRoot, "__supervise", proj)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the supervisor: %w", err)
+	}
+	// The supervisor outlives us; its parent becomes init (or our subreaper).
+	return cmd.Process.Release()
+}
+
+// Ps returns the records of the project's containers with their live state.
+func (c *Client) Ps(ctx context.Context) ([]Record, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://berth/ps", nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.connErr(err)
+	}
+	defer resp.Body.Close()
+	var recs []Record
+	if err := json.NewDecoder(resp.Body).Decode(&recs); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// Up converges the project; progress receives each event as it happens.
+func (c *Client) Up(ctx context.Context, req UpRequest, progress func(Event)) error {
+	return c.stream(ctx, "/up", req, progress)
+}
+
+// Down stops and removes the project's containers.
+func (c *Client) Down(ctx context.Context, req DownRequest, progress func(Event)) error {
+	return c.stream(ctx, "/down", req, progress)
+}
+
+// Containers runs op (start, stop, restart, kill, rm, pause, unpause).
+func (c *Client) Containers(ctx context.Context, op string, req ContainersRequest, progress func(Event)) error {
+	return c.stream(ctx, "/"+op, req, progress)
+}
+
+// Events streams the supervisor's events until ctx ends.
+func (c *Client) Events(ctx context.Context, fn func(Event)) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://berth/events", nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.connErr(err)
+	}
+	defer resp.Body.Close()
+	err = readMessages(resp.Body, fn)
+	if errors.Is(err, errClosed) {
+		return nil // the supervisor went away with its project
+	}
+	return err
+}
+
+func (c *Client) stream(ctx context.Context, path string, body any, progress func(Event)) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://berth"+path, bytes.NewReader(b))
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.connErr(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return errors.New(strings.TrimSpace(string(msg)))
+	}
+	if progress == nil {
+		progress = func(Event) {}
+	}
+	return readMessages(resp.Body, progress)
+}
+
+// readMessages reads JSON lines until the final one and returns its error.
+func readMessages(r io.Reader, fn func(Event)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var m message
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return fmt.Errorf("reading the supervisor's answer: %w", err)
+		}
+		if m.Event != nil {
+			fn(*m.Event)
+		}
+		if m.Done {
+			if m.Error != "" {
+				return errors.New(m.Error)
+			}
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return errClosed
+}
+
+var errClosed = errors.New("the supervisor closed the connection before answering")
+
+func (c *Client) connErr(err error) error {
+	return fmt.Errorf("reaching the supervisor of project %q: %w", c.project, err)
+}
+
+// lastLines returns the last n lines of a file, joined by "; ".
+func lastLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "no log"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "; ")
+}

@@ -1,0 +1,349 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/berthrun/berth/engine/logs"
+	"github.com/berthrun/berth/engine/runtime"
+)
+
+// container is one container as its supervisor holds it. Its record is the
+// truth on disk; mu guards the record and the fields below.
+type container struct {
+	s   *Supervisor
+	mu  sync.Mutex
+	rec *Record
+	ctr *runtime.Container // the running libcontainer container, nil between runs
+
+	exited   chan struct{} // closed when the current run has ended and been recorded
+	capture  sync.WaitGroup
+	logFile  *logs.File
+	backoff  time.Duration
+	restartT *time.Timer
+}
+
+func (c *container) record() Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := *c.rec
+	return r
+}
+
+func (c *container) save() error {
+	return saveRecord(c.s.paths, c.rec)
+}
+
+// start runs the container: a fresh libcontainer container from the spec
+// in the record (a stopped one cannot be started again), its output drained
+// into the log file, and a goroutine waiting for its exit.
+func (c *container) start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctr != nil {
+		return nil // running already
+	}
+	if c.restartT != nil {
+		c.restartT.Stop()
+		c.restartT = nil
+	}
+	p := c.s.paths
+	stdout, stderr, err := logs.MakeFIFOs(p.FIFODir(c.rec.ID))
+	if err != nil {
+		return err
+	}
+	if c.logFile == nil {
+		opts, err := logs.ParseOptions(c.rec.Config.Logging.Options)
+		if err != nil {
+			return fmt.Errorf("logging options: %w", err)
+		}
+		f, err := logs.OpenFile(logs.LogPath(p.ContainerDir(c.rec.ID), c.rec.ID), opts)
+		if err != nil {
+			return err
+		}
+		c.logFile = f
+	}
+	spec := c.rec.Spec
+	spec.Stdio = runtime.Stdio{StdoutPath: stdout, StderrPath: stderr}
+	spec.CgroupParent = p.CgroupParent()
+	// A previous run may have left libcontainer state if its supervisor died.
+	if old, err := runtime.Load(p.RuntimeRoot(), c.rec.ID); err == nil {
+		_ = old.Destroy()
+	}
+	ctr, warnings, err := runtime.Create(p.RuntimeRoot(), spec)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		c.s.logf("container %s: %s", c.rec.Name, w)
+	}
+	exited := make(chan struct{})
+	runExited := make(chan struct{}) // the process is gone: capture drains and stops
+	c.startCapture(stdout, stderr, runExited)
+	if err := ctr.Start(); err != nil {
+		close(runExited)
+		_ = ctr.Destroy()
+		c.rec.State.Status = StatusExited
+		c.rec.State.Error = err.Error()
+		c.rec.State.ExitCode = 128
+		_ = c.save()
+		return err
+	}
+	c.ctr = ctr
+	c.exited = exited
+	st, _ := ctr.State()
+	c.rec.State = State{
+		Status:       StatusRunning,
+		Pid:          st.Pid,
+		StartedAt:    time.Now().UTC(),
+		RestartCount: c.rec.State.RestartCount,
+		Health:       c.initialHealth(),
+	}
+	if err := c.save(); err != nil {
+		c.s.logf("container %s: saving record: %v", c.rec.Name, err)
+	}
+	c.s.emit(Event{Action: "start", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID})
+	go c.wait(ctr, exited, runExited)
+	c.s.startHealth(c)
+	return nil
+}
+
+// adopt takes over a container that a previous supervisor started: it is
+// waited on by pidfd, so its exit is seen but its code stays unknown.
+func (c *container) adopt() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.s.paths
+	ctr, err := runtime.Load(p.RuntimeRoot(), c.rec.ID)
+	running := false
+	if err == nil {
+		if st, err := ctr.State(); err == nil && (st.Status == runtime.StatusRunning || st.Status == runtime.StatusPaused) {
+			running = true
+		}
+	}
+	if !running {
+		if err == nil {
+			_ = ctr.Destroy()
+		}
+		if c.rec.State.Status == StatusRunning || c.rec.State.Status == StatusPaused || c.rec.State.Status == StatusRestarting {
+			// It ended while nobody was its parent.
+			c.rec.State.Status = StatusExited
+			c.rec.State.ExitUnknown = true
+			c.rec.State.ExitCode = -1
+			c.rec.State.Pid = 0
+			c.rec.State.FinishedAt = time.Now().UTC()
+			_ = c.save()
+			// A restart policy holds across supervisors, as across daemon
+			// restarts for docker.
+			c.maybeRestart(time.Since(c.rec.State.StartedAt))
+			c.s.afterExit(c)
+		}
+		return
+	}
+	stdout, stderr, err := logs.MakeFIFOs(p.FIFODir(c.rec.ID))
+	if err == nil && c.logFile == nil {
+		opts, _ := logs.ParseOptions(c.rec.Config.Logging.Options)
+		c.logFile, err = logs.OpenFile(logs.LogPath(p.ContainerDir(c.rec.ID), c.rec.ID), opts)
+	}
+	runExited := make(chan struct{})
+	if err == nil {
+		c.startCapture(stdout, stderr, runExited)
+	} else {
+		c.s.logf("container %s: logs not captured: %v", c.rec.Name, err)
+	}
+	c.ctr = ctr
+	c.exited = make(chan struct{})
+	go c.wait(ctr, c.exited, runExited)
+	c.s.startHealth(c)
+}
+
+func (c *container) startCapture(stdout, stderr string, runExited chan struct{}) {
+	ctx := c.s.ctx
+	for _, s := range []struct{ path, stream string }{{stdout, "stdout"}, {stderr, "stderr"}} {
+		c.capture.Add(1)
+		go func() {
+			defer c.capture.Done()
+			if err := logs.Capture(ctx, s.path, s.stream, c.logFile, runExited); err != nil && !errors.Is(err, context.Canceled) {
+				c.s.logf("container %s: %s: %v", c.rec.Name, s.stream, err)
+			}
+		}()
+	}
+}
+
+// wait records the end of a run and applies the restart policy.
+func (c *container) wait(ctr *runtime.Container, exited, runExited chan struct{}) {
+	st, err := ctr.Wait(c.s.ctx)
+	if err != nil && c.s.ctx.Err() != nil {
+		return // the supervisor is going away; the container stays
+	}
+	close(runExited)
+	c.capture.Wait()
+	_ = ctr.Destroy()
+
+	c.mu.Lock()
+	c.ctr = nil
+	s := &c.rec.State
+	ran := time.Since(s.StartedAt)
+	s.Status = StatusExited
+	s.Pid = 0
+	s.FinishedAt = time.Now().UTC()
+	s.ExitCode = st.Code
+	s.ExitUnknown = st.Unknown
+	s.OOMKilled = st.OOMKilled
+	s.Health = ""
+	if err != nil {
+		s.Error = err.Error()
+	}
+	_ = c.save()
+	ev := Event{Action: "die", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID, ExitCode: st.Code}
+	c.maybeRestart(ran)
+	close(exited)
+	c.mu.Unlock()
+	c.s.emit(ev)
+	c.s.afterExit(c)
+}
+
+// maybeRestart applies the restart policy to a run that just ended after
+// ran: it schedules a start after the backoff. c.mu is held.
+func (c *container) maybeRestart(ran time.Duration) {
+	policy, _ := parseRestart(c.rec.Config.Restart)
+	if !policy.shouldRestart(c.rec.State) {
+		return
+	}
+	c.backoff = nextBackoff(c.backoff, ran)
+	c.rec.State.Status = StatusRestarting
+	c.rec.State.RestartCount++
+	_ = c.save()
+	c.restartT = time.AfterFunc(c.backoff, func() {
+		c.mu.Lock()
+		stillWanted := c.rec.State.Status == StatusRestarting
+		c.restartT = nil
+		c.mu.Unlock()
+		if !stillWanted {
+			return
+		}
+		if err := c.start(); err != nil {
+			c.s.logf("container %s: restart: %v", c.rec.Name, err)
+			return
+		}
+		c.s.emit(Event{Action: "restart", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID})
+	})
+}
+
+// stop ends the container as `stop` does: its stop signal, the grace
+// period, then SIGKILL. It is not restarted afterwards.
+func (c *container) stop(ctx context.Context, grace *time.Duration) error {
+	c.mu.Lock()
+	c.rec.State.StoppedByUser = true
+	if c.restartT != nil {
+		c.restartT.Stop()
+		c.restartT = nil
+	}
+	if c.rec.State.Status == StatusRestarting {
+		c.rec.State.Status = StatusExited
+	}
+	_ = c.save()
+	ctr, exited := c.ctr, c.exited
+	sigName := c.rec.StopSignal
+	g := c.rec.Config.StopGracePeriod
+	c.mu.Unlock()
+	if ctr == nil {
+		return nil
+	}
+	if grace != nil {
+		g = *grace
+	}
+	sig, err := ParseSignal(sigName)
+	if err != nil {
+		return err
+	}
+	c.s.emit(Event{Action: "stop", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID})
+	if st, err := ctr.State(); err == nil && st.Status == runtime.StatusPaused {
+		_ = ctr.Resume() // a frozen process cannot handle its signal
+	}
+	if err := ctr.Stop(ctx, sig, g); err != nil {
+		return err
+	}
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// kill sends sig to the container's init. As with docker, a fatal signal
+// (SIGKILL or the stop signal) suspends the restart policy until the next
+// start; another (SIGHUP, SIGUSR1, ...) leaves it in force.
+func (c *container) kill(sig syscall.Signal) error {
+	c.mu.Lock()
+	stopSig, _ := ParseSignal(c.rec.StopSignal)
+	if sig == syscall.SIGKILL || sig == stopSig {
+		c.rec.State.StoppedByUser = true
+		_ = c.save()
+	}
+	ctr := c.ctr
+	c.mu.Unlock()
+	if ctr == nil {
+		return fmt.Errorf("container %s is not running", c.rec.Name)
+	}
+	return ctr.Signal(sig)
+}
+
+// remove deletes everything of the container: its libcontainer state, its
+// rootfs, its FIFOs, its record and its logs. It must be stopped first.
+func (c *container) remove() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctr != nil {
+		return fmt.Errorf("container %s is running: stop it first", c.rec.Name)
+	}
+	if c.restartT != nil {
+		c.restartT.Stop()
+		c.restartT = nil
+	}
+	c.rec.State.Status = StatusDead
+	var errs []error
+	if c.logFile != nil {
+		errs = append(errs, c.logFile.Close())
+		c.logFile = nil
+	}
+	errs = append(errs,
+		c.s.images.RemoveRootfs(c.rec.ID),
+		logs.RemoveFIFOs(c.s.paths.FIFODir(c.rec.ID)),
+		removeRecord(c.s.paths, c.rec.ID),
+	)
+	c.s.emit(Event{Action: "destroy", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID})
+	return errors.Join(errs...)
+}
+
+func (c *container) running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ctr != nil
+}
+
+// pause freezes (or thaws) the container's processes.
+func (c *container) pause(freeze bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctr == nil {
+		return fmt.Errorf("container %s is not running", c.rec.Name)
+	}
+	if freeze {
+		if err := c.ctr.Pause(); err != nil {
+			return err
+		}
+		c.rec.State.Status = StatusPaused
+	} else {
+		if err := c.ctr.Resume(); err != nil {
+			return err
+		}
+		c.rec.State.Status = StatusRunning
+	}
+	return c.save()
+}

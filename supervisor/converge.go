@@ -1,0 +1,641 @@
+package supervisor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/berthrun/berth/engine/image"
+	"github.com/berthrun/berth/graph"
+	"github.com/berthrun/berth/project"
+)
+
+// up converges the project to req.Model: images first (nothing is created
+// when one is missing), then each service in dependency order, each as soon
+// as its dependencies meet their conditions.
+func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)) error {
+	m := &req.Model
+	if m.Name != s.project {
+		return fmt.Errorf("this supervisor runs project %q, not %q", s.project, m.Name)
+	}
+	for name, n := range req.Scale {
+		svc, ok := m.Service(name)
+		if !ok {
+			return fmt.Errorf("no such service: %s", name)
+		}
+		if n > 1 && svc.ContainerName != "" {
+			return fmt.Errorf("services.%s: container_name allows one container only, so the service cannot be scaled to %d", name, n)
+		}
+		svc.Replicas = n
+	}
+	g, err := modelGraph(m)
+	if err != nil {
+		return err
+	}
+	targets := m.ServiceNames()
+	if len(req.Services) > 0 {
+		for _, name := range req.Services {
+			if _, ok := m.Service(name); !ok {
+				return fmt.Errorf("no such service: %s", name)
+			}
+		}
+		targets = req.Services
+		if !req.NoDeps {
+			targets = g.Closure(req.Services, false)
+		}
+	}
+
+	imgs := map[string]*image.Image{}
+	for _, name := range targets {
+		svc, _ := m.Service(name)
+		img, err := s.ensureImage(ctx, svc, progress)
+		if err != nil {
+			return err
+		}
+		imgs[name] = img
+	}
+
+	orphans := s.orphans(m)
+	if len(orphans) > 0 && !req.RemoveOrphans {
+		names := make([]string, len(orphans))
+		for i, c := range orphans {
+			names[i] = c.rec.Name
+		}
+		progress(Event{Action: "warning", Message: fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.", strings.Join(names, ", "))})
+	}
+	if req.RemoveOrphans {
+		if err := s.removeAll(ctx, orphans, req.Timeout, progress); err != nil {
+			return err
+		}
+	}
+
+	inTargets := map[string]bool{}
+	for _, t := range targets {
+		inTargets[t] = true
+	}
+	asked := map[string]bool{}
+	for _, n := range req.Services {
+		asked[n] = true
+	}
+	var recreatedMu sync.Mutex
+	recreated := map[string]bool{} // services whose containers this up replaced
+	return g.Walk(ctx, graph.Up, targets, 0, func(ctx context.Context, name string) error {
+		svc, _ := m.Service(name)
+		if !req.NoDeps {
+			for _, dep := range sortedKeys(svc.DependsOn) {
+				d := svc.DependsOn[dep]
+				if !inTargets[dep] && len(s.serviceContainers(dep)) == 0 {
+					continue
+				}
+				if err := s.waitCondition(ctx, dep, d.Condition); err != nil {
+					if !d.Required {
+						progress(Event{Action: "warning", Message: fmt.Sprintf("optional dependency %q of %q: %v", dep, name, err)})
+						continue
+					}
+					return err
+				}
+			}
+		}
+		plan := convergePlan{
+			// --force-recreate is for the services asked for (all when none
+			// were named); their dependencies only when asked too.
+			force: req.ForceRecreate && (len(asked) == 0 || asked[name]) ||
+				req.AlwaysRecreateDeps && len(asked) > 0 && !asked[name],
+		}
+		recreatedMu.Lock()
+		for dep, d := range svc.DependsOn {
+			// depends_on.restart: a dependency that was replaced restarts
+			// its dependents.
+			if d.Restart && recreated[dep] {
+				plan.restart = true
+			}
+		}
+		recreatedMu.Unlock()
+		changed, err := s.convergeService(ctx, svc, imgs[name], req, plan, progress)
+		if changed {
+			recreatedMu.Lock()
+			recreated[name] = true
+			recreatedMu.Unlock()
+		}
+		return err
+	})
+}
+
+// convergePlan is what up decided for one service beyond its own changes.
+type convergePlan struct {
+	force   bool // recreate even if unchanged
+	restart bool // restart running containers (a dependency was replaced)
+}
+
+// modelGraph is the depends_on graph of the model's services.
+func modelGraph(m *project.Model) (*graph.Graph, error) {
+	deps := map[string][]string{}
+	names := m.ServiceNames()
+	known := map[string]bool{}
+	for _, n := range names {
+		known[n] = true
+	}
+	for _, svc := range m.Services {
+		for dep, d := range svc.DependsOn {
+			if known[dep] || d.Required {
+				deps[svc.Name] = append(deps[svc.Name], dep)
+			}
+		}
+	}
+	return graph.New(names, deps)
+}
+
+// ensureImage finds the service's image in the store, pulling it when it is
+// missing (compose's default pull_policy, "missing").
+func (s *Supervisor) ensureImage(ctx context.Context, svc *project.Service, progress func(Event)) (*image.Image, error) {
+	img, err := s.images.Image(svc.Image)
+	if err == nil && svc.PullPolicy != "always" {
+		return img, nil
+	}
+	if err != nil && !errors.Is(err, image.ErrNotFound) {
+		return nil, fmt.Errorf("service %q: image %s: %w", svc.Name, svc.Image, err)
+	}
+	if svc.PullPolicy == "never" {
+		return nil, fmt.Errorf("service %q: image %s not found and pull_policy is never", svc.Name, svc.Image)
+	}
+	progress(Event{Action: "pull", Service: svc.Name, Message: "Pulling " + svc.Image})
+	if _, perr := s.images.Pull(ctx, svc.Image, image.PullOptions{}); perr != nil {
+		return nil, fmt.Errorf("service %q: image %s not found locally and pull failed: %w", svc.Name, svc.Image, perr)
+	}
+	img, err = s.images.Image(svc.Image)
+	if err != nil {
+		return nil, fmt.Errorf("service %q: image %s: %w", svc.Name, svc.Image, err)
+	}
+	return img, nil
+}
+
+// convergeService makes the service's containers match svc: replicas above
+// the count go, diverged ones are recreated, missing ones are created, and
+// all are started.
+// It reports whether it recreated any container.
+func (s *Supervisor) convergeService(ctx context.Context, svc *project.Service, img *image.Image, req UpRequest, plan convergePlan, progress func(Event)) (bool, error) {
+	existing := s.serviceContainers(svc.Name)
+	byNumber := map[int]*container{}
+	var extra []*container
+	for _, c := range existing {
+		if c.rec.Number > svc.Replicas || byNumber[c.rec.Number] != nil {
+			extra = append(extra, c)
+			continue
+		}
+		byNumber[c.rec.Number] = c
+	}
+	// Scale down from the highest number.
+	sort.Slice(extra, func(i, j int) bool { return extra[i].rec.Number > extra[j].rec.Number })
+	if err := s.removeAll(ctx, extra, req.Timeout, progress); err != nil {
+		return false, err
+	}
+
+	var changed atomic.Bool
+	eg, ctx := errgroup.WithContext(ctx)
+	for n := 1; n <= svc.Replicas; n++ {
+		c := byNumber[n]
+		eg.Go(func() error {
+			if c != nil {
+				diverged := c.rec.Hash != svc.Hash || c.rec.ImageID != img.ID
+				if plan.force || (diverged && !req.NoRecreate) {
+					progress(ev(c, "Recreate"))
+					if err := s.stopAndRemove(ctx, c, req.Timeout, nil); err != nil {
+						return err
+					}
+					c = nil
+					changed.Store(true)
+				}
+			}
+			if c == nil {
+				var err error
+				progress(Event{Action: "Creating", Container: containerName(s.project, svc, n), Service: svc.Name})
+				if c, err = s.create(ctx, &req.Model, svc, img, n); err != nil {
+					return err
+				}
+				progress(ev(c, "Created"))
+			}
+			if req.NoStart {
+				return nil
+			}
+			if c.running() && plan.restart {
+				progress(ev(c, "Restarting"))
+				if err := c.stop(ctx, req.Timeout); err != nil {
+					return err
+				}
+			} else if c.running() {
+				progress(ev(c, "Running"))
+				return nil
+			}
+			progress(ev(c, "Starting"))
+			c.mu.Lock()
+			c.rec.State.StoppedByUser = false
+			c.mu.Unlock()
+			if err := c.start(); err != nil {
+				return fmt.Errorf("container %s: %w", c.rec.Name, err)
+			}
+			progress(ev(c, "Started"))
+			return nil
+		})
+	}
+	return changed.Load(), eg.Wait()
+}
+
+func ev(c *container, action string) Event {
+	return Event{Action: action, Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID}
+}
+
+// containerName is compose's: container_name, or <project>-<service>-<n>.
+func containerName(proj string, svc *project.Service, n int) string {
+	if svc.ContainerName != "" {
+		return svc.ContainerName
+	}
+	return proj + "-" + svc.Name + "-" + strconv.Itoa(n)
+}
+
+// create makes replica n of svc: its rootfs, its spec and its record.
+func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.Service, img *image.Image, n int) (_ *container, err error) {
+	id := newID()
+	rootfs, err := s.images.Mount(ctx, id, svc.Image)
+	if err != nil {
+		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
+	}
+	dir := s.paths.ContainerDir(id)
+	defer func() {
+		if err != nil {
+			_ = s.images.RemoveRootfs(id)
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	rec := &Record{
+		ID:      id,
+		Name:    containerName(s.project, svc, n),
+		Project: s.project,
+		Service: svc.Name,
+		Number:  n,
+		Image:   svc.Image,
+		ImageID: img.ID,
+		Hash:    svc.Hash,
+		Created: time.Now().UTC(),
+		Config:  *svc,
+	}
+	rec.Labels = containerLabels(s.project, svc, n, img)
+	rec.Labels[project.LabelWorkingDir] = m.WorkingDir
+	rec.Labels[project.LabelConfigFiles] = strings.Join(m.ConfigFiles, ",")
+	spec, warnings, err := containerSpec(rec, svc, img, rootfs, dir)
+	if err != nil {
+		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
+	}
+	for _, w := range warnings {
+		s.logf("container %s: %s", rec.Name, w)
+	}
+	rec.Spec = spec
+	rec.Command = spec.Args
+	rec.StopSignal = firstNonEmpty(svc.StopSignal, img.Config.StopSignal, "SIGTERM")
+	rec.Health = svc.Healthcheck
+	if rec.Health == nil && img.Config.Healthcheck != nil {
+		h := img.Config.Healthcheck
+		rec.Health = &project.Healthcheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
+	rec.State.Status = StatusCreated
+	if err := saveRecord(s.paths, rec); err != nil {
+		return nil, err
+	}
+	c := &container{s: s, rec: rec}
+	s.add(c)
+	s.emit(ev(c, "create"))
+	return c, nil
+}
+
+// containerLabels are the image's labels, the service's, and compose's own.
+func containerLabels(proj string, svc *project.Service, n int, img *image.Image) map[string]string {
+	l := map[string]string{}
+	for k, v := range img.Config.Labels {
+		l[k] = v
+	}
+	for k, v := range svc.Labels {
+		l[k] = v
+	}
+	l[project.LabelProject] = proj
+	l[project.LabelService] = svc.Name
+	l[project.LabelNumber] = strconv.Itoa(n)
+	l[project.LabelConfigHash] = svc.Hash
+	l[project.LabelOneoff] = "False"
+	l[project.LabelImage] = img.ID
+	var deps []string
+	for _, d := range sortedKeys(svc.DependsOn) {
+		deps = append(deps, fmt.Sprintf("%s:%s:%t", d, svc.DependsOn[d].Condition, svc.DependsOn[d].Restart))
+	}
+	l[project.LabelDependsOn] = strings.Join(deps, ",")
+	return l
+}
+
+// waitCondition blocks until every replica of dep meets condition.
+func (s *Supervisor) waitCondition(ctx context.Context, dep, condition string) error {
+	for {
+		changed := s.changes()
+		ok, err := s.conditionMet(dep, condition)
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Supervisor) conditionMet(dep, condition string) (bool, error) {
+	cs := s.serviceContainers(dep)
+	if len(cs) == 0 {
+		return false, fmt.Errorf("dependency %q has no container", dep)
+	}
+	for _, c := range cs {
+		r := c.record()
+		switch condition {
+		case "service_healthy":
+			if healthConfig(r.Health) == nil {
+				return false, fmt.Errorf("dependency failed to start: container %s has no healthcheck configured", r.Name)
+			}
+			switch {
+			case r.State.Health == "unhealthy":
+				return false, fmt.Errorf("dependency failed to start: container %s is unhealthy", r.Name)
+			case r.State.Status == StatusExited && r.State.Health != "healthy":
+				return false, fmt.Errorf("dependency failed to start: container %s exited (%d)", r.Name, r.State.ExitCode)
+			case r.State.Health != "healthy":
+				return false, nil
+			}
+		case "service_completed_successfully":
+			switch {
+			case r.State.Status != StatusExited:
+				return false, nil
+			case r.State.ExitCode != 0:
+				return false, fmt.Errorf("service %q didn't complete successfully: exit %d", dep, r.State.ExitCode)
+			}
+		default: // service_started
+			if r.State.Status == StatusCreated {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// orphans are containers of services that are not in the model.
+func (s *Supervisor) orphans(m *project.Model) []*container {
+	var out []*container
+	for _, c := range s.list() {
+		if _, ok := m.Service(c.rec.Service); !ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (s *Supervisor) serviceContainers(service string) []*container {
+	var out []*container
+	for _, c := range s.list() {
+		if c.rec.Service == service {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// stopAndRemove stops c (its stop signal, then SIGKILL after the grace
+// period) and removes it.
+func (s *Supervisor) stopAndRemove(ctx context.Context, c *container, grace *time.Duration, progress func(Event)) error {
+	if progress == nil {
+		progress = func(Event) {}
+	}
+	if c.running() {
+		progress(ev(c, "Stopping"))
+		if err := c.stop(ctx, grace); err != nil {
+			return fmt.Errorf("stopping %s: %w", c.rec.Name, err)
+		}
+		progress(ev(c, "Stopped"))
+	} else {
+		c.mu.Lock()
+		c.rec.State.StoppedByUser = true
+		if c.restartT != nil {
+			c.restartT.Stop()
+			c.restartT = nil
+		}
+		c.mu.Unlock()
+	}
+	progress(ev(c, "Removing"))
+	err := c.remove()
+	s.forget(c)
+	if err != nil {
+		return fmt.Errorf("removing %s: %w", c.rec.Name, err)
+	}
+	progress(ev(c, "Removed"))
+	return nil
+}
+
+func (s *Supervisor) removeAll(ctx context.Context, cs []*container, grace *time.Duration, progress func(Event)) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	for _, c := range cs {
+		eg.Go(func() error { return s.stopAndRemove(ctx, c, grace, progress) })
+	}
+	return eg.Wait()
+}
+
+// down stops and removes the project's containers, dependents first.
+func (s *Supervisor) down(ctx context.Context, req DownRequest, progress func(Event)) error {
+	all := s.list()
+	known := map[string]bool{}
+	for _, n := range req.Services {
+		known[n] = true
+	}
+	var cs []*container
+	var orphans []string
+	for _, c := range all {
+		if len(req.Services) > 0 && !known[c.rec.Service] && !req.RemoveOrphans {
+			orphans = append(orphans, c.rec.Name)
+			continue
+		}
+		cs = append(cs, c)
+	}
+	if len(orphans) > 0 {
+		progress(Event{Action: "warning", Message: fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.", strings.Join(orphans, ", "))})
+	}
+	return s.walkContainers(ctx, cs, graph.Down, func(ctx context.Context, c *container) error {
+		return s.stopAndRemove(ctx, c, req.Timeout, progress)
+	})
+}
+
+// walkContainers calls fn for every container of cs, service by service in
+// the direction given, the replicas of one service at once.
+func (s *Supervisor) walkContainers(ctx context.Context, cs []*container, dir graph.Direction, fn func(context.Context, *container) error) error {
+	byService := map[string][]*container{}
+	for _, c := range cs {
+		byService[c.rec.Service] = append(byService[c.rec.Service], c)
+	}
+	names := sortedKeys(byService)
+	deps := map[string][]string{}
+	for _, n := range names {
+		for dep := range byService[n][0].rec.Config.DependsOn {
+			if _, ok := byService[dep]; ok {
+				deps[n] = append(deps[n], dep)
+			}
+		}
+	}
+	g, err := graph.New(names, deps)
+	if err != nil {
+		return err
+	}
+	return g.Walk(ctx, dir, nil, 0, func(ctx context.Context, name string) error {
+		eg, ctx := errgroup.WithContext(ctx)
+		for _, c := range byService[name] {
+			eg.Go(func() error { return fn(ctx, c) })
+		}
+		return eg.Wait()
+	})
+}
+
+// containersOp runs start, stop, restart, kill, rm, pause or unpause on the
+// selected containers.
+func (s *Supervisor) containersOp(ctx context.Context, op string, req ContainersRequest, progress func(Event)) error {
+	var cs []*container
+	want := map[string]bool{}
+	for _, n := range req.Services {
+		want[n] = true
+	}
+	found := map[string]bool{}
+	for _, c := range s.list() {
+		if len(want) > 0 && !want[c.rec.Service] {
+			continue
+		}
+		found[c.rec.Service] = true
+		if req.Index > 0 && c.rec.Number != req.Index {
+			continue
+		}
+		cs = append(cs, c)
+	}
+	for n := range want {
+		if !found[n] {
+			return fmt.Errorf("no container found for service %q", n)
+		}
+	}
+	switch op {
+	case "start":
+		return s.walkContainers(ctx, cs, graph.Up, func(ctx context.Context, c *container) error {
+			if c.running() {
+				return nil
+			}
+			progress(ev(c, "Starting"))
+			c.mu.Lock()
+			c.rec.State.StoppedByUser = false
+			c.mu.Unlock()
+			if err := c.start(); err != nil {
+				return fmt.Errorf("container %s: %w", c.rec.Name, err)
+			}
+			progress(ev(c, "Started"))
+			return nil
+		})
+	case "stop":
+		return s.walkContainers(ctx, cs, graph.Down, func(ctx context.Context, c *container) error {
+			progress(ev(c, "Stopping"))
+			if err := c.stop(ctx, req.Timeout); err != nil {
+				return err
+			}
+			progress(ev(c, "Stopped"))
+			return nil
+		})
+	case "restart":
+		if err := s.walkContainers(ctx, cs, graph.Down, func(ctx context.Context, c *container) error {
+			progress(ev(c, "Restarting"))
+			return c.stop(ctx, req.Timeout)
+		}); err != nil {
+			return err
+		}
+		return s.walkContainers(ctx, cs, graph.Up, func(ctx context.Context, c *container) error {
+			c.mu.Lock()
+			c.rec.State.StoppedByUser = false
+			c.mu.Unlock()
+			if err := c.start(); err != nil {
+				return fmt.Errorf("container %s: %w", c.rec.Name, err)
+			}
+			progress(ev(c, "Started"))
+			return nil
+		})
+	case "kill":
+		sig, err := ParseSignal(firstNonEmpty(req.Signal, "SIGKILL"))
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, c := range cs {
+			if !c.running() {
+				continue
+			}
+			progress(ev(c, "Killing"))
+			if err := c.kill(sig); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			progress(ev(c, "Killed"))
+		}
+		return errors.Join(errs...)
+	case "rm":
+		var targets []*container
+		for _, c := range cs {
+			if c.running() && !req.Stop {
+				continue
+			}
+			targets = append(targets, c)
+		}
+		return s.removeAll(ctx, targets, req.Timeout, progress)
+	case "pause", "unpause":
+		var errs []error
+		for _, c := range cs {
+			if err := c.pause(op == "pause"); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			progress(ev(c, map[bool]string{true: "Paused", false: "Unpaused"}[op == "pause"]))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("unknown operation %q", op)
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

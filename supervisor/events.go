@@ -1,0 +1,60 @@
+package supervisor
+
+import (
+	"sort"
+	"time"
+)
+
+// Event is one step of a command's progress or of a container's life, as
+// `up` prints it and `berth events` streams it.
+type Event struct {
+	Time      time.Time `json:"time"`
+	Action    string    `json:"action"` // create, start, die, stop, kill, restart, destroy, health_status, pause, unpause
+	Container string    `json:"container,omitempty"`
+	Service   string    `json:"service,omitempty"`
+	ID        string    `json:"id,omitempty"`
+	ExitCode  int       `json:"exit_code,omitempty"`
+	Health    string    `json:"health,omitempty"`
+	// Message is a warning or a line of progress that belongs to no container.
+	Message string `json:"message,omitempty"`
+}
+
+// emit sends e to every subscriber without blocking: a slow reader loses
+// events rather than stalling containers.
+func (s *Supervisor) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+func (s *Supervisor) subscribe() chan Event {
+	ch := make(chan Event, 256)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	return ch
+}
+
+func (s *Supervisor) unsubscribe(ch chan Event) {
+	s.mu.Lock()
+	delete(s.subs, ch)
+	s.mu.Unlock()
+}
+
+func sortContainers(cs []*container) {
+	sort.Slice(cs, func(i, j int) bool {
+		a, b := cs[i].rec, cs[j].rec
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		return a.Number < b.Number
+	})
+}

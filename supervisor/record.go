@@ -1,0 +1,173 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/berthrun/berth/engine/runtime"
+	"github.com/berthrun/berth/project"
+)
+
+// Record is everything berth knows of one container, on disk, so that any
+// process can find what belongs to a project and a new supervisor can adopt
+// what an old one started.
+type Record struct {
+	ID      string            `json:"id"`
+	Name    string            `json:"name"`
+	Project string            `json:"project"`
+	Service string            `json:"service"`
+	Number  int               `json:"number"`
+	Image   string            `json:"image"`    // as written in the compose file
+	ImageID string            `json:"image_id"` // sha256:... of its config
+	Hash    string            `json:"config_hash"`
+	Labels  map[string]string `json:"labels"`
+	Created time.Time         `json:"created"`
+	Command []string          `json:"command"` // entrypoint + cmd, as run
+	// StopSignal is the service's stop_signal, else the image's, else SIGTERM.
+	StopSignal string `json:"stop_signal"`
+	// Health is the health check in force: the service's, else the image's.
+	Health *project.Healthcheck `json:"health,omitempty"`
+
+	// Service is the model the container was made from: restart policy,
+	// health check, stop signal and dependencies are read from it.
+	Config project.Service `json:"config"`
+	Spec   runtime.Spec    `json:"spec"`
+
+	State State `json:"state"`
+}
+
+// State is a container's lifecycle, as `ps` shows it.
+type State struct {
+	Status     string    `json:"status"` // created, running, paused, restarting, exited, dead
+	Pid        int       `json:"pid,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitempty"`
+	FinishedAt time.Time `json:"finished_at,omitempty"`
+	ExitCode   int       `json:"exit_code"`
+	// ExitUnknown is set when the container ended while no supervisor was
+	// its parent: the code could not be read and is not invented.
+	ExitUnknown  bool   `json:"exit_unknown,omitempty"`
+	OOMKilled    bool   `json:"oom_killed,omitempty"`
+	RestartCount int    `json:"restart_count,omitempty"`
+	Health       string `json:"health,omitempty"` // starting, healthy, unhealthy
+	// StoppedByUser keeps restart policies from restarting a container that
+	// `stop` or `kill` ended.
+	StoppedByUser bool   `json:"stopped_by_user,omitempty"`
+	Error         string `json:"error,omitempty"`
+}
+
+// Status values.
+const (
+	StatusCreated    = "created"
+	StatusRunning    = "running"
+	StatusPaused     = "paused"
+	StatusRestarting = "restarting"
+	StatusExited     = "exited"
+	StatusDead       = "dead"
+)
+
+func recordPath(p Paths, id string) string {
+	return filepath.Join(p.ContainerDir(id), "record.json")
+}
+
+// saveRecord writes r atomically.
+func saveRecord(p Paths, r *Record) error {
+	dir := p.ContainerDir(r.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(recordPath(p, r.ID), b, 0o600)
+}
+
+// removeRecord removes a container's directory: its record and its logs.
+func removeRecord(p Paths, id string) error {
+	return os.RemoveAll(p.ContainerDir(id))
+}
+
+// LoadRecords returns the records of project's containers ("" for every
+// project), sorted by service and number.
+func LoadRecords(p Paths, proj string) ([]*Record, error) {
+	entries, err := os.ReadDir(p.ContainersDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Record
+	for _, e := range entries {
+		b, err := os.ReadFile(recordPath(p, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // being created or removed
+		}
+		if err != nil {
+			return nil, err
+		}
+		var r Record
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("container record %s: %w", e.Name(), err)
+		}
+		if proj == "" || r.Project == proj {
+			out = append(out, &r)
+		}
+	}
+	sortRecords(out)
+	return out, nil
+}
+
+func sortRecords(rs []*Record) {
+	sort.Slice(rs, func(i, j int) bool {
+		if rs[i].Project != rs[j].Project {
+			return rs[i].Project < rs[j].Project
+		}
+		if rs[i].Service != rs[j].Service {
+			return rs[i].Service < rs[j].Service
+		}
+		return rs[i].Number < rs[j].Number
+	})
+}
+
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// LoadRecord reads one container's record.
+func LoadRecord(p Paths, id string) (*Record, error) {
+	b, err := os.ReadFile(recordPath(p, id))
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("container record %s: %w", id, err)
+	}
+	return &r, nil
+}

@@ -1,0 +1,155 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/berthrun/berth/engine/image"
+	"github.com/berthrun/berth/engine/runtime"
+	"github.com/berthrun/berth/project"
+)
+
+// command is what the container runs: docker's rules for combining the
+// service's entrypoint and command with the image's. A service entrypoint
+// replaces the image's and drops the image's Cmd; a service command
+// replaces the image's Cmd only.
+func command(s *project.Service, img *image.Config) ([]string, error) {
+	entrypoint, cmd := img.Entrypoint, img.Cmd
+	if s.Entrypoint != nil {
+		entrypoint, cmd = s.Entrypoint, nil
+	}
+	if s.Command != nil {
+		cmd = s.Command
+	}
+	args := append(append([]string{}, entrypoint...), cmd...)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("no command specified: the image has no CMD or ENTRYPOINT and the service sets neither command nor entrypoint")
+	}
+	return args, nil
+}
+
+// environment is the image's environment overridden by the service's, key
+// by key, in the image's order followed by the service's new keys.
+func environment(imgEnv, svcEnv []string) []string {
+	idx := map[string]int{}
+	var out []string
+	set := func(kv string) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			return
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	for _, kv := range imgEnv {
+		set(kv)
+	}
+	for _, kv := range svcEnv {
+		set(kv)
+	}
+	return out
+}
+
+// containerSpec turns a service's replica into the runtime's spec. files is
+// the container's directory, where /etc/hostname and /etc/hosts are written.
+func containerSpec(rec *Record, s *project.Service, img *image.Image, rootfs, files string) (runtime.Spec, []string, error) {
+	var warnings []string
+	args, err := command(s, &img.Config)
+	if err != nil {
+		return runtime.Spec{}, nil, err
+	}
+	userSpec := s.User
+	if userSpec == "" {
+		userSpec = img.Config.User
+	}
+	user, err := runtime.ResolveUser(rootfs, userSpec, s.GroupAdd)
+	if err != nil {
+		return runtime.Spec{}, nil, fmt.Errorf("user %q: %w", userSpec, err)
+	}
+	hostname := s.Hostname
+	if hostname == "" {
+		hostname = rec.ID[:12] // docker's default: the short container ID
+	}
+	cwd := s.WorkingDir
+	if cwd == "" {
+		cwd = img.Config.WorkingDir
+	}
+	spec := runtime.Spec{
+		ID:             rec.ID,
+		Rootfs:         rootfs,
+		Args:           args,
+		Env:            environment(img.Config.Env, s.Environment),
+		Cwd:            cwd,
+		User:           user,
+		Hostname:       hostname,
+		Domainname:     s.Domainname,
+		CapAdd:         s.CapAdd,
+		CapDrop:        s.CapDrop,
+		Privileged:     s.Privileged,
+		ReadOnlyRootfs: s.ReadOnly,
+		Sysctls:        s.Sysctls,
+		ShmSize:        s.ShmSize,
+		Init:           s.Init,
+		Terminal:       false,
+		Resources: runtime.Resources{
+			MemoryBytes:     s.Resources.MemoryBytes,
+			MemorySwapBytes: s.Resources.MemorySwapBytes,
+			NanoCPUs:        s.Resources.NanoCPUs,
+			CPUShares:       uint64(max(s.Resources.CPUShares, 0)),
+			CpusetCpus:      s.Resources.CpusetCpus,
+			PidsLimit:       s.Resources.PidsLimit,
+			OomScoreAdj:     int(s.Resources.OomScoreAdj),
+		},
+	}
+	for _, opt := range s.SecurityOpt {
+		k, v, _ := strings.Cut(strings.Replace(opt, ":", "=", 1), "=")
+		switch {
+		case k == "seccomp" && v == "unconfined":
+			spec.Seccomp = runtime.SeccompUnconfined
+		case k == "no-new-privileges" && (v == "" || v == "true"):
+			spec.NoNewPrivileges = true
+		case k == "no-new-privileges" && v == "false":
+		default:
+			warnings = append(warnings, fmt.Sprintf("security_opt %q is not supported and was ignored", opt))
+		}
+	}
+	names := make([]string, 0, len(s.Ulimits))
+	for n := range s.Ulimits {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		u := s.Ulimits[n]
+		spec.Ulimits = append(spec.Ulimits, runtime.Ulimit{Name: n, Soft: u.Soft, Hard: u.Hard})
+	}
+	if len(s.Tmpfs) > 0 {
+		spec.Tmpfs = map[string]string{}
+		for _, t := range s.Tmpfs {
+			path, opts, _ := strings.Cut(t, ":")
+			spec.Tmpfs[path] = opts
+		}
+	}
+
+	// /etc/hostname and /etc/hosts are the container's own files, bind
+	// mounted, as docker does.
+	hostsFile := filepath.Join(files, "hosts")
+	hostnameFile := filepath.Join(files, "hostname")
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+		"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n" +
+		"127.0.1.1\t" + hostname + "\n"
+	if err := os.WriteFile(hostsFile, []byte(hosts), 0o644); err != nil {
+		return runtime.Spec{}, nil, err
+	}
+	if err := os.WriteFile(hostnameFile, []byte(hostname+"\n"), 0o644); err != nil {
+		return runtime.Spec{}, nil, err
+	}
+	spec.Mounts = append(spec.Mounts,
+		runtime.Mount{Source: hostsFile, Destination: "/etc/hosts"},
+		runtime.Mount{Source: hostnameFile, Destination: "/etc/hostname"},
+	)
+	return spec, warnings, nil
+}

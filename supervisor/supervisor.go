@@ -1,0 +1,257 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/engine/image"
+)
+
+// Supervisor owns one project's containers.
+type Supervisor struct {
+	paths   Paths
+	project string
+	images  *image.Store
+	ctx     context.Context // cancelled when the supervisor stops
+	log     *log.Logger
+
+	mu         sync.Mutex
+	containers map[string]*container // by ID
+	busy       int                   // requests in flight
+	changed    chan struct{}         // closed and replaced at every state change
+	subs       map[chan Event]struct{}
+	idle       chan struct{} // signalled when the project may have become empty
+}
+
+// Run is the supervisor process's main: it takes the project's lock (one
+// supervisor per project), adopts the containers a previous supervisor left,
+// serves the socket, and returns once the project has no containers left
+// and no request is in flight.
+func Run(ctx context.Context, paths Paths, proj string) error {
+	dir := paths.ProjectRunDir(proj)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	lock, err := lockFile(ctx, paths.Lock(proj))
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	// Containers are our children; their init processes are re-parented to
+	// us when libcontainer's intermediate processes exit.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set child subreaper: %w", err)
+	}
+	images, err := image.Open(paths.ImageRoot())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := &Supervisor{
+		paths:      paths,
+		project:    proj,
+		images:     images,
+		ctx:        ctx,
+		log:        log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds),
+		containers: map[string]*container{},
+		changed:    make(chan struct{}),
+		subs:       map[chan Event]struct{}{},
+		idle:       make(chan struct{}, 1),
+	}
+	if err := s.adoptAll(); err != nil {
+		return err
+	}
+
+	sock := paths.Socket(proj)
+	_ = os.Remove(sock)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", sock, err)
+	}
+	srv := &http.Server{Handler: s.handler()}
+	go func() { _ = srv.Serve(ln) }()
+	s.logf("supervising project %s (pid %d)", proj, os.Getpid())
+
+	s.checkIdle()
+	err = s.waitIdle(ctx)
+	// Stop accepting before the socket goes, so a client either reaches
+	// this supervisor or finds none and starts the next one.
+	_ = ln.Close()
+	cancel() // ends event streams; no operation is in flight
+	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = srv.Shutdown(shutdown)
+	done()
+	_ = os.Remove(sock)
+	s.cleanup()
+	return err
+}
+
+// waitIdle returns when the project has had no containers and no request
+// for a moment, or when ctx ends.
+func (s *Supervisor) waitIdle(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.idle:
+		}
+		// A short grace lets a command that follows at once (down, then up)
+		// reuse this supervisor instead of racing its exit.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+		s.mu.Lock()
+		empty := len(s.containers) == 0 && s.busy == 0
+		s.mu.Unlock()
+		if empty {
+			return nil
+		}
+	}
+}
+
+// checkIdle wakes waitIdle when the project may be empty.
+func (s *Supervisor) checkIdle() {
+	s.mu.Lock()
+	empty := len(s.containers) == 0 && s.busy == 0
+	s.mu.Unlock()
+	if empty {
+		select {
+		case s.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// cleanup removes what the supervisor itself made once its project is empty.
+func (s *Supervisor) cleanup() {
+	s.mu.Lock()
+	empty := len(s.containers) == 0
+	s.mu.Unlock()
+	if !empty {
+		return
+	}
+	removeCgroupParent(s.paths.CgroupParent())
+	_ = os.Remove(s.paths.Log(s.project))
+	_ = os.Remove(s.paths.Lock(s.project))
+	_ = os.Remove(s.paths.ProjectRunDir(s.project))
+}
+
+// adoptAll loads the project's records and takes over their containers.
+func (s *Supervisor) adoptAll() error {
+	recs, err := LoadRecords(s.paths, s.project)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		c := &container{s: s, rec: r}
+		s.containers[r.ID] = c
+		c.adopt()
+	}
+	return nil
+}
+
+// afterExit is called when a container's run ends.
+func (s *Supervisor) afterExit(*container) { s.notify() }
+
+// notify wakes everyone waiting for a state change.
+func (s *Supervisor) notify() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// changes returns a channel closed at the next state change.
+func (s *Supervisor) changes() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Supervisor) logf(format string, args ...any) { s.log.Printf(format, args...) }
+
+// list returns the project's containers sorted by service and number.
+func (s *Supervisor) list() []*container {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*container, 0, len(s.containers))
+	for _, c := range s.containers {
+		out = append(out, c)
+	}
+	sortContainers(out)
+	return out
+}
+
+func (s *Supervisor) add(c *container) {
+	s.mu.Lock()
+	s.containers[c.rec.ID] = c
+	s.mu.Unlock()
+	s.notify()
+}
+
+func (s *Supervisor) forget(c *container) {
+	s.mu.Lock()
+	delete(s.containers, c.rec.ID)
+	s.mu.Unlock()
+	s.notify()
+}
+
+// lockFile takes an exclusive flock on path, waiting while another
+// supervisor of the project is still shutting down.
+func lockFile(ctx context.Context, path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, ErrAlreadyRunning
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ErrAlreadyRunning says another supervisor holds the project.
+var ErrAlreadyRunning = errors.New("another supervisor is running for this project")
+
+// removeCgroupParent removes the (empty) parent cgroup of this berth's
+// containers in every hierarchy; it stays while other projects use it.
+func removeCgroupParent(parent string) {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
+	if d := "/sys/fs/cgroup" + parent; isDir(d) {
+		dirs = append(dirs, d)
+	}
+	for _, d := range dirs {
+		_ = os.Remove(d)
+	}
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}

@@ -1,0 +1,22 @@
+package harness
+
+import (
+	"path/filepath"
+
+	"github.com/berthrun/berth/internal/testimage"
+)
+
+// LoadImage builds a busybox image (Debian's busybox-static plus opts)
+// offline and loads it into this Env's store as ref, with `berth image load`.
+func (e *Env) LoadImage(ref string, opts ...testimage.Option) {
+	e.t.Helper()
+	img, err := testimage.Busybox(opts...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	archive := filepath.Join(filepath.Dir(e.Root), filepath.Base(ref)+".tar")
+	if err := testimage.WriteDockerArchive(archive, ref, img); err != nil {
+		e.t.Fatal(err)
+	}
+	e.MustRun("image", "load", "-i", archive)
+}
