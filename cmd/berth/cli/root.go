@@ -119,6 +119,7 @@ func newRootCommand() *cobra.Command {
 		newWaitCommand(g),
 		newLsCommand(g),
 		newEventsCommand(g),
+		newVolumeCommand(g),
 		newSuperviseCommand(g),
 	)
 	return root

@@ -1,0 +1,157 @@
+package volmgr
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// Labels compose and Docker put on volumes; berth writes and reads the same.
+const (
+	LabelProject   = "com.docker.compose.project"
+	LabelVolume    = "com.docker.compose.volume"
+	LabelVersion   = "com.docker.compose.version"
+	LabelAnonymous = "com.docker.volume.anonymous"
+)
+
+// DriverLocal is the only volume driver berth has.
+const DriverLocal = "local"
+
+const (
+	metaFile = "volume.json"
+	dataDir  = "_data"
+)
+
+// VolumeSpec is what Create needs.
+type VolumeSpec struct {
+	Name       string
+	Driver     string // "" or "local"
+	Labels     map[string]string
+	DriverOpts map[string]string
+}
+
+// Volume is a volume as stored in <root>/<name>/volume.json.
+type Volume struct {
+	Name       string            `json:"name"`
+	Driver     string            `json:"driver"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	DriverOpts map[string]string `json:"driver_opts,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+	Scope      string            `json:"scope"`
+	// Mountpoint is <root>/<name>/_data. A volume backed by a host
+	// directory (o=bind) keeps its data in the device instead: see Source.
+	Mountpoint string `json:"mountpoint"`
+	// Users are the containers that have the volume mounted (or will, once
+	// started): a volume with users cannot be removed.
+	Users []string `json:"users,omitempty"`
+	// Owner is the container an anonymous volume was created for.
+	Owner string `json:"owner,omitempty"`
+}
+
+// Anonymous reports whether v is an anonymous volume (`- /data`, image VOLUME).
+func (v *Volume) Anonymous() bool {
+	_, ok := v.Labels[LabelAnonymous]
+	return ok
+}
+
+// InUse reports whether a container uses v.
+func (v *Volume) InUse() bool { return len(v.Users) > 0 }
+
+// Warning returns the warning compose prints when a project finds an existing
+// volume that it did not create, or "" when v belongs to project.
+func (v *Volume) Warning(project string) string {
+	p, ok := v.Labels[LabelProject]
+	switch {
+	case !ok:
+		return fmt.Sprintf("volume %q already exists but was not created by Docker Compose. Use `external: true` to use an existing volume", v.Name)
+	case p != project:
+		return fmt.Sprintf("volume %q already exists but was not created for project %q. Use `external: true` to use an existing volume", v.Name, project)
+	}
+	return ""
+}
+
+// The local driver's rule for names; it also keeps names from being paths.
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// ValidateName checks a volume name.
+func ValidateName(name string) error {
+	if !validName.MatchString(name) {
+		return invalidf("%q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed (at least two characters); to mount a host directory, use an absolute path", name)
+	}
+	return nil
+}
+
+// randomName returns 64 hex digits, the shape of anonymous volume names.
+func randomName() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b)
+}
+
+func readVolume(dir string) (*Volume, error) {
+	b, err := os.ReadFile(filepath.Join(dir, metaFile))
+	if err != nil {
+		return nil, err
+	}
+	v := &Volume{}
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("volume metadata %s: %w", filepath.Join(dir, metaFile), err)
+	}
+	// The root may have moved since the file was written.
+	v.Mountpoint = filepath.Join(dir, dataDir)
+	return v, nil
+}
+
+// writeVolume replaces dir/volume.json atomically: a reader sees the old
+// file or the new one, never half of one.
+func writeVolume(dir string, v *Volume) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, metaFile), append(b, '\n'), 0o600)
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op once renamed
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
