@@ -74,8 +74,8 @@ type Service struct {
 	ExtraHosts  []string            `json:"extra_hosts,omitempty"` // host:ip
 	Links       []string            `json:"links,omitempty"`       // service[:alias]
 
-	Volumes     []types.ServiceVolumeConfig `json:"volumes,omitempty"`
-	VolumesFrom []string                    `json:"volumes_from,omitempty"`
+	Volumes     []VolumeMount `json:"volumes,omitempty"`
+	VolumesFrom []string      `json:"volumes_from,omitempty"`
 }
 
 // Dependency is one depends_on entry.
@@ -254,7 +254,6 @@ func (p *Project) service(s types.ServiceConfig) (Service, error) {
 		DNSSearch:       s.DNSSearch,
 		DNSOpt:          s.DNSOpts,
 		Links:           s.Links,
-		Volumes:         s.Volumes,
 		VolumesFrom:     s.VolumesFrom,
 		Expose:          s.Expose,
 	}
@@ -324,6 +323,9 @@ func (p *Project) service(s types.ServiceConfig) (Service, error) {
 	sort.Strings(out.ExtraHosts)
 	for _, pc := range s.Ports {
 		out.Ports = append(out.Ports, Port{HostIP: pc.HostIP, Published: pc.Published, Target: pc.Target, Protocol: orDefault(pc.Protocol, "tcp")})
+	}
+	for _, v := range s.Volumes {
+		out.Volumes = append(out.Volumes, volumeMount(v))
 	}
 	out.Networks = p.attachments(s)
 	return out, nil

@@ -39,6 +39,7 @@ services:
       default: {}
   db:
     image: busybox
+    volumes: ["./x:/x:ro"]
 networks:
   back:
     ipam:
@@ -60,6 +61,9 @@ networks:
 	b2, _ := json.Marshal(&back)
 	if string(b) != string(b2) {
 		t.Fatalf("model does not survive JSON:\n%s\n%s", b, b2)
+	}
+	if v := back.Services[0].Volumes[0]; !v.CreateHostPath || !v.ReadOnly || v.Compose().Bind == nil || !bool(v.Compose().Bind.CreateHostPath) {
+		t.Errorf("a short-syntax bind must keep create_host_path through JSON: %+v", v)
 	}
 	if db := back.Services[0]; db.Command != nil || db.Entrypoint != nil {
 		t.Errorf("unset command/entrypoint must stay nil (image defaults): %#v %#v", db.Command, db.Entrypoint)

@@ -23,6 +23,9 @@ type UpRequest struct {
 	RemoveOrphans      bool           `json:"remove_orphans,omitempty"`
 	Timeout            *time.Duration `json:"timeout,omitempty"` // for stopping what is recreated
 	Scale              map[string]int `json:"scale,omitempty"`
+	// RenewAnonVolumes (-V) gives recreated containers new anonymous
+	// volumes instead of their predecessors'.
+	RenewAnonVolumes bool `json:"renew_anon_volumes,omitempty"`
 }
 
 // DownRequest asks the supervisor to stop and remove the project.
@@ -32,6 +35,11 @@ type DownRequest struct {
 	// Services known to the current compose file; with RemoveOrphans unset,
 	// containers of other services are left alone (and reported).
 	Services []string `json:"services,omitempty"`
+	// Volumes (-v) removes the project's named volumes (VolumeNames, or all
+	// volumes labelled with the project when the file is not at hand) and
+	// the containers' anonymous volumes. External volumes are never removed.
+	Volumes     bool     `json:"volumes,omitempty"`
+	VolumeNames []string `json:"volume_names,omitempty"`
 }
 
 // ContainersRequest selects containers for start, stop, restart, kill, rm,
@@ -43,6 +51,7 @@ type ContainersRequest struct {
 	Signal   string         `json:"signal,omitempty"`
 	Force    bool           `json:"force,omitempty"`
 	Stop     bool           `json:"stop,omitempty"`
+	Volumes  bool           `json:"volumes,omitempty"` // rm -v: anonymous volumes too
 }
 
 // message is one line of a streamed response.

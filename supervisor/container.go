@@ -295,8 +295,9 @@ func (c *container) kill(sig syscall.Signal) error {
 }
 
 // remove deletes everything of the container: its libcontainer state, its
-// rootfs, its FIFOs, its record and its logs. It must be stopped first.
-func (c *container) remove() error {
+// rootfs, its FIFOs, its record and its logs, and releases its volumes
+// (removing its anonymous ones with removeAnon). It must be stopped first.
+func (c *container) remove(removeAnon bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctr != nil {
@@ -312,7 +313,9 @@ func (c *container) remove() error {
 		errs = append(errs, c.logFile.Close())
 		c.logFile = nil
 	}
+	_, verr := c.s.volumes.ReleaseAll(c.rec.ID, removeAnon)
 	errs = append(errs,
+		verr,
 		c.s.images.RemoveRootfs(c.rec.ID),
 		logs.RemoveFIFOs(c.s.paths.FIFODir(c.rec.ID)),
 		removeRecord(c.s.paths, c.rec.ID),

@@ -66,6 +66,13 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 		imgs[name] = img
 	}
 
+	if err := s.checkVolumes(m, targets); err != nil {
+		return err
+	}
+	if err := s.ensureVolumes(m, targets, progress); err != nil {
+		return err
+	}
+
 	orphans := s.orphans(m)
 	if len(orphans) > 0 && !req.RemoveOrphans {
 		names := make([]string, len(orphans))
@@ -75,7 +82,7 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 		progress(Event{Action: "warning", Message: fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.", strings.Join(names, ", "))})
 	}
 	if req.RemoveOrphans {
-		if err := s.removeAll(ctx, orphans, req.Timeout, progress); err != nil {
+		if err := s.removeAll(ctx, orphans, req.Timeout, false, progress); err != nil {
 			return err
 		}
 	}
@@ -197,7 +204,7 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *project.Service, 
 	}
 	// Scale down from the highest number.
 	sort.Slice(extra, func(i, j int) bool { return extra[i].rec.Number > extra[j].rec.Number })
-	if err := s.removeAll(ctx, extra, req.Timeout, progress); err != nil {
+	if err := s.removeAll(ctx, extra, req.Timeout, false, progress); err != nil {
 		return false, err
 	}
 
@@ -206,11 +213,15 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *project.Service, 
 	for n := 1; n <= svc.Replicas; n++ {
 		c := byNumber[n]
 		eg.Go(func() error {
+			var inherit map[string]string
 			if c != nil {
 				diverged := c.rec.Hash != svc.Hash || c.rec.ImageID != img.ID
 				if plan.force || (diverged && !req.NoRecreate) {
 					progress(ev(c, "Recreate"))
-					if err := s.stopAndRemove(ctx, c, req.Timeout, nil); err != nil {
+					if !req.RenewAnonVolumes {
+						inherit = anonymousVolumes(c.rec)
+					}
+					if err := s.stopAndRemove(ctx, c, req.Timeout, false, nil); err != nil {
 						return err
 					}
 					c = nil
@@ -220,7 +231,7 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *project.Service, 
 			if c == nil {
 				var err error
 				progress(Event{Action: "Creating", Container: containerName(s.project, svc, n), Service: svc.Name})
-				if c, err = s.create(ctx, &req.Model, svc, img, n); err != nil {
+				if c, err = s.create(ctx, &req.Model, svc, img, n, inherit); err != nil {
 					return err
 				}
 				progress(ev(c, "Created"))
@@ -264,7 +275,7 @@ func containerName(proj string, svc *project.Service, n int) string {
 }
 
 // create makes replica n of svc: its rootfs, its spec and its record.
-func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.Service, img *image.Image, n int) (_ *container, err error) {
+func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.Service, img *image.Image, n int, inherit map[string]string) (_ *container, err error) {
 	id := newID()
 	rootfs, err := s.images.Mount(ctx, id, svc.Image)
 	if err != nil {
@@ -273,10 +284,15 @@ func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.
 	dir := s.paths.ContainerDir(id)
 	defer func() {
 		if err != nil {
+			_, _ = s.volumes.ReleaseAll(id, len(inherit) == 0)
 			_ = s.images.RemoveRootfs(id)
 			_ = os.RemoveAll(dir)
 		}
 	}()
+	mounts, err := s.prepareMounts(m, svc, img, id, rootfs, inherit)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -302,7 +318,9 @@ func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.
 	for _, w := range warnings {
 		s.logf("container %s: %s", rec.Name, w)
 	}
+	engineMounts(&spec, mounts)
 	rec.Spec = spec
+	rec.Mounts = mounts
 	rec.Command = spec.Args
 	rec.StopSignal = firstNonEmpty(svc.StopSignal, img.Config.StopSignal, "SIGTERM")
 	rec.Health = svc.Healthcheck
@@ -419,7 +437,8 @@ func (s *Supervisor) serviceContainers(service string) []*container {
 
 // stopAndRemove stops c (its stop signal, then SIGKILL after the grace
 // period) and removes it.
-func (s *Supervisor) stopAndRemove(ctx context.Context, c *container, grace *time.Duration, progress func(Event)) error {
+// With removeAnon (down -v, rm -v) its anonymous volumes go too.
+func (s *Supervisor) stopAndRemove(ctx context.Context, c *container, grace *time.Duration, removeAnon bool, progress func(Event)) error {
 	if progress == nil {
 		progress = func(Event) {}
 	}
@@ -439,7 +458,7 @@ func (s *Supervisor) stopAndRemove(ctx context.Context, c *container, grace *tim
 		c.mu.Unlock()
 	}
 	progress(ev(c, "Removing"))
-	err := c.remove()
+	err := c.remove(removeAnon)
 	s.forget(c)
 	if err != nil {
 		return fmt.Errorf("removing %s: %w", c.rec.Name, err)
@@ -448,10 +467,10 @@ func (s *Supervisor) stopAndRemove(ctx context.Context, c *container, grace *tim
 	return nil
 }
 
-func (s *Supervisor) removeAll(ctx context.Context, cs []*container, grace *time.Duration, progress func(Event)) error {
+func (s *Supervisor) removeAll(ctx context.Context, cs []*container, grace *time.Duration, removeAnon bool, progress func(Event)) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	for _, c := range cs {
-		eg.Go(func() error { return s.stopAndRemove(ctx, c, grace, progress) })
+		eg.Go(func() error { return s.stopAndRemove(ctx, c, grace, removeAnon, progress) })
 	}
 	return eg.Wait()
 }
@@ -475,9 +494,15 @@ func (s *Supervisor) down(ctx context.Context, req DownRequest, progress func(Ev
 	if len(orphans) > 0 {
 		progress(Event{Action: "warning", Message: fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.", strings.Join(orphans, ", "))})
 	}
-	return s.walkContainers(ctx, cs, graph.Down, func(ctx context.Context, c *container) error {
-		return s.stopAndRemove(ctx, c, req.Timeout, progress)
-	})
+	if err := s.walkContainers(ctx, cs, graph.Down, func(ctx context.Context, c *container) error {
+		return s.stopAndRemove(ctx, c, req.Timeout, req.Volumes, progress)
+	}); err != nil {
+		return err
+	}
+	if req.Volumes {
+		return s.removeProjectVolumes(req.VolumeNames, progress)
+	}
+	return nil
 }
 
 // walkContainers calls fn for every container of cs, service by service in
@@ -601,7 +626,7 @@ func (s *Supervisor) containersOp(ctx context.Context, op string, req Containers
 			}
 			targets = append(targets, c)
 		}
-		return s.removeAll(ctx, targets, req.Timeout, progress)
+		return s.removeAll(ctx, targets, req.Timeout, req.Volumes, progress)
 	case "pause", "unpause":
 		var errs []error
 		for _, c := range cs {

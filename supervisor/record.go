@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthrun/berth/engine/runtime"
 	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/volmgr"
 )
 
 // Record is everything berth knows of one container, on disk, so that any
@@ -33,10 +34,13 @@ type Record struct {
 	// Health is the health check in force: the service's, else the image's.
 	Health *project.Healthcheck `json:"health,omitempty"`
 
-	// Service is the model the container was made from: restart policy,
-	// health check, stop signal and dependencies are read from it.
+	// Config is the service the container was made from: restart policy,
+	// stop grace period and dependencies are read from it.
 	Config project.Service `json:"config"`
 	Spec   runtime.Spec    `json:"spec"`
+	// Mounts are the container's volumes and binds as prepared, so that
+	// volumes_from and a recreated container's anonymous volumes find them.
+	Mounts []volmgr.Mount `json:"mounts,omitempty"`
 
 	State State `json:"state"`
 }

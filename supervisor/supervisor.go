@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/image"
+	"github.com/berthrun/berth/volmgr"
 )
 
 // Supervisor owns one project's containers.
@@ -22,6 +23,7 @@ type Supervisor struct {
 	paths   Paths
 	project string
 	images  *image.Store
+	volumes *volmgr.Manager
 	ctx     context.Context // cancelled when the supervisor stops
 	log     *log.Logger
 
@@ -57,12 +59,17 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	if err != nil {
 		return err
 	}
+	volumes, err := volmgr.New(paths.VolumeRoot())
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := &Supervisor{
 		paths:      paths,
 		project:    proj,
 		images:     images,
+		volumes:    volumes,
 		ctx:        ctx,
 		log:        log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds),
 		containers: map[string]*container{},

@@ -101,9 +101,14 @@ func newDownCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := supervisor.DownRequest{Timeout: t.duration(), RemoveOrphans: removeOrphans}
+			req := supervisor.DownRequest{Timeout: t.duration(), RemoveOrphans: removeOrphans, Volumes: volumes}
 			if p != nil {
 				req.Services = p.ServiceNames()
+				for key, v := range p.Volumes {
+					if !bool(v.External) {
+						req.VolumeNames = append(req.VolumeNames, p.VolumeName(key))
+					}
+				}
 			}
 			return c.Down(ctx, req, out.event)
 		},
@@ -147,7 +152,7 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 				}
 				return fmt.Errorf("no container found for project %q", proj)
 			}
-			req := supervisor.ContainersRequest{Services: args, Index: index, Timeout: t.duration(), Signal: signal, Force: force, Stop: stop}
+			req := supervisor.ContainersRequest{Services: args, Index: index, Timeout: t.duration(), Signal: signal, Force: force, Stop: stop, Volumes: volumes}
 			return c.Containers(ctx, op, req, newSteps(cmd.ErrOrStderr()).event)
 		},
 	}

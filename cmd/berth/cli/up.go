@@ -16,7 +16,7 @@ import (
 
 type upFlags struct {
 	detach, noDeps, forceRecreate, noRecreate, noStart, removeOrphans bool
-	alwaysRecreateDeps                                                bool
+	alwaysRecreateDeps, renewAnonVolumes                              bool
 	abortOnExit, abortOnFailure, noColor, noLogPrefix, timestamps     bool
 	wait                                                              bool
 	waitTimeout                                                       int
@@ -40,6 +40,7 @@ func newUpCommand(g *globals) *cobra.Command {
 	fl.BoolVar(&f.forceRecreate, "force-recreate", false, "Recreate containers even if their configuration and image haven't changed")
 	fl.BoolVar(&f.alwaysRecreateDeps, "always-recreate-deps", false, "Recreate dependent containers. Incompatible with --no-recreate.")
 	fl.BoolVar(&f.noRecreate, "no-recreate", false, "If containers already exist, don't recreate them")
+	fl.BoolVarP(&f.renewAnonVolumes, "renew-anon-volumes", "V", false, "Recreate anonymous volumes instead of retrieving data from the previous containers")
 	fl.BoolVar(&f.noStart, "no-start", false, "Don't start the services after creating them")
 	fl.BoolVar(&f.removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
 	fl.BoolVar(&f.abortOnExit, "abort-on-container-exit", false, "Stops all containers if any container was stopped")
@@ -96,7 +97,7 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	req := supervisor.UpRequest{
 		Model: *m, Services: args, NoDeps: f.noDeps, ForceRecreate: f.forceRecreate,
 		NoRecreate: f.noRecreate, AlwaysRecreateDeps: f.alwaysRecreateDeps, NoStart: f.noStart, RemoveOrphans: f.removeOrphans,
-		Timeout: f.timeout.duration(), Scale: scale,
+		Timeout: f.timeout.duration(), Scale: scale, RenewAnonVolumes: f.renewAnonVolumes,
 	}
 	steps := newSteps(cmd.ErrOrStderr())
 	if err := c.Up(ctx, req, steps.event); err != nil {
