@@ -139,6 +139,10 @@ func sortRecords(rs []*Record) {
 	})
 }
 
+// writeFileAtomic replaces path with b through a rename, so a reader sees
+// the old record or the new one, never half of one. It does not fsync: a
+// record is rewritten at every state change, and after a power loss the
+// containers it describes are gone anyway.
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
 	if err != nil {
@@ -150,10 +154,6 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 		return err
 	}
 	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
 	}

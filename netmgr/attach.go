@@ -1,0 +1,280 @@
+package netmgr
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// AttachSpec connects a container's network namespace to a network.
+type AttachSpec struct {
+	Network     string
+	ContainerID string
+	NetNSPath   string // a netns file the caller owns (see NewNetNS)
+	IfName      string // inside the container; "eth0" if empty
+	IPv4        netip.Addr
+	MAC         net.HardwareAddr // derived from the address if nil
+	// Aliases are the network's aliases for the container; Names are its
+	// service name, container name and hostname. Both answer in DNS.
+	Aliases []string
+	Names   []string
+	// DefaultRoute routes the container out through this network's
+	// gateway. Ignored on internal networks.
+	DefaultRoute bool
+}
+
+// hostIfName names the bridge side of a container's veth. It is derived
+// from network and container, so a teardown finds it without the state.
+func hostIfName(network, containerID string) string {
+	h := sha256.Sum256([]byte(network + "\x00" + containerID))
+	return "vb" + hex.EncodeToString(h[:5]) // 12 bytes
+}
+
+// Attach creates the container's interface on a network: a veth pair
+// whose peer is created directly inside the container's namespace, the
+// host side on the bridge; inside, the address, MAC, link and lo up, and
+// the default route when asked. Attaching a container that is attached
+// already returns its endpoint.
+func (m *Manager) Attach(ctx context.Context, spec AttachSpec) (Endpoint, error) {
+	if err := checkName(spec.Network); err != nil {
+		return Endpoint{}, err
+	}
+	if spec.ContainerID == "" || spec.NetNSPath == "" {
+		return Endpoint{}, invalidf("attach: container ID and netns path are required")
+	}
+	if spec.IfName == "" {
+		spec.IfName = "eth0"
+	}
+	if len(spec.IfName) > 15 || !nameRE.MatchString(spec.IfName) {
+		return Endpoint{}, invalidf("interface name %q", spec.IfName)
+	}
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	defer unlock()
+	n, err := m.load(spec.Network)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	if i, ok := n.endpoint(spec.ContainerID); ok {
+		ep := n.Endpoints[i]
+		if _, err := netlink.LinkByName(ep.HostIfName); err == nil && ep.NetNSPath == spec.NetNSPath {
+			return ep, nil
+		}
+		// A stale record (the container's namespace died with its veth, or
+		// it has a new one): start again, on the same address unless
+		// another is asked for.
+		if err := removeVeth(ep.HostIfName); err != nil {
+			return Endpoint{}, err
+		}
+		n.dropEndpoint(spec.ContainerID)
+		if !spec.IPv4.IsValid() {
+			spec.IPv4 = ep.IP()
+		}
+	}
+	alloc := newIPAM(n)
+	ip, err := alloc.allocate(spec.ContainerID, spec.IPv4)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	mac := spec.MAC
+	if mac == nil {
+		mac = hwAddr(ip)
+	}
+	ep := Endpoint{
+		Network:      n.Name,
+		ContainerID:  spec.ContainerID,
+		NetNSPath:    spec.NetNSPath,
+		IfName:       spec.IfName,
+		HostIfName:   hostIfName(n.Name, spec.ContainerID),
+		Address:      netip.PrefixFrom(ip, n.Subnet.Bits()),
+		Gateway:      n.Gateway,
+		MAC:          mac.String(),
+		Names:        spec.Names,
+		Aliases:      spec.Aliases,
+		DefaultRoute: spec.DefaultRoute && !n.Internal,
+		Created:      time.Now().UTC(),
+	}
+	n.putEndpoint(ep)
+	n.LastIP = alloc.last
+	// Record first, so a crash mid-way leaves an endpoint Detach can clean.
+	if err := m.save(n); err != nil {
+		return Endpoint{}, err
+	}
+	if err := setupVeth(n, ep, mac); err != nil {
+		removeVeth(ep.HostIfName)
+		n.dropEndpoint(ep.ContainerID)
+		if serr := m.save(n); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		return Endpoint{}, fmt.Errorf("attach %s to %s: %w", spec.ContainerID, n.Name, err)
+	}
+	return ep, nil
+}
+
+func setupVeth(n *Network, ep Endpoint, mac net.HardwareAddr) error {
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	}
+	ns, err := netns.GetFromPath(ep.NetNSPath)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", ep.NetNSPath, err)
+	}
+	defer ns.Close()
+	// A leftover of an earlier incarnation would make the add fail.
+	if err := removeVeth(ep.HostIfName); err != nil {
+		return err
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name = ep.HostIfName
+	la.MTU = br.Attrs().MTU
+	la.MasterIndex = br.Attrs().Index
+	la.Flags = net.FlagUp
+	veth := &netlink.Veth{
+		LinkAttrs:        la,
+		PeerName:         ep.IfName,
+		PeerNamespace:    netlink.NsFd(int(ns)),
+		PeerHardwareAddr: mac,
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%w: an interface named %s (or %s) exists", ErrExists, ep.IfName, ep.HostIfName)
+		}
+		return fmt.Errorf("create veth: %w", err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", ep.NetNSPath, err)
+	}
+	defer h.Close()
+	peer, err := h.LinkByName(ep.IfName)
+	if err != nil {
+		return fmt.Errorf("%s in container: %w", ep.IfName, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.IP().AsSlice(), Mask: net.CIDRMask(ep.Address.Bits(), 32)}}
+	if err := h.AddrAdd(peer, addr); err != nil {
+		return fmt.Errorf("address %s: %w", ep.Address, err)
+	}
+	if err := h.LinkSetUp(peer); err != nil {
+		return fmt.Errorf("%s up: %w", ep.IfName, err)
+	}
+	if err := loUp(h); err != nil {
+		return err
+	}
+	if ep.DefaultRoute {
+		r := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: ep.Gateway.AsSlice()}
+		if err := h.RouteReplace(r); err != nil {
+			return fmt.Errorf("default route via %s: %w", ep.Gateway, err)
+		}
+	}
+	return nil
+}
+
+// removeVeth deletes the host side of a veth, which takes the peer with
+// it. The kernel has already deleted both if the container's namespace
+// died; that is not an error.
+func removeVeth(name string) error {
+	link, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("veth %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete veth %s: %w", name, err)
+	}
+	return nil
+}
+
+// Detach removes a container's interface from a network and frees its
+// address. Detaching what is not attached is not an error. The veth is
+// deleted outside the state lock (the kernel takes tens of milliseconds)
+// and the address freed only after it is gone.
+func (m *Manager) Detach(ctx context.Context, containerID, network string) error {
+	if err := checkName(network); err != nil {
+		return err
+	}
+	n, err := m.load(network)
+	if errors.Is(err, ErrNotFound) {
+		return removeVeth(hostIfName(network, containerID))
+	}
+	if err != nil {
+		return err
+	}
+	host := hostIfName(network, containerID)
+	var created time.Time
+	if i, ok := n.endpoint(containerID); ok {
+		host, created = n.Endpoints[i].HostIfName, n.Endpoints[i].Created
+	}
+	if err := removeVeth(host); err != nil {
+		return err
+	}
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	n, err = m.load(network)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Only the record seen above: a new attach meanwhile stays.
+	if i, ok := n.endpoint(containerID); ok && n.Endpoints[i].Created.Equal(created) {
+		n.dropEndpoint(containerID)
+		return m.save(n)
+	}
+	return nil
+}
+
+// DetachAll detaches a container from every network it is on.
+func (m *Manager) DetachAll(ctx context.Context, containerID string) error {
+	eps, err := m.Endpoints(containerID)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ep := range eps {
+		errs = append(errs, m.Detach(ctx, containerID, ep.Network))
+	}
+	return errors.Join(errs...)
+}
+
+// SetHealthy marks a container's endpoints healthy or not; DNS leaves
+// unhealthy ones out of its answers.
+func (m *Manager) SetHealthy(ctx context.Context, containerID string, healthy bool) error {
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	all, err := m.loadAll()
+	if err != nil {
+		return err
+	}
+	for _, n := range all {
+		i, ok := n.endpoint(containerID)
+		if !ok || n.Endpoints[i].Unhealthy == !healthy {
+			continue
+		}
+		n.Endpoints[i].Unhealthy = !healthy
+		if err := m.save(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
