@@ -64,3 +64,10 @@ func (p Paths) CgroupParent() string {
 	sum := sha256.Sum256([]byte(p.RunRoot))
 	return "/berth-" + hex.EncodeToString(sum[:4])
 }
+
+// NetworkDir holds netmgr's network and endpoint state. Bridges do not
+// outlive a reboot, so neither does their state.
+func (p Paths) NetworkDir() string { return filepath.Join(p.RunRoot, "networks") }
+
+// NetNS is the bind mount that keeps a container's network namespace.
+func (p Paths) NetNS(id string) string { return filepath.Join(p.RunRoot, "netns", id) }
