@@ -40,6 +40,9 @@ type DownRequest struct {
 	// the containers' anonymous volumes. External volumes are never removed.
 	Volumes     bool     `json:"volumes,omitempty"`
 	VolumeNames []string `json:"volume_names,omitempty"`
+	// NetworkNames are the project's networks from the compose file; those
+	// of the removed containers are released too.
+	NetworkNames []string `json:"network_names,omitempty"`
 }
 
 // ContainersRequest selects containers for start, stop, restart, kill, rm,

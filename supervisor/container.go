@@ -109,6 +109,8 @@ func (c *container) start() error {
 	c.s.emit(Event{Action: "start", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID})
 	go c.wait(ctr, exited, runExited)
 	c.s.startHealth(c)
+	c.s.serving(c.rec, true)
+	c.s.notify()
 	return nil
 }
 
@@ -199,6 +201,7 @@ func (c *container) wait(ctr *runtime.Container, exited, runExited chan struct{}
 		s.Error = err.Error()
 	}
 	_ = c.save()
+	c.s.serving(c.rec, false)
 	ev := Event{Action: "die", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID, ExitCode: st.Code}
 	c.maybeRestart(ran)
 	close(exited)
@@ -314,8 +317,10 @@ func (c *container) remove(removeAnon bool) error {
 		c.logFile = nil
 	}
 	_, verr := c.s.volumes.ReleaseAll(c.rec.ID, removeAnon)
+	c.s.unpublishContainer(c.rec.ID)
 	errs = append(errs,
 		verr,
+		c.s.teardownNetwork(c.rec),
 		c.s.images.RemoveRootfs(c.rec.ID),
 		logs.RemoveFIFOs(c.s.paths.FIFODir(c.rec.ID)),
 		removeRecord(c.s.paths, c.rec.ID),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/graph"
+	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/project"
 )
 
@@ -69,7 +70,25 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 	if err := s.checkVolumes(m, targets); err != nil {
 		return err
 	}
+	if err := s.checkNetworks(m, targets); err != nil {
+		return err
+	}
+	// Published ports are bound before anything is created: a taken port
+	// fails up with nothing made.
+	var opened []string
+	for _, name := range targets {
+		svc, _ := m.Service(name)
+		keys, err := s.publishService(ctx, svc)
+		if err != nil {
+			s.closePublishers(opened)
+			return err
+		}
+		opened = append(opened, keys...)
+	}
 	if err := s.ensureVolumes(m, targets, progress); err != nil {
+		return err
+	}
+	if err := s.ensureNetworks(ctx, m, targets, progress); err != nil {
 		return err
 	}
 
@@ -293,12 +312,23 @@ func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.
 	if err != nil {
 		return nil, err
 	}
+	name := containerName(s.project, svc, n)
+	ns, err := s.setupNetwork(ctx, svc, id, name, hostnameOf(svc, id))
+	if err != nil {
+		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
+	}
+	defer func() {
+		if err != nil && ns.owned {
+			_ = s.net.DetachAll(context.Background(), id)
+			_ = netmgr.RemoveNetNS(ns.netns)
+		}
+	}()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	rec := &Record{
 		ID:      id,
-		Name:    containerName(s.project, svc, n),
+		Name:    name,
 		Project: s.project,
 		Service: svc.Name,
 		Number:  n,
@@ -311,7 +341,12 @@ func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.
 	rec.Labels = containerLabels(s.project, svc, n, img)
 	rec.Labels[project.LabelWorkingDir] = m.WorkingDir
 	rec.Labels[project.LabelConfigFiles] = strings.Join(m.ConfigFiles, ",")
-	spec, warnings, err := containerSpec(rec, svc, img, rootfs, dir)
+	rec.Endpoints = ns.endpoints
+	if err := s.publishContainer(ctx, svc, rec); err != nil {
+		s.unpublishContainer(id)
+		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
+	}
+	spec, warnings, err := containerSpec(rec, svc, img, rootfs, dir, ns)
 	if err != nil {
 		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
 	}
@@ -334,6 +369,9 @@ func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.
 	}
 	c := &container{s: s, rec: rec}
 	s.add(c)
+	if ns.owned {
+		s.serveDNS(ctx, rec)
+	}
 	s.emit(ev(c, "create"))
 	return c, nil
 }
@@ -499,10 +537,31 @@ func (s *Supervisor) down(ctx context.Context, req DownRequest, progress func(Ev
 	}); err != nil {
 		return err
 	}
+	networks := req.NetworkNames
+	for _, c := range cs {
+		for _, e := range c.rec.Endpoints {
+			networks = append(networks, e.Network)
+		}
+	}
+	if err := s.releaseNetworks(ctx, dedupe(networks), progress); err != nil {
+		return err
+	}
 	if req.Volumes {
 		return s.removeProjectVolumes(req.VolumeNames, progress)
 	}
 	return nil
+}
+
+func dedupe(list []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range list {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // walkContainers calls fn for every container of cs, service by service in

@@ -133,6 +133,9 @@ func (s *Supervisor) startHealth(c *container) {
 			name, svc, id := c.rec.Name, c.rec.Service, c.rec.ID
 			c.mu.Unlock()
 			if now != prev {
+				if err := s.net.SetHealthy(s.ctx, id, now != "unhealthy"); err != nil {
+					s.logf("container %s: dns health: %v", name, err)
+				}
 				s.emit(Event{Action: "health_status", Container: name, Service: svc, ID: id, Health: now})
 				s.notify()
 			}

@@ -41,6 +41,10 @@ type Record struct {
 	// Mounts are the container's volumes and binds as prepared, so that
 	// volumes_from and a recreated container's anonymous volumes find them.
 	Mounts []volmgr.Mount `json:"mounts,omitempty"`
+	// Endpoints are the container's addresses, first network first.
+	Endpoints []EndpointInfo `json:"endpoints,omitempty"`
+	// Ports are its published ports, with the host ports actually bound.
+	Ports []PortBinding `json:"ports,omitempty"`
 
 	State State `json:"state"`
 }

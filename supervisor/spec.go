@@ -54,9 +54,19 @@ func environment(imgEnv, svcEnv []string) []string {
 	return out
 }
 
+// hostnameOf is the container's hostname: the service's, else the short
+// container ID, as docker does.
+func hostnameOf(s *project.Service, id string) string {
+	if s.Hostname != "" {
+		return s.Hostname
+	}
+	return id[:12]
+}
+
 // containerSpec turns a service's replica into the runtime's spec. files is
-// the container's directory, where /etc/hostname and /etc/hosts are written.
-func containerSpec(rec *Record, s *project.Service, img *image.Image, rootfs, files string) (runtime.Spec, []string, error) {
+// the container's directory, where /etc/hostname, /etc/hosts and
+// /etc/resolv.conf are written for it.
+func containerSpec(rec *Record, s *project.Service, img *image.Image, rootfs, files string, ns netSetup) (runtime.Spec, []string, error) {
 	var warnings []string
 	args, err := command(s, &img.Config)
 	if err != nil {
@@ -70,10 +80,7 @@ func containerSpec(rec *Record, s *project.Service, img *image.Image, rootfs, fi
 	if err != nil {
 		return runtime.Spec{}, nil, fmt.Errorf("user %q: %w", userSpec, err)
 	}
-	hostname := s.Hostname
-	if hostname == "" {
-		hostname = rec.ID[:12] // docker's default: the short container ID
-	}
+	hostname := hostnameOf(s, rec.ID)
 	cwd := s.WorkingDir
 	if cwd == "" {
 		cwd = img.Config.WorkingDir
@@ -94,7 +101,7 @@ func containerSpec(rec *Record, s *project.Service, img *image.Image, rootfs, fi
 		Sysctls:        s.Sysctls,
 		ShmSize:        s.ShmSize,
 		Init:           s.Init,
-		Terminal:       false,
+		NetNSPath:      ns.netns,
 		Resources: runtime.Resources{
 			MemoryBytes:     s.Resources.MemoryBytes,
 			MemorySwapBytes: s.Resources.MemorySwapBytes,
@@ -134,22 +141,17 @@ func containerSpec(rec *Record, s *project.Service, img *image.Image, rootfs, fi
 		}
 	}
 
-	// /etc/hostname and /etc/hosts are the container's own files, bind
-	// mounted, as docker does.
-	hostsFile := filepath.Join(files, "hosts")
-	hostnameFile := filepath.Join(files, "hostname")
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
-		"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n" +
-		"127.0.1.1\t" + hostname + "\n"
-	if err := os.WriteFile(hostsFile, []byte(hosts), 0o644); err != nil {
-		return runtime.Spec{}, nil, err
+	// /etc/hostname, /etc/hosts and /etc/resolv.conf are the container's
+	// own files, bind mounted, as docker does.
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"hostname", []byte(hostname + "\n")}, {"hosts", ns.hosts}, {"resolv.conf", ns.resolv}} {
+		path := filepath.Join(files, f.name)
+		if err := os.WriteFile(path, f.data, 0o644); err != nil {
+			return runtime.Spec{}, nil, err
+		}
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: path, Destination: "/etc/" + f.name})
 	}
-	if err := os.WriteFile(hostnameFile, []byte(hostname+"\n"), 0o644); err != nil {
-		return runtime.Spec{}, nil, err
-	}
-	spec.Mounts = append(spec.Mounts,
-		runtime.Mount{Source: hostsFile, Destination: "/etc/hosts"},
-		runtime.Mount{Source: hostnameFile, Destination: "/etc/hostname"},
-	)
 	return spec, warnings, nil
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/image"
+	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/volmgr"
 )
 
@@ -24,6 +25,10 @@ type Supervisor struct {
 	project string
 	images  *image.Store
 	volumes *volmgr.Manager
+	net     *netmgr.Manager
+	dns     *netmgr.DNSServer
+	ports   ports
+	kick    chan struct{}   // asks for the proxies' backends to be refreshed
 	ctx     context.Context // cancelled when the supervisor stops
 	log     *log.Logger
 
@@ -63,9 +68,17 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	if err != nil {
 		return err
 	}
+	nets, err := netmgr.New(paths.NetworkDir())
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := &Supervisor{
+		net:        nets,
+		dns:        netmgr.NewDNSServer(nets, netmgr.DNSConfig{}),
+		ports:      ports{pubs: map[string]*publisher{}},
+		kick:       make(chan struct{}, 1),
 		paths:      paths,
 		project:    proj,
 		images:     images,
@@ -77,9 +90,12 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 		subs:       map[chan Event]struct{}{},
 		idle:       make(chan struct{}, 1),
 	}
+	defer s.dns.Close()
+	defer s.closeAllPublishers()
 	if err := s.adoptAll(); err != nil {
 		return err
 	}
+	go s.refreshLoop()
 
 	sock := paths.Socket(proj)
 	_ = os.Remove(sock)
@@ -166,20 +182,41 @@ func (s *Supervisor) adoptAll() error {
 	for _, r := range recs {
 		c := &container{s: s, rec: r}
 		s.containers[r.ID] = c
+		s.serveDNS(s.ctx, r)
 		c.adopt()
 	}
+	s.republish(s.ctx)
+	s.notify()
 	return nil
+}
+
+// refreshLoop keeps the proxies pointed at the replicas that can serve,
+// after every state change.
+func (s *Supervisor) refreshLoop() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.kick:
+			s.unpublishGone()
+			s.refreshBackends()
+		}
+	}
 }
 
 // afterExit is called when a container's run ends.
 func (s *Supervisor) afterExit(*container) { s.notify() }
 
-// notify wakes everyone waiting for a state change.
+// notify wakes everyone waiting for a state change, and the proxies.
 func (s *Supervisor) notify() {
 	s.mu.Lock()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 // changes returns a channel closed at the next state change.

@@ -173,7 +173,8 @@ func (e *Env) downAll() {
 	}
 }
 
-// CheckNoLeaks fails the test if a process, mount, cgroup or runtime state
+// CheckNoLeaks fails the test if a process, mount, cgroup, link, nftables
+// table or runtime state
 // file of this Env is still there. Processes get a few seconds to go, since
 // a supervisor exits on its own once its project is empty.
 func (e *Env) CheckNoLeaks() {
@@ -184,6 +185,10 @@ func (e *Env) CheckNoLeaks() {
 		leaks = leaks[:0]
 		leaks = append(leaks, e.processes()...)
 		leaks = append(leaks, e.mounts()...)
+		if os.Getenv(sandboxEnv) == "1" {
+			leaks = append(leaks, links()...)
+			leaks = append(leaks, nftTables()...)
+		}
 		if len(leaks) == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -241,7 +246,8 @@ func (e *Env) mounts() []string {
 func (e *Env) runState() []string {
 	var out []string
 	_ = filepath.WalkDir(e.RunRoot, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		// An empty lock file holds no state: it only serialises writers.
+		if err == nil && !d.IsDir() && !(d.Name() == "lock" && isEmpty(p)) {
 			out = append(out, "file "+p)
 		}
 		return nil
@@ -278,4 +284,9 @@ func (e *Env) SupervisorPIDs() []int {
 		}
 	}
 	return out
+}
+
+func isEmpty(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Size() == 0
 }

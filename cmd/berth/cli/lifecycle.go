@@ -109,6 +109,9 @@ func newDownCommand(g *globals) *cobra.Command {
 						req.VolumeNames = append(req.VolumeNames, p.VolumeName(key))
 					}
 				}
+				for key := range p.Networks {
+					req.NetworkNames = append(req.NetworkNames, p.NetworkName(key))
+				}
 			}
 			return c.Down(ctx, req, out.event)
 		},

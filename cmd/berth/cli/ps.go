@@ -91,7 +91,7 @@ type psEntry struct {
 	ExitCode     int               `json:"ExitCode"`
 	RestartCount int               `json:"RestartCount"`
 	Labels       map[string]string `json:"Labels"`
-	Publishers   []any             `json:"Publishers"`
+	Publishers   []publisher       `json:"Publishers"`
 	Ports        string            `json:"Ports"`
 }
 
@@ -124,7 +124,8 @@ func printPs(out io.Writer, recs []supervisor.Record, f *psFlags) error {
 				Project: r.Project, Service: r.Service, Created: r.Created.Unix(),
 				CreatedAt: r.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 				State:     r.State.Status, Status: statusText(r.State, time.Now()), Health: r.State.Health,
-				ExitCode: r.State.ExitCode, RestartCount: r.State.RestartCount, Labels: r.Labels, Publishers: []any{},
+				ExitCode: r.State.ExitCode, RestartCount: r.State.RestartCount, Labels: r.Labels, Publishers: publishers(r.Ports),
+				Ports: portsText(r.Ports),
 			}
 			if err := enc.Encode(e); err != nil {
 				return err
@@ -139,7 +140,7 @@ func printPs(out io.Writer, recs []supervisor.Record, f *psFlags) error {
 	now := time.Now()
 	for _, r := range recs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Image, truncate(quoteCommand(r.Command), 20),
-			r.Service, ago(now.Sub(r.Created))+" ago", statusText(r.State, now), "")
+			r.Service, ago(now.Sub(r.Created))+" ago", statusText(r.State, now), portsText(r.Ports))
 	}
 	return tw.Flush()
 }
@@ -233,4 +234,33 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// publisher is compose's JSON form of a published port.
+type publisher struct {
+	URL           string `json:"URL"`
+	TargetPort    uint32 `json:"TargetPort"`
+	PublishedPort int    `json:"PublishedPort"`
+	Protocol      string `json:"Protocol"`
+}
+
+func publishers(ports []supervisor.PortBinding) []publisher {
+	out := []publisher{}
+	for _, p := range ports {
+		url := p.HostIP
+		if url == "" {
+			url = "0.0.0.0"
+		}
+		out = append(out, publisher{URL: url, TargetPort: p.Target, PublishedPort: p.HostPort, Protocol: p.Protocol})
+	}
+	return out
+}
+
+// portsText is the PORTS column: "0.0.0.0:8080->80/tcp, 127.0.0.1:9000->90/udp".
+func portsText(ports []supervisor.PortBinding) string {
+	parts := make([]string, len(ports))
+	for i, p := range ports {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ", ")
 }

@@ -120,6 +120,7 @@ func newRootCommand() *cobra.Command {
 		newLsCommand(g),
 		newEventsCommand(g),
 		newVolumeCommand(g),
+		newPortCommand(g),
 		newSuperviseCommand(g),
 	)
 	return root
