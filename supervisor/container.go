@@ -25,6 +25,7 @@ type container struct {
 	logFile  *logs.File
 	backoff  time.Duration
 	restartT *time.Timer
+	leaving  bool // being scaled away: no new connections
 }
 
 func (c *container) record() Record {
@@ -32,6 +33,12 @@ func (c *container) record() Record {
 	defer c.mu.Unlock()
 	r := *c.rec
 	return r
+}
+
+func (c *container) isLeaving() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leaving
 }
 
 func (c *container) save() error {

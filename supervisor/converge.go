@@ -211,25 +211,41 @@ func (s *Supervisor) ensureImage(ctx context.Context, svc *project.Service, prog
 // all are started.
 // It reports whether it recreated any container.
 func (s *Supervisor) convergeService(ctx context.Context, svc *project.Service, img *image.Image, req UpRequest, plan convergePlan, progress func(Event)) (bool, error) {
+	// Scale down first: out-of-date replicas go before current ones, the
+	// highest numbers first; scaling up takes the lowest free numbers.
 	existing := s.serviceContainers(svc.Name)
-	byNumber := map[int]*container{}
-	var extra []*container
-	for _, c := range existing {
-		if c.rec.Number > svc.Replicas || byNumber[c.rec.Number] != nil {
-			extra = append(extra, c)
-			continue
+	stale := func(c *container) bool { return c.rec.Hash != svc.Hash || c.rec.ImageID != img.ID }
+	sort.SliceStable(existing, func(i, j int) bool {
+		if si, sj := stale(existing[i]), stale(existing[j]); si != sj {
+			return !si
 		}
+		return existing[i].rec.Number < existing[j].rec.Number
+	})
+	keep := existing
+	if len(keep) > svc.Replicas {
+		keep = existing[:svc.Replicas]
+		if err := s.scaleAway(ctx, existing[svc.Replicas:], req.Timeout, progress); err != nil {
+			return false, err
+		}
+	}
+	byNumber := map[int]*container{}
+	for _, c := range keep {
 		byNumber[c.rec.Number] = c
 	}
-	// Scale down from the highest number.
-	sort.Slice(extra, func(i, j int) bool { return extra[i].rec.Number > extra[j].rec.Number })
-	if err := s.removeAll(ctx, extra, req.Timeout, false, progress); err != nil {
-		return false, err
+	numbers := make([]int, 0, svc.Replicas)
+	for n := range byNumber {
+		numbers = append(numbers, n)
 	}
+	for n := 1; len(numbers) < svc.Replicas; n++ {
+		if byNumber[n] == nil {
+			numbers = append(numbers, n)
+		}
+	}
+	sort.Ints(numbers)
 
 	var changed atomic.Bool
 	eg, ctx := errgroup.WithContext(ctx)
-	for n := 1; n <= svc.Replicas; n++ {
+	for _, n := range numbers {
 		c := byNumber[n]
 		eg.Go(func() error {
 			var inherit map[string]string
@@ -503,6 +519,20 @@ func (s *Supervisor) stopAndRemove(ctx context.Context, c *container, grace *tim
 	}
 	progress(ev(c, "Removed"))
 	return nil
+}
+
+// scaleAway removes replicas a scale-down no longer wants: they leave the
+// proxies and DNS first, so new connections go to the others while theirs
+// finish within the stop grace period.
+func (s *Supervisor) scaleAway(ctx context.Context, cs []*container, grace *time.Duration, progress func(Event)) error {
+	for _, c := range cs {
+		c.mu.Lock()
+		c.leaving = true
+		c.mu.Unlock()
+		s.serving(c.rec, false)
+	}
+	s.refreshBackends()
+	return s.removeAll(ctx, cs, grace, false, progress)
 }
 
 func (s *Supervisor) removeAll(ctx context.Context, cs []*container, grace *time.Duration, removeAnon bool, progress func(Event)) error {

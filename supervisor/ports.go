@@ -255,7 +255,7 @@ func (s *Supervisor) refreshBackends() {
 	var targets []target
 	for _, c := range s.list() {
 		r := c.record()
-		if r.State.Status != StatusRunning || len(r.Endpoints) == 0 {
+		if r.State.Status != StatusRunning || len(r.Endpoints) == 0 || c.isLeaving() {
 			continue
 		}
 		targets = append(targets, target{id: r.ID, service: r.Service, ip: r.Endpoints[0].IP.String(), healthy: r.State.Health != "unhealthy"})

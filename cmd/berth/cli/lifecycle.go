@@ -183,7 +183,7 @@ func parseScale(vals []string) (map[string]int, error) {
 		name, num, ok := strings.Cut(v, "=")
 		n, err := strconv.Atoi(num)
 		if !ok || err != nil || n < 0 || name == "" {
-			return nil, fmt.Errorf("invalid --scale %q: use SERVICE=NUM", v)
+			return nil, fmt.Errorf("invalid scale %q: use SERVICE=NUM", v)
 		}
 		out[name] = n
 	}

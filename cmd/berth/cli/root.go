@@ -120,7 +120,11 @@ func newRootCommand() *cobra.Command {
 		newLsCommand(g),
 		newEventsCommand(g),
 		newVolumeCommand(g),
+		newNetworkCommand(g),
+		newVolumesCommand(g),
+		newImagesCommand(g),
 		newPortCommand(g),
+		newScaleCommand(g),
 		newSuperviseCommand(g),
 	)
 	return root

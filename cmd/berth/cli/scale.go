@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthrun/berth/supervisor"
+)
+
+func newScaleCommand(g *globals) *cobra.Command {
+	var noDeps bool
+	cmd := &cobra.Command{
+		Use:   "scale [SERVICE=REPLICAS...]",
+		Short: "Scale services",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			scale, err := parseScale(args)
+			if err != nil {
+				return err
+			}
+			p, err := g.load(ctx)
+			if err != nil {
+				return err
+			}
+			var services []string
+			for name := range scale {
+				if _, ok := p.Services[name]; !ok {
+					return fmt.Errorf("no such service: %s", name)
+				}
+				services = append(services, name)
+			}
+			m, err := p.Model()
+			if err != nil {
+				return err
+			}
+			c, err := supervisor.Connect(ctx, g.paths(), p.Name)
+			if err != nil {
+				return err
+			}
+			req := supervisor.UpRequest{Model: *m, Services: services, NoDeps: noDeps, Scale: scale}
+			return c.Up(ctx, req, newSteps(cmd.ErrOrStderr()).event)
+		},
+	}
+	cmd.Flags().BoolVar(&noDeps, "no-deps", false, "Don't start linked services")
+	return cmd
+}
