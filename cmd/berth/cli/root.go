@@ -125,6 +125,8 @@ func newRootCommand() *cobra.Command {
 		newImagesCommand(g),
 		newPortCommand(g),
 		newScaleCommand(g),
+		newPullCommand(g),
+		newCreateCommand(g),
 		newSuperviseCommand(g),
 	)
 	return root
