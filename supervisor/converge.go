@@ -124,12 +124,24 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 				if !inTargets[dep] && len(s.serviceContainers(dep)) == 0 {
 					continue
 				}
+				announce := d.Condition == "service_healthy" || d.Condition == "service_completed_successfully"
+				if announce {
+					for _, c := range s.serviceContainers(dep) {
+						progress(ev(c, "Waiting"))
+					}
+				}
 				if err := s.waitCondition(ctx, dep, d.Condition); err != nil {
 					if !d.Required {
 						progress(Event{Action: "warning", Message: fmt.Sprintf("optional dependency %q of %q: %v", dep, name, err)})
 						continue
 					}
 					return err
+				}
+				if announce {
+					done := map[bool]string{true: "Healthy", false: "Exited"}[d.Condition == "service_healthy"]
+					for _, c := range s.serviceContainers(dep) {
+						progress(ev(c, done))
+					}
 				}
 			}
 		}
@@ -536,6 +548,10 @@ func (s *Supervisor) scaleAway(ctx context.Context, cs []*container, grace *time
 }
 
 func (s *Supervisor) removeAll(ctx context.Context, cs []*container, grace *time.Duration, removeAnon bool, progress func(Event)) error {
+	// A service left without containers closes its listeners. This is done
+	// here, after removals, and not on every state change: an up binds a
+	// service's ports before its first container exists.
+	defer s.unpublishGone()
 	eg, ctx := errgroup.WithContext(ctx)
 	for _, c := range cs {
 		eg.Go(func() error { return s.stopAndRemove(ctx, c, grace, removeAnon, progress) })
@@ -562,12 +578,14 @@ func (s *Supervisor) down(ctx context.Context, req DownRequest, progress func(Ev
 	if len(orphans) > 0 {
 		progress(Event{Action: "warning", Message: fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.", strings.Join(orphans, ", "))})
 	}
-	if err := s.walkContainers(ctx, cs, graph.Down, func(ctx context.Context, c *container) error {
+	err := s.walkContainers(ctx, cs, graph.Down, func(ctx context.Context, c *container) error {
 		return s.stopAndRemove(ctx, c, req.Timeout, req.Volumes, progress)
-	}); err != nil {
+	})
+	s.unpublishGone()
+	if err != nil {
 		return err
 	}
-	networks := req.NetworkNames
+	networks := append(req.NetworkNames, s.projectNetworks()...)
 	for _, c := range cs {
 		for _, e := range c.rec.Endpoints {
 			networks = append(networks, e.Network)

@@ -281,3 +281,27 @@ func (s *Supervisor) serving(r *Record, up bool) {
 		s.logf("container %s: dns: %v", r.Name, err)
 	}
 }
+
+// projectNetworks are the networks this project uses, from netmgr's records,
+// for a down without the compose file.
+func (s *Supervisor) projectNetworks() []string {
+	return ProjectNetworks(s.net, s.project)
+}
+
+// ProjectNetworks lists the networks that project uses.
+func ProjectNetworks(m *netmgr.Manager, project string) []string {
+	nets, err := m.Networks()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range nets {
+		for _, u := range n.Users {
+			if u == project {
+				out = append(out, n.Name)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -198,7 +198,6 @@ func (s *Supervisor) refreshLoop() {
 		case <-s.ctx.Done():
 			return
 		case <-s.kick:
-			s.unpublishGone()
 			s.refreshBackends()
 		}
 	}

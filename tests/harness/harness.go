@@ -53,6 +53,13 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// removeBuiltBinary removes the binary Binary built, at the end of the run.
+func removeBuiltBinary() {
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // Env is one test's berth: its own persistent and runtime roots and a
 // working directory.
 type Env struct {

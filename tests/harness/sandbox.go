@@ -25,7 +25,9 @@ func Main(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "sandbox:", err)
 			os.Exit(1)
 		}
-		os.Exit(m.Run())
+		code := m.Run()
+		removeBuiltBinary()
+		os.Exit(code)
 	}
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
 	cmd.Env = append(os.Environ(), sandboxEnv+"=1")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/project"
 	"github.com/berthrun/berth/supervisor"
 )
@@ -93,7 +94,13 @@ func newDownCommand(g *globals) *cobra.Command {
 				return err
 			}
 			out := newSteps(cmd.ErrOrStderr())
-			if len(recs) == 0 {
+			// With no container left, a supervisor is still needed to remove
+			// the project's networks, and its volumes with -v.
+			nets, err := netmgr.New(g.paths().NetworkDir())
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 && !volumes && len(supervisor.ProjectNetworks(nets, proj)) == 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "WARN No resource found to remove for project %q.\n", proj)
 				return nil
 			}

@@ -82,8 +82,10 @@ func newRootCommand() *cobra.Command {
 			"restart policies, health checks and scaled replicas behind a proxy.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		// "berth" alone prints help, as docker compose does.
+		// "berth" alone prints help, as docker compose does; an unknown
+		// command is an error (exit 1).
 		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	// Global flags come before the command, as with docker compose, so that
 	// a command may reuse their letters (logs -f is --follow).
