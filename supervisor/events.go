@@ -15,6 +15,9 @@ type Event struct {
 	ID        string    `json:"id,omitempty"`
 	ExitCode  int       `json:"exit_code,omitempty"`
 	Health    string    `json:"health,omitempty"`
+	// Object names what a progress step is about when it is not a
+	// container: `Network demo_default`, `Volume "demo_data"`.
+	Object string `json:"object,omitempty"`
 	// Message is a warning or a line of progress that belongs to no container.
 	Message string `json:"message,omitempty"`
 }

@@ -115,7 +115,7 @@ func (s *Supervisor) ensureNetworks(ctx context.Context, m *project.Model, servi
 			return fmt.Errorf("network %s: %w", n.Name, err)
 		}
 		if missing != nil {
-			progress(Event{Action: "Created", Message: fmt.Sprintf("Network %s  Created", n.Name)})
+			progress(Event{Action: "Created", Object: "Network " + n.Name})
 		}
 	}
 	return nil
@@ -265,7 +265,7 @@ func (s *Supervisor) releaseNetworks(ctx context.Context, names []string, progre
 		case err != nil:
 			errs = append(errs, err)
 		case removed:
-			progress(Event{Action: "Removed", Message: fmt.Sprintf("Network %s  Removed", n)})
+			progress(Event{Action: "Removed", Object: "Network " + n})
 		}
 	}
 	return errors.Join(errs...)

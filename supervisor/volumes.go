@@ -64,7 +64,7 @@ func (s *Supervisor) ensureVolumes(m *project.Model, services []string, progress
 			return fmt.Errorf("volume %q: %w", vol.Name, err)
 		}
 		if created {
-			progress(Event{Action: "Created", Message: fmt.Sprintf("Volume %q  Created", vol.Name)})
+			progress(Event{Action: "Created", Object: fmt.Sprintf("Volume %q", vol.Name)})
 		} else if w := v.Warning(s.project); w != "" {
 			progress(Event{Action: "warning", Message: w})
 		}
@@ -208,7 +208,7 @@ func (s *Supervisor) removeProjectVolumes(names []string, progress func(Event)) 
 	}
 	removed, err := s.volumes.RemoveProjectVolumes(s.project, names)
 	for _, n := range removed {
-		progress(Event{Action: "Removed", Message: fmt.Sprintf("Volume %s  Removed", n)})
+		progress(Event{Action: "Removed", Object: "Volume " + n})
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

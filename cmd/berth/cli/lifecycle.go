@@ -93,7 +93,6 @@ func newDownCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := newSteps(cmd.ErrOrStderr())
 			// With no container left, a supervisor is still needed to remove
 			// the project's networks, and its volumes with -v.
 			nets, err := netmgr.New(g.paths().NetworkDir())
@@ -120,7 +119,9 @@ func newDownCommand(g *globals) *cobra.Command {
 					req.NetworkNames = append(req.NetworkNames, p.NetworkName(key))
 				}
 			}
-			return c.Down(ctx, req, out.event)
+			return withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
+				return c.Down(ctx, req, progress)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
@@ -163,7 +164,9 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 				return fmt.Errorf("no container found for project %q", proj)
 			}
 			req := supervisor.ContainersRequest{Services: args, Index: index, Timeout: t.duration(), Signal: signal, Force: force, Stop: stop, Volumes: volumes}
-			return c.Containers(ctx, op, req, newSteps(cmd.ErrOrStderr()).event)
+			return withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
+				return c.Containers(ctx, op, req, progress)
+			})
 		},
 	}
 	switch op {

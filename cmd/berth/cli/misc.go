@@ -133,7 +133,9 @@ func newWaitCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := c.Down(ctx, supervisor.DownRequest{}, newSteps(cmd.ErrOrStderr()).event); err != nil {
+				if err := withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
+					return c.Down(ctx, supervisor.DownRequest{}, progress)
+				}); err != nil {
 					return err
 				}
 			}

@@ -40,7 +40,9 @@ func newScaleCommand(g *globals) *cobra.Command {
 				return err
 			}
 			req := supervisor.UpRequest{Model: *m, Services: services, NoDeps: noDeps, Scale: scale}
-			return c.Up(ctx, req, newSteps(cmd.ErrOrStderr()).event)
+			return withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
+				return c.Up(ctx, req, progress)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&noDeps, "no-deps", false, "Don't start linked services")

@@ -99,8 +99,9 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 		NoRecreate: f.noRecreate, AlwaysRecreateDeps: f.alwaysRecreateDeps, NoStart: f.noStart, RemoveOrphans: f.removeOrphans,
 		Timeout: f.timeout.duration(), Scale: scale, RenewAnonVolumes: f.renewAnonVolumes,
 	}
-	steps := newSteps(cmd.ErrOrStderr())
-	if err := c.Up(ctx, req, steps.event); err != nil {
+	if err := withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
+		return c.Up(ctx, req, progress)
+	}); err != nil {
 		return err
 	}
 	if f.wait {
@@ -175,7 +176,9 @@ func attach(cmd *cobra.Command, g *globals, c *supervisor.Client, proj string, s
 
 	stopAll := func() error {
 		fmt.Fprintln(cmd.ErrOrStderr(), "Gracefully stopping... (press Ctrl+C again to force)")
-		return c.Containers(context.Background(), "stop", supervisor.ContainersRequest{Timeout: f.timeout.duration()}, newSteps(cmd.ErrOrStderr()).event)
+		return withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
+			return c.Containers(context.Background(), "stop", supervisor.ContainersRequest{Timeout: f.timeout.duration()}, progress)
+		})
 	}
 	exitCode := 0
 	for {
