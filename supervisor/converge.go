@@ -295,18 +295,24 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *project.Service, 
 				progress(ev(c, "Running"))
 				return nil
 			}
-			progress(ev(c, "Starting"))
-			c.mu.Lock()
-			c.rec.State.StoppedByUser = false
-			c.mu.Unlock()
-			if err := c.start(); err != nil {
-				return fmt.Errorf("container %s: %w", c.rec.Name, err)
-			}
-			progress(ev(c, "Started"))
-			return nil
+			return startAsked(c, progress)
 		})
 	}
 	return changed.Load(), eg.Wait()
+}
+
+// startAsked starts c because a command asked for it: a restart policy
+// suspended by an earlier stop is in force again.
+func startAsked(c *container, progress func(Event)) error {
+	progress(ev(c, "Starting"))
+	c.mu.Lock()
+	c.rec.State.StoppedByUser = false
+	c.mu.Unlock()
+	if err := c.start(); err != nil {
+		return fmt.Errorf("container %s: %w", c.rec.Name, err)
+	}
+	progress(ev(c, "Started"))
+	return nil
 }
 
 func ev(c *container, action string) Event {
@@ -671,15 +677,7 @@ func (s *Supervisor) containersOp(ctx context.Context, op string, req Containers
 			if c.running() {
 				return nil
 			}
-			progress(ev(c, "Starting"))
-			c.mu.Lock()
-			c.rec.State.StoppedByUser = false
-			c.mu.Unlock()
-			if err := c.start(); err != nil {
-				return fmt.Errorf("container %s: %w", c.rec.Name, err)
-			}
-			progress(ev(c, "Started"))
-			return nil
+			return startAsked(c, progress)
 		})
 	case "stop":
 		return s.walkContainers(ctx, cs, graph.Down, func(ctx context.Context, c *container) error {
@@ -698,14 +696,7 @@ func (s *Supervisor) containersOp(ctx context.Context, op string, req Containers
 			return err
 		}
 		return s.walkContainers(ctx, cs, graph.Up, func(ctx context.Context, c *container) error {
-			c.mu.Lock()
-			c.rec.State.StoppedByUser = false
-			c.mu.Unlock()
-			if err := c.start(); err != nil {
-				return fmt.Errorf("container %s: %w", c.rec.Name, err)
-			}
-			progress(ev(c, "Started"))
-			return nil
+			return startAsked(c, progress)
 		})
 	case "kill":
 		sig, err := ParseSignal(firstNonEmpty(req.Signal, "SIGKILL"))
