@@ -212,8 +212,8 @@ func (s *DNSServer) Close() error {
 // processes: a DNS server in the container binding 0.0.0.0:53 would
 // otherwise fail with "address in use". Conntrack turns the replies' source
 // back into port 53. A socket stays in the namespace it was made in, so
-// only its creation (and the nft run, which inherits the thread's
-// namespace) needs a thread in there.
+// only its creation (and the netlink socket that programs the rule) needs
+// a thread in there.
 func listenInNS(ctx context.Context, path string) (net.PacketConn, net.Listener, error) {
 	type result struct {
 		pc  net.PacketConn
@@ -248,7 +248,7 @@ func listenInNS(ctx context.Context, path string) (net.PacketConn, net.Listener,
 			r.l, r.err = net.Listen("tcp4", net.JoinHostPort(DNSAddr, "0"))
 		}
 		if r.err == nil {
-			r.err = runNFT(ctx, dnsRedirect(r.pc.LocalAddr().(*net.UDPAddr).Port, r.l.Addr().(*net.TCPAddr).Port))
+			r.err = redirectDNS(r.pc.LocalAddr().(*net.UDPAddr).Port, r.l.Addr().(*net.TCPAddr).Port)
 		}
 		if err := netns.Set(orig); err != nil {
 			// This thread must not run anything else: it stays locked
@@ -270,18 +270,6 @@ func listenInNS(ctx context.Context, path string) (net.PacketConn, net.Listener,
 		return nil, nil, r.err
 	}
 	return r.pc, r.l, nil
-}
-
-// dnsRedirect is the container namespace's ruleset: queries to
-// 127.0.0.11:53 go to the ports the server listens on. Rewritten whole
-// each time, so a new supervisor's ports replace an old one's.
-func dnsRedirect(udpPort, tcpPort int) string {
-	return fmt.Sprintf(`add table ip berth_dns
-flush table ip berth_dns
-add chain ip berth_dns output { type nat hook output priority -100; policy accept; }
-add rule ip berth_dns output ip daddr %[1]s udp dport 53 dnat to %[1]s:%[2]d
-add rule ip berth_dns output ip daddr %[1]s tcp dport 53 dnat to %[1]s:%[3]d
-`, DNSAddr, udpPort, tcpPort)
 }
 
 func normalizeUpstreams(in []string) ([]string, error) {
