@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,18 +32,33 @@ func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 	if c.alive(ctx) {
 		return c, nil
 	}
-	if err := spawn(paths, proj); err != nil {
+	ready, err := spawn(paths, proj)
+	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if c.alive(ctx) {
+	// The new supervisor says when it listens; if it exits instead (another
+	// one won the project's lock), the winner is reached by polling.
+	readyc := make(chan bool, 1)
+	go func() {
+		defer ready.Close()
+		b := make([]byte, 1)
+		n, _ := ready.Read(b)
+		readyc <- n == 1
+	}()
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	select {
+	case ok := <-readyc:
+		if ok {
 			return c, nil
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+	case <-deadline.C:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if c.alive(ctx) {
+			return c, nil
 		}
 	}
 	return nil, fmt.Errorf("the supervisor of project %q did not start: %s", proj, lastLines(paths.Log(proj), 5))
@@ -81,32 +97,57 @@ func (c *Client) alive(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// spawn starts a detached supervisor for the project.
-func spawn(paths Paths, proj string) error {
+// spawn starts a detached supervisor for the project. It returns the read
+// side of a pipe on which the supervisor writes one byte once it listens.
+func spawn(paths Paths, proj string) (*os.File, error) {
 	if len(paths.Socket(proj)) > 107 {
-		return fmt.Errorf("run root %s is too deep: the socket path %s is longer than a unix socket allows", paths.RunRoot, paths.Socket(proj))
+		return nil, fmt.Errorf("run root %s is too deep: the socket path %s is longer than a unix socket allows", paths.RunRoot, paths.Socket(proj))
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.MkdirAll(paths.ProjectRunDir(proj), 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	logf, err := os.OpenFile(paths.Log(proj), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
 	cmd := exec.Command(self, "--root", paths.Root, "--run-root", paths.RunRoot, "__supervise", proj)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{w} // fd 3
+	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting the supervisor: %w", err)
+		r.Close()
+		return nil, fmt.Errorf("starting the supervisor: %w", err)
 	}
 	// The supervisor outlives us; its parent becomes init (or our subreaper).
-	return cmd.Process.Release()
+	return r, cmd.Process.Release()
+}
+
+// readyFDEnv names the descriptor a spawned supervisor signals readiness on.
+const readyFDEnv = "BERTH_READY_FD"
+
+// signalReady tells the process that spawned this supervisor that it
+// listens, and closes the descriptor so no container inherits it.
+func signalReady() {
+	fd, err := strconv.Atoi(os.Getenv(readyFDEnv))
+	os.Unsetenv(readyFDEnv)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	_, _ = f.Write([]byte{1})
+	f.Close()
 }
 
 // Ps returns the records of the project's containers with their live state.

@@ -105,6 +105,7 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	}
 	srv := &http.Server{Handler: s.handler()}
 	go func() { _ = srv.Serve(ln) }()
+	signalReady()
 	s.logf("supervising project %s (pid %d)", proj, os.Getpid())
 
 	s.checkIdle()
