@@ -1,12 +1,18 @@
 package supervisor
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/logs"
 	"github.com/berthrun/berth/engine/runtime"
@@ -76,6 +82,17 @@ func (c *container) start() error {
 	}
 	spec := c.rec.Spec
 	spec.Stdio = runtime.Stdio{StdoutPath: stdout, StderrPath: stderr}
+	// tty: a pseudo-terminal whose master the supervisor holds;
+	// stdin_open: a FIFO that never reaches end-of-file. Either keeps a
+	// shell waiting for input, as with docker.
+	spec.Terminal = c.rec.Config.Tty
+	if c.rec.Config.StdinOpen && !c.rec.Config.Tty {
+		in := filepath.Join(p.FIFODir(c.rec.ID), "stdin.fifo")
+		if err := unix.Mkfifo(in, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		spec.Stdio.StdinPath = in
+	}
 	spec.CgroupParent = p.CgroupParent()
 	// A previous run may have left libcontainer state if its supervisor died.
 	if old, err := runtime.Load(p.RuntimeRoot(), c.rec.ID); err == nil {
@@ -102,6 +119,9 @@ func (c *container) start() error {
 	}
 	c.ctr = ctr
 	c.exited = exited
+	if console := ctr.Console(); console != nil {
+		c.captureConsole(console)
+	}
 	st, _ := ctr.State()
 	c.rec.State = State{
 		Status:       StatusRunning,
@@ -168,6 +188,26 @@ func (c *container) adopt() {
 	c.exited = make(chan struct{})
 	go c.wait(ctr, c.exited, runExited)
 	c.s.startHealth(c)
+}
+
+// captureConsole copies a tty container's output into its log, as
+// stdout, until the terminal closes with the container.
+func (c *container) captureConsole(console *os.File) {
+	c.capture.Add(1)
+	go func() {
+		defer c.capture.Done()
+		r := bufio.NewReader(console)
+		for {
+			line, err := r.ReadBytes('\n')
+			if len(line) > 0 {
+				e := logs.Entry{Time: time.Now().UTC(), Stream: "stdout", Line: bytes.TrimRight(line, "\r\n"), Partial: line[len(line)-1] != '\n'}
+				_ = c.logFile.WriteEntry(e)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 }
 
 func (c *container) startCapture(stdout, stderr string, runExited chan struct{}) {
@@ -329,7 +369,7 @@ func (c *container) remove(removeAnon bool) error {
 		verr,
 		c.s.teardownNetwork(c.rec),
 		c.s.images.RemoveRootfs(c.rec.ID),
-		logs.RemoveFIFOs(c.s.paths.FIFODir(c.rec.ID)),
+		os.RemoveAll(c.s.paths.FIFODir(c.rec.ID)),
 		removeRecord(c.s.paths, c.rec.ID),
 	)
 	c.s.emit(Event{Action: "destroy", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID})

@@ -124,35 +124,83 @@ func setup(b *testing.B) bench {
 	return bench{direct: be.ln.Addr().String(), proxied: p.Addr().String()}
 }
 
+// BenchmarkProxy compares berth's TCP proxy (package scale, in process)
+// with a direct connection to the same loopback backend.
 func BenchmarkProxy(b *testing.B) {
 	paths := setup(b)
-	b.Run("throughput", func(b *testing.B) {
-		var took [2]time.Duration
-		var moved [2]int64
-		for i := range b.N {
-			for _, k := range order(i) {
+	comparePaths(b, paths, "in-process proxy → loopback server", roundTrips)
+}
+
+// proxyRuns is how many bulk transfers, and series of round trips, each
+// path makes per benchmark iteration; the paths take turns.
+const proxyRuns = 3
+
+// comparePaths measures bulk throughput and round-trip latency over both
+// paths, reports them and records them in the table under label. Errors
+// are reported, never fatal: a benchmark prints.
+func comparePaths(b *testing.B, paths bench, label string, newConnTrips int) {
+	var mbs [2][]float64
+	var one, fresh [2][]time.Duration
+	fail := func(what string, k int, err error) {
+		b.Logf("%s (%s): %v", what, name(k), err)
+		note("%s: %s over the %s path failed: %v", label, what, name(k), err)
+		record(row{sec: secProxy, what: label, berth: "failed", base: "—", source: "see note", ratio: "—"})
+	}
+	for i := range b.N {
+		for r := range proxyRuns {
+			for _, k := range order(i + r) {
 				d, err := bulk(paths.addr(k), bulkBytes)
 				if err != nil {
-					b.Skipf("bulk transfer (%s): %v", name(k), err)
+					fail("bulk transfer", k, err)
+					return
 				}
-				took[k] += d
-				moved[k] += bulkBytes
+				mbs[k] = append(mbs[k], float64(bulkBytes)/(1<<20)/d.Seconds())
+			}
+			for _, k := range order(i + r) {
+				s, err := rttOneConn(paths.addr(k), roundTrips)
+				if err != nil {
+					fail("round trips on one connection", k, err)
+					return
+				}
+				one[k] = append(one[k], s...)
+				s, err = rttNewConn(paths.addr(k), newConnTrips)
+				if err != nil {
+					fail("round trips on new connections", k, err)
+					return
+				}
+				fresh[k] = append(fresh[k], s...)
 			}
 		}
-		mbs := func(k int) float64 { return float64(moved[k]) / (1 << 20) / took[k].Seconds() }
-		b.ReportMetric(0, "ns/op")
-		b.ReportMetric(mbs(0), "direct-MB/s")
-		b.ReportMetric(mbs(1), "proxy-MB/s")
-		b.ReportMetric(mbs(1)/mbs(0), "proxy/direct-throughput")
-		b.Logf("bulk %d MiB x%d: direct %.0f MB/s, proxy %.0f MB/s, ratio %.2f",
-			bulkBytes>>20, b.N, mbs(0), mbs(1), mbs(1)/mbs(0))
-	})
-	b.Run("rtt-newconn", func(b *testing.B) {
-		latency(b, paths, rttNewConn)
-	})
-	b.Run("rtt-oneconn", func(b *testing.B) {
-		latency(b, paths, rttOneConn)
-	})
+	}
+	tput := [2]float64{medianF(mbs[0]), medianF(mbs[1])}
+	var p50, p99, np50, np99 [2]time.Duration
+	for k := range 2 {
+		slices.Sort(one[k])
+		slices.Sort(fresh[k])
+		p50[k], p99[k] = percentile(one[k], 0.50), percentile(one[k], 0.99)
+		np50[k], np99[k] = percentile(fresh[k], 0.50), percentile(fresh[k], 0.99)
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(tput[0], "direct-MB/s")
+	b.ReportMetric(tput[1], "proxy-MB/s")
+	b.ReportMetric(tput[1]/tput[0], "proxy/direct-throughput")
+	b.ReportMetric(micros(p50[1])/micros(p50[0]), "proxy/direct-p50")
+	b.ReportMetric(micros(p99[1])/micros(p99[0]), "proxy/direct-p99")
+	b.Logf("bulk %d MiB x%d: direct %.0f MB/s, proxy %.0f MB/s; one conn p50 %v/%v p99 %v/%v; new conns p50 %v/%v p99 %v/%v (direct/proxy)",
+		bulkBytes>>20, len(mbs[0]), tput[0], tput[1], p50[0], p50[1], p99[0], p99[1], np50[0], np50[1], np99[0], np99[1])
+
+	src := "direct connection, this run"
+	record(row{sec: secProxy, what: label + ": bulk throughput", runs: len(mbs[1]),
+		berth: fmt.Sprintf("%.0f MB/s", tput[1]), base: fmt.Sprintf("%.0f MB/s", tput[0]), source: src,
+		ratio: percent(tput[1] / tput[0]), target: "≥ 90%", met: yesNo(tput[1] >= 0.9*tput[0])})
+	lat := func(what string, n int, got, base time.Duration) {
+		record(row{sec: secProxy, what: label + ": " + what, runs: n, berth: us(got), base: us(base), source: src,
+			ratio: times(float64(got) / float64(base))})
+	}
+	lat("round trip p50, one connection", len(one[1]), p50[1], p50[0])
+	lat("round trip p99, one connection", len(one[1]), p99[1], p99[0])
+	lat("connect+round trip p50, new connections", len(fresh[1]), np50[1], np50[0])
+	lat("connect+round trip p99, new connections", len(fresh[1]), np99[1], np99[0])
 }
 
 func (p bench) addr(k int) string {
@@ -171,36 +219,6 @@ func order(i int) []int {
 		return []int{0, 1}
 	}
 	return []int{1, 0}
-}
-
-// latency runs series of round trips over both paths and reports p50 and
-// p99 of each and their ratios.
-func latency(b *testing.B, paths bench, series func(addr string, n int) ([]time.Duration, error)) {
-	var samples [2][]time.Duration
-	for i := range b.N {
-		for _, k := range order(i) {
-			s, err := series(paths.addr(k), roundTrips)
-			if err != nil {
-				b.Skipf("round trips (%s): %v", name(k), err)
-			}
-			samples[k] = append(samples[k], s...)
-		}
-	}
-	var p50, p99 [2]float64
-	for k := range samples {
-		slices.Sort(samples[k])
-		p50[k] = micros(percentile(samples[k], 0.50))
-		p99[k] = micros(percentile(samples[k], 0.99))
-	}
-	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(p50[0], "direct-p50-µs")
-	b.ReportMetric(p99[0], "direct-p99-µs")
-	b.ReportMetric(p50[1], "proxy-p50-µs")
-	b.ReportMetric(p99[1], "proxy-p99-µs")
-	b.ReportMetric(p50[1]/p50[0], "proxy/direct-p50")
-	b.ReportMetric(p99[1]/p99[0], "proxy/direct-p99")
-	b.Logf("%d round trips x%d: direct p50 %.1f µs p99 %.1f µs; proxy p50 %.1f µs p99 %.1f µs",
-		roundTrips, b.N, p50[0], p99[0], p50[1], p99[1])
 }
 
 func percentile(sorted []time.Duration, q float64) time.Duration {

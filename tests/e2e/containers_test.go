@@ -201,3 +201,34 @@ services:
 		t.Errorf("after down: %+v", list)
 	}
 }
+
+// TestTTYAndStdinOpen: `tty: true` and `stdin_open: true` keep a shell
+// waiting for input, as with docker; a tty container's output is logged.
+func TestTTYAndStdinOpen(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+name: ttys
+services:
+  tty:
+    image: busybox
+    command: ["sh", "-c", "tty; echo from the tty; exec sh"]
+    tty: true
+  stdin:
+    image: busybox
+    command: ["sh"]
+    stdin_open: true
+`)
+	e.MustRun("up", "-d")
+	time.Sleep(500 * time.Millisecond)
+	for _, p := range ps(t, e) {
+		if p.State != "running" {
+			t.Errorf("%s is %s: a shell with tty/stdin_open must wait for input", p.Name, p.State)
+		}
+	}
+	out := e.MustRun("logs", "--no-log-prefix", "tty").Stdout
+	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "from the tty") {
+		t.Errorf("tty container's log: %q", out)
+	}
+	e.MustRun("down", "-t", "1")
+}

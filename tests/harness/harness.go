@@ -259,6 +259,13 @@ func (e *Env) runState() []string {
 		}
 		return nil
 	})
+	// Per-container and per-project directories go with what they hold.
+	for _, dir := range []string{"fifo", "runtime", "netns", "projects"} {
+		entries, _ := os.ReadDir(filepath.Join(e.RunRoot, dir))
+		for _, d := range entries {
+			out = append(out, "dir "+filepath.Join(e.RunRoot, dir, d.Name()))
+		}
+	}
 	return out
 }
 

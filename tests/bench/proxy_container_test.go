@@ -1,0 +1,93 @@
+package bench
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthrun/berth/internal/testimage"
+	"github.com/berthrun/berth/tests/harness"
+)
+
+// sinkPort is where testdata/sink listens inside its container.
+const sinkPort = "9000"
+
+// BenchmarkProxyContainer compares a published port (127.0.0.1:<port>,
+// served by the supervisor's proxy) with a direct connection to the
+// container's bridge address, both reaching testdata/sink in a real
+// container. The test process runs in the sandbox's network namespace, in
+// which the bridge is reachable.
+func BenchmarkProxyContainer(b *testing.B) {
+	srv := buildSink(b)
+	e := harness.New(b)
+	e.LoadImage("benchsink:latest", testimage.WithEntries(testimage.Entry{Name: "srv", Mode: 0o755, Body: srv}))
+	port := freePort(b)
+	e.WriteFile("compose.yaml", fmt.Sprintf(`name: benchproxy
+services:
+  sink:
+    image: benchsink
+    command: ["/srv", "-l", ":%s"]
+    init: true
+    stop_grace_period: 1s
+    ports: ["127.0.0.1:%d:%s"]
+`, sinkPort, port, sinkPort))
+	e.MustRun("up", "-d")
+	b.Cleanup(func() { e.MustRun("down", "-t", "1") })
+	ips := strings.Fields(e.MustRun("exec", "-T", "sink", "hostname", "-i").Stdout)
+	if len(ips) == 0 {
+		b.Fatal("hostname -i printed no address")
+	}
+	paths := bench{
+		direct:  net.JoinHostPort(ips[0], sinkPort),
+		proxied: fmt.Sprintf("127.0.0.1:%d", port),
+	}
+	for k := range 2 {
+		if err := awaitEcho(paths.addr(k), 15*time.Second); err != nil {
+			b.Fatalf("sink not answering on the %s path %s: %v", name(k), paths.addr(k), err)
+		}
+	}
+	comparePaths(b, paths, "published port → container", 500)
+}
+
+// awaitEcho retries one echo round trip to addr until it works or timeout
+// passes.
+func awaitEcho(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		_, err := rttOneConn(addr, 1)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// buildSink compiles testdata/sink as a static binary and returns it.
+func buildSink(b *testing.B) []byte {
+	dir := b.TempDir()
+	out := filepath.Join(dir, "srv")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./testdata/sink")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("building testdata/sink: %v\n%s", err, msg)
+	}
+	body, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body
+}
+
+func freePort(b *testing.B) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
