@@ -30,8 +30,11 @@ test: build lint
 demo: build
 	@bash samples/demo.sh
 
+# One run of every benchmark (stacks, scale, container start, proxy, memory),
+# then one summary table of berth next to its baselines. Benchmarks print;
+# only a broken setup fails.
 bench: build
-	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count=1 ./tests/bench/...
+	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count=1 -timeout 15m ./tests/bench/
 
 clean:
 	rm -rf bin
