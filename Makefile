@@ -3,6 +3,7 @@
 #   make test   set up this machine and run every test (what CI runs)
 
 GO       ?= go
+CC       ?= gcc
 TAGS     := seccomp netgo osusergo
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/berthrun/berth/internal/version.Version=$(VERSION) -extldflags -static
@@ -17,6 +18,7 @@ deps:
 
 build: deps
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+	$(CC) -static -Os -Wall -o bin/berth-init engine/runtime/cinit/berth-init.c
 
 lint: deps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -120,8 +121,14 @@ func (s *Supervisor) track(fn func()) {
 	defer func() {
 		s.mu.Lock()
 		s.busy--
+		idle := s.busy == 0
 		s.mu.Unlock()
 		s.checkIdle()
+		if idle {
+			// A supervisor spends its life waiting: give back what a
+			// burst of work (an up of many containers) made the heap grow to.
+			debug.FreeOSMemory()
+		}
 	}()
 	fn()
 }

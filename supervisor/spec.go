@@ -101,6 +101,7 @@ func containerSpec(rec *Record, s *project.Service, img *image.Image, rootfs, fi
 		Sysctls:        s.Sysctls,
 		ShmSize:        s.ShmSize,
 		Init:           s.Init,
+		InitBinary:     initBinary(),
 		NetNSPath:      ns.netns,
 		Resources: runtime.Resources{
 			MemoryBytes:     s.Resources.MemoryBytes,
@@ -154,4 +155,19 @@ func containerSpec(rec *Record, s *project.Service, img *image.Image, rootfs, fi
 		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: path, Destination: "/etc/" + f.name})
 	}
 	return spec, warnings, nil
+}
+
+// initBinary is the init for `init: true`: berth-init beside the berth
+// binary (a small static C program, see engine/runtime/cinit), else ""
+// for the berth binary itself, which can act as one too.
+func initBinary() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(self), "berth-init")
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return p
+	}
+	return ""
 }

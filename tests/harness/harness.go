@@ -45,6 +45,12 @@ func Binary(t testing.TB) string {
 		cmd.Dir = module
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = errors.New(string(out))
+			return
+		}
+		cc := exec.Command("gcc", "-static", "-Os", "-o", filepath.Join(dir, "berth-init"), "engine/runtime/cinit/berth-init.c")
+		cc.Dir = module
+		if out, err := cc.CombinedOutput(); err != nil {
+			buildErr = errors.New(string(out))
 		}
 	})
 	if buildErr != nil {
