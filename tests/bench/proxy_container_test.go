@@ -3,9 +3,6 @@ package bench
 import (
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +20,7 @@ const sinkPort = "9000"
 // container. The test process runs in the sandbox's network namespace, in
 // which the bridge is reachable.
 func BenchmarkProxyContainer(b *testing.B) {
-	srv := buildSink(b)
+	srv := harness.BuildStatic(b, "./testdata/sink")
 	e := harness.New(b)
 	e.LoadImage("benchsink:latest", testimage.WithEntries(testimage.Entry{Name: "srv", Mode: 0o755, Body: srv}))
 	port := freePort(b)
@@ -65,22 +62,6 @@ func awaitEcho(addr string, timeout time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// buildSink compiles testdata/sink as a static binary and returns it.
-func buildSink(b *testing.B) []byte {
-	dir := b.TempDir()
-	out := filepath.Join(dir, "srv")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./testdata/sink")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("building testdata/sink: %v\n%s", err, msg)
-	}
-	body, err := os.ReadFile(out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return body
 }
 
 func freePort(b *testing.B) int {
