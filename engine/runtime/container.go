@@ -47,6 +47,11 @@ type Container struct {
 	root string
 	lc   *libcontainer.Container
 	meta meta
+	// lcMu keeps Destroy from removing the cgroup paths while another
+	// goroutine reads them (libcontainer does not guard its cgroup
+	// manager's map): a waiter reading the OOM counter while a stopper
+	// destroys the container.
+	lcMu sync.Mutex
 
 	stdio    Stdio
 	terminal bool
@@ -284,16 +289,19 @@ func waitCode(ws syscall.WaitStatus) int {
 // oomKilled reads the kernel's OOM-kill counter of the container's memory
 // cgroup (memory.oom_control on v1, memory.events on v2).
 func (c *Container) oomKilled() bool {
+	// The state's CgroupPaths is libcontainer's own map: read it under
+	// the lock too.
+	c.lcMu.Lock()
 	st, err := c.lc.State()
-	if err != nil {
-		return false
-	}
 	var file string
-	if cgroups.IsCgroup2UnifiedMode() {
-		file = filepath.Join(st.CgroupPaths[""], "memory.events")
-	} else if p := st.CgroupPaths["memory"]; p != "" {
-		file = filepath.Join(p, "memory.oom_control")
+	if err == nil {
+		if cgroups.IsCgroup2UnifiedMode() {
+			file = filepath.Join(st.CgroupPaths[""], "memory.events")
+		} else if p := st.CgroupPaths["memory"]; p != "" {
+			file = filepath.Join(p, "memory.oom_control")
+		}
 	}
+	c.lcMu.Unlock()
 	if file == "" {
 		return false
 	}
@@ -540,7 +548,10 @@ func (c *Container) Destroy() error {
 		case <-time.After(30 * time.Second):
 		}
 	}
-	if err := c.lc.Destroy(); err != nil {
+	c.lcMu.Lock()
+	err := c.lc.Destroy()
+	c.lcMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("destroy %s: %w", c.id, err)
 	}
 	if err := os.RemoveAll(c.stateDir()); err != nil {
