@@ -550,7 +550,35 @@ func (s *Supervisor) scaleAway(ctx context.Context, cs []*container, grace *time
 		s.serving(c.rec, false)
 	}
 	s.refreshBackends()
+	s.drain(ctx, cs, grace)
 	return s.removeAll(ctx, cs, grace, false, progress)
+}
+
+// drain waits, up to the stop grace period, until the proxies hold no
+// connection to the leaving replicas any more.
+func (s *Supervisor) drain(ctx context.Context, cs []*container, grace *time.Duration) {
+	limit := project.DefaultStopGracePeriod
+	if len(cs) > 0 {
+		limit = cs[0].rec.Config.StopGracePeriod
+	}
+	if grace != nil {
+		limit = *grace
+	}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		open := 0
+		for _, c := range cs {
+			open += s.proxiedConns(c.rec.ID)
+		}
+		if open == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func (s *Supervisor) removeAll(ctx context.Context, cs []*container, grace *time.Duration, removeAnon bool, progress func(Event)) error {

@@ -284,3 +284,14 @@ func (s *Supervisor) closeAllPublishers() {
 		delete(s.ports.pubs, k)
 	}
 }
+
+// proxiedConns counts the connections the proxies hold open to a container.
+func (s *Supervisor) proxiedConns(id string) int {
+	s.ports.mu.Lock()
+	defer s.ports.mu.Unlock()
+	n := 0
+	for _, p := range s.ports.pubs {
+		n += p.proxy.Conns(id)
+	}
+	return n
+}
