@@ -285,13 +285,16 @@ func (s *Supervisor) closeAllPublishers() {
 	}
 }
 
-// proxiedConns counts the connections the proxies hold open to a container.
+// proxiedConns counts the TCP connections the proxies hold open to a
+// container (UDP sessions only end by going idle: they are not waited for).
 func (s *Supervisor) proxiedConns(id string) int {
 	s.ports.mu.Lock()
 	defer s.ports.mu.Unlock()
 	n := 0
 	for _, p := range s.ports.pubs {
-		n += p.proxy.Conns(id)
+		if p.binding.Protocol == "tcp" {
+			n += p.proxy.Conns(id)
+		}
 	}
 	return n
 }
