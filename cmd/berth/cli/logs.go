@@ -171,7 +171,7 @@ func watchExit(ctx context.Context, p supervisor.Paths, id string, done chan str
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
