@@ -86,9 +86,11 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 		opened = append(opened, keys...)
 	}
 	if err := s.ensureVolumes(m, targets, progress); err != nil {
+		s.closePublishers(opened)
 		return err
 	}
 	if err := s.ensureNetworks(ctx, m, targets, progress); err != nil {
+		s.closePublishers(opened)
 		return err
 	}
 
