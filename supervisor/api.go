@@ -165,7 +165,9 @@ func streamed[T any](s *Supervisor, fn func(context.Context, T, func(Event)) err
 				}
 				flush(w)
 			}
+			s.opMu.Lock()
 			err := fn(s.ctx, req, progress)
+			s.opMu.Unlock()
 			m := message{Done: true}
 			if err != nil {
 				m.Error = err.Error()

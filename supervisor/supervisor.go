@@ -32,6 +32,10 @@ type Supervisor struct {
 	ctx     context.Context // cancelled when the supervisor stops
 	log     *log.Logger
 
+	// opMu runs up, down and the container operations one at a time: two
+	// CLIs converging one project at once would both create replica 1.
+	opMu sync.Mutex
+
 	mu         sync.Mutex
 	containers map[string]*container // by ID
 	busy       int                   // requests in flight

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -229,6 +230,49 @@ services:
 	out := e.MustRun("logs", "--no-log-prefix", "tty").Stdout
 	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "from the tty") {
 		t.Errorf("tty container's log: %q", out)
+	}
+	e.MustRun("down", "-t", "1")
+}
+
+// TestConcurrentUp: three `up -d` at once make each container once (one
+// supervisor, operations one at a time).
+func TestConcurrentUp(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+name: conc
+services:
+  a:
+    image: busybox
+    command: ["sleep", "3600"]
+    init: true
+    deploy:
+      replicas: 3
+  b:
+    image: busybox
+    command: ["sleep", "3600"]
+    init: true
+`)
+	var wg sync.WaitGroup
+	codes := make([]int, 3)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = e.Run("up", "-d").Code
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 0 {
+			t.Errorf("up %d exited %d", i, c)
+		}
+	}
+	if list := ps(t, e); len(list) != 4 {
+		t.Errorf("%d containers after three concurrent ups, want 4: %+v", len(list), list)
+	}
+	if n := len(e.SupervisorPIDs()); n != 1 {
+		t.Errorf("%d supervisors", n)
 	}
 	e.MustRun("down", "-t", "1")
 }
