@@ -46,7 +46,7 @@ type Format struct {
 }
 
 // AppendEntry appends e as docker compose prints it for the container
-// name, "web-1  | hello\n", to dst and returns the result. With a prefix,
+// name, "web-1  | hello\n" (the name padded to Width, then " | "), to dst and returns the result. With a prefix,
 // each entry is a line of its own, a partial one included.
 func AppendEntry(dst []byte, name string, e Entry, f Format) []byte {
 	if !f.NoPrefix {
@@ -59,7 +59,7 @@ func AppendEntry(dst []byte, name string, e Entry, f Format) []byte {
 		if pad := f.Width - len(name); pad > 0 {
 			dst = append(dst, strings.Repeat(" ", pad)...)
 		}
-		dst = append(dst, "| "...)
+		dst = append(dst, " | "...)
 		if f.Color != "" {
 			dst = append(dst, "\x1b[0m"...)
 		}

@@ -15,14 +15,14 @@ func TestAppendEntry(t *testing.T) {
 		f    Format
 		want string
 	}{
-		{"plain", e, Format{Width: 8}, "web-1   | hello\n"},
-		{"width below name", e, Format{Width: 0}, "web-1| hello\n"},
-		{"color", e, Format{Width: 6, Color: "36"}, "\x1b[36mweb-1 | \x1b[0mhello\n"},
-		{"bold color", e, Format{Width: 6, Color: "33;1"}, "\x1b[33;1mweb-1 | \x1b[0mhello\n"},
-		{"timestamps", e, Format{Width: 6, Timestamps: true}, "web-1 | 2026-01-02T02:04:05.060000000Z hello\n"},
+		{"plain", e, Format{Width: 8}, "web-1    | hello\n"},
+		{"width below name", e, Format{Width: 0}, "web-1 | hello\n"},
+		{"color", e, Format{Width: 6, Color: "36"}, "\x1b[36mweb-1  | \x1b[0mhello\n"},
+		{"bold color", e, Format{Width: 6, Color: "33;1"}, "\x1b[33;1mweb-1  | \x1b[0mhello\n"},
+		{"timestamps", e, Format{Width: 6, Timestamps: true}, "web-1  | 2026-01-02T02:04:05.060000000Z hello\n"},
 		{"no prefix", e, Format{Width: 6, Color: "36", NoPrefix: true}, "hello\n"},
 		{"no prefix timestamps", e, Format{NoPrefix: true, Timestamps: true}, "2026-01-02T02:04:05.060000000Z hello\n"},
-		{"partial with prefix", partial, Format{Width: 6}, "web-1 | hel\n"},
+		{"partial with prefix", partial, Format{Width: 6}, "web-1  | hel\n"},
 		{"partial without prefix", partial, Format{NoPrefix: true}, "hel"},
 	}
 	for _, tt := range tests {
@@ -38,10 +38,10 @@ func TestPrefixer(t *testing.T) {
 	e := Entry{Stream: "stdout", Line: []byte("x")}
 	p := NewPrefixer(PrefixerOptions{}, "db-1", "web-1")
 	steps := []struct{ name, want string }{
-		{"db-1", "db-1  | x\n"},
-		{"web-1", "web-1 | x\n"},
-		{"worker-10", "worker-10 | x\n"}, // a new, longer name widens what follows
-		{"db-1", "db-1      | x\n"},
+		{"db-1", "db-1   | x\n"},
+		{"web-1", "web-1  | x\n"},
+		{"worker-10", "worker-10  | x\n"}, // a new, longer name widens what follows
+		{"db-1", "db-1       | x\n"},
 	}
 	for _, s := range steps {
 		if got := string(p.Format(s.name, e)); got != s.want {
@@ -55,13 +55,13 @@ func TestPrefixer(t *testing.T) {
 		got = append(got, string(c.Format(n, e)))
 	}
 	want := []string{
-		"\x1b[36ma | \x1b[0mx\n",
-		"\x1b[33mb | \x1b[0mx\n",
-		"\x1b[36ma | \x1b[0mx\n", // same name, same color
-		"\x1b[32mc | \x1b[0mx\n",
-		"\x1b[35md | \x1b[0mx\n",
-		"\x1b[34me | \x1b[0mx\n",
-		"\x1b[36;1mf | \x1b[0mx\n",
+		"\x1b[36ma  | \x1b[0mx\n",
+		"\x1b[33mb  | \x1b[0mx\n",
+		"\x1b[36ma  | \x1b[0mx\n", // same name, same color
+		"\x1b[32mc  | \x1b[0mx\n",
+		"\x1b[35md  | \x1b[0mx\n",
+		"\x1b[34me  | \x1b[0mx\n",
+		"\x1b[36;1mf  | \x1b[0mx\n",
 	}
 	for i := range want {
 		if got[i] != want[i] {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"strconv"
@@ -353,4 +354,44 @@ services:
 		}
 	}
 	e.MustRun("down", "-t", "1")
+}
+
+// TestAttachedUpCtrlC: `up` without -d prints the logs with prefixes, and
+// Ctrl-C stops the stack, as docker compose does.
+func TestAttachedUpCtrlC(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+name: attached
+services:
+  talker:
+    image: busybox
+    command: ["sh", "-c", "trap 'echo bye; exit 0' TERM; echo hello; while true; do sleep 0.1; done"]
+`)
+	cmd := exec.Command(e.Bin, "up")
+	cmd.Dir = e.Dir
+	cmd.Env = append(os.Environ(), "BERTH_ROOT="+e.Root, "BERTH_RUN_ROOT="+e.RunRoot)
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the service to run", func() bool {
+		list := ps(t, e)
+		return len(list) == 1 && list[0].State == "running"
+	})
+	time.Sleep(300 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("up after Ctrl-C: %v, want exit 130", err)
+	}
+	if !strings.Contains(out.String(), "talker-1  | hello") {
+		t.Errorf("attached output: %q", out.String())
+	}
+	if list := ps(t, e); len(list) != 1 || list[0].State != "exited" {
+		t.Errorf("after Ctrl-C: %+v", list)
+	}
+	e.MustRun("down")
 }
