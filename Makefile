@@ -9,7 +9,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/berthrun/berth/internal/version.Version=$(VERSION) -extldflags -static
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build deps demo test lint unit e2e bench clean
+.PHONY: all build deps demo test lint bench clean
 
 all: build
 
