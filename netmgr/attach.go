@@ -185,17 +185,7 @@ func setupVeth(n *Network, ep Endpoint, mac net.HardwareAddr) error {
 // it. The kernel has already deleted both if the container's namespace
 // died; that is not an error.
 func removeVeth(name string) error {
-	link, err := netlink.LinkByName(name)
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("veth %s: %w", name, err)
-	}
-	if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete veth %s: %w", name, err)
-	}
-	return nil
+	return removeLink("veth", name)
 }
 
 // Detach removes a container's interface from a network and frees its

@@ -76,15 +76,20 @@ func ensureBridge(n *Network) error {
 // removeBridge deletes a bridge; a missing one is not an error. The kernel
 // drops its address and routes with it, and frees any port left on it.
 func removeBridge(name string) error {
+	return removeLink("bridge", name)
+}
+
+// removeLink deletes a link by name; a missing one is not an error.
+func removeLink(kind, name string) error {
 	link, err := netlink.LinkByName(name)
 	if isNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("bridge %s: %w", name, err)
+		return fmt.Errorf("%s %s: %w", kind, name, err)
 	}
 	if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete bridge %s: %w", name, err)
+		return fmt.Errorf("delete %s %s: %w", kind, name, err)
 	}
 	return nil
 }
