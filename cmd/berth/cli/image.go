@@ -17,7 +17,6 @@ import (
 	units "github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/image"
@@ -77,44 +76,6 @@ func isTerminal(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
-}
-
-// imageOwnFlags parses the flags of a command whose docker shorthands clash with
-// compose's global -f (--file) and -p (--project-name): `image rm -f`,
-// `image inspect -f`, `image prune -f`, `login -p`. Such a command disables
-// cobra's parsing and reads its arguments here, together with berth's own
-// global flags; compose's project flags are accepted and ignored.
-func imageOwnFlags(cmd *cobra.Command, g *globals, args []string, define func(fs *pflag.FlagSet)) ([]string, bool, error) {
-	fs := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	define(fs)
-	fs.StringVar(&g.root, "root", g.root, "")
-	fs.StringVar(&g.runRoot, "run-root", g.runRoot, "")
-	fs.StringArray("file", nil, "")
-	fs.String("project-name", "", "")
-	fs.String("project-directory", "", "")
-	fs.StringArray("profile", nil, "")
-	fs.StringArray("env-file", nil, "")
-	help := fs.BoolP("help", "h", false, "")
-	if err := fs.Parse(args); err != nil {
-		return nil, false, fmt.Errorf("%w\nSee '%s --help'.", err, cmd.CommandPath())
-	}
-	if *help {
-		return nil, true, cmd.Help()
-	}
-	return fs.Args(), false, nil
-}
-
-// imageDocFlag documents, for --help only, a flag that imageOwnFlags parses.
-func imageDocFlag(cmd *cobra.Command, name, shorthand, usage string, isBool bool) {
-	if shorthand != "" {
-		usage += " (-" + shorthand + ")"
-	}
-	if isBool {
-		cmd.Flags().Bool(name, false, usage)
-	} else {
-		cmd.Flags().String(name, "", usage)
-	}
 }
 
 // --- pull -------------------------------------------------------------------
@@ -454,24 +415,15 @@ func imageTemplateLines[T any](out io.Writer, format string, items []T) error {
 // --- rm ---------------------------------------------------------------------
 
 func newImageRemoveCommand(g *globals) *cobra.Command {
+	var force bool
 	cmd := &cobra.Command{
-		Use:                "rm [OPTIONS] IMAGE [IMAGE...]",
-		Aliases:            []string{"remove", "rmi"},
-		Short:              "Remove one or more images",
-		DisableFlagParsing: true,
+		Use:     "rm [OPTIONS] IMAGE [IMAGE...]",
+		Aliases: []string{"remove", "rmi"},
+		Short:   "Remove one or more images",
+		Args:    cobra.MinimumNArgs(1),
 	}
-	imageDocFlag(cmd, "force", "f", "Force removal of the image", true)
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force removal of the image")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		var force bool
-		args, help, err := imageOwnFlags(cmd, g, args, func(fs *pflag.FlagSet) {
-			fs.BoolVarP(&force, "force", "f", false, "")
-		})
-		if help || err != nil {
-			return err
-		}
-		if len(args) == 0 {
-			return fmt.Errorf("%q requires at least 1 argument", cmd.CommandPath())
-		}
 		s, err := g.openImageStore()
 		if err != nil {
 			return err
@@ -512,23 +464,14 @@ func printImageRemovals(out io.Writer, rm []image.Removal, lower bool) {
 // --- inspect ----------------------------------------------------------------
 
 func newImageInspectCommand(g *globals) *cobra.Command {
+	var format string
 	cmd := &cobra.Command{
-		Use:                "inspect [OPTIONS] IMAGE [IMAGE...]",
-		Short:              "Display detailed information on one or more images",
-		DisableFlagParsing: true,
+		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Display detailed information on one or more images",
+		Args:  cobra.MinimumNArgs(1),
 	}
-	imageDocFlag(cmd, "format", "f", "Format output using a Go template or 'json'", false)
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a Go template or 'json'")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		var format string
-		args, help, err := imageOwnFlags(cmd, g, args, func(fs *pflag.FlagSet) {
-			fs.StringVarP(&format, "format", "f", "", "")
-		})
-		if help || err != nil {
-			return err
-		}
-		if len(args) == 0 {
-			return fmt.Errorf("%q requires at least 1 argument", cmd.CommandPath())
-		}
 		s, err := g.openImageStore()
 		if err != nil {
 			return err
@@ -718,25 +661,15 @@ func newImageSaveCommand(g *globals) *cobra.Command {
 // --- prune / tag --------------------------------------------------------------
 
 func newImagePruneCommand(g *globals) *cobra.Command {
+	var all, force bool
 	cmd := &cobra.Command{
-		Use:                "prune [OPTIONS]",
-		Short:              "Remove unused images",
-		DisableFlagParsing: true,
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused images",
+		Args:  cobra.NoArgs,
 	}
-	imageDocFlag(cmd, "all", "a", "Remove all unused images, not just dangling ones", true)
-	imageDocFlag(cmd, "force", "f", "Do not prompt for confirmation", true)
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		var all, force bool
-		args, help, err := imageOwnFlags(cmd, g, args, func(fs *pflag.FlagSet) {
-			fs.BoolVarP(&all, "all", "a", false, "")
-			fs.BoolVarP(&force, "force", "f", false, "")
-		})
-		if help || err != nil {
-			return err
-		}
-		if len(args) > 0 {
-			return fmt.Errorf("%q accepts no arguments", cmd.CommandPath())
-		}
 		s, err := g.openImageStore()
 		if err != nil {
 			return err

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/image/dockerconfig"
@@ -23,31 +22,20 @@ type loginFlags struct {
 }
 
 func newLoginCommand(g *globals) *cobra.Command {
+	f := &loginFlags{}
 	cmd := &cobra.Command{
 		Use:   "login [OPTIONS] [SERVER]",
 		Short: "Log in to a registry",
 		Long: "Log in to a registry. Credentials are stored in $DOCKER_CONFIG/config.json\n" +
 			"(default ~/.docker/config.json), shared with docker. Docker Hub when no server is given.",
-		DisableFlagParsing: true,
+		Args: cobra.MaximumNArgs(1),
 	}
-	imageDocFlag(cmd, "username", "u", "Username", false)
-	imageDocFlag(cmd, "password", "p", "Password or personal access token", false)
-	imageDocFlag(cmd, "password-stdin", "", "Take the password from stdin", true)
-	imageDocFlag(cmd, "insecure-registry", "", "Registry (host[:port]) to reach over plain HTTP (repeatable)", false)
+	fl := cmd.Flags()
+	fl.StringVarP(&f.user, "username", "u", "", "Username")
+	fl.StringVarP(&f.password, "password", "p", "", "Password or personal access token")
+	fl.BoolVar(&f.passwordStdin, "password-stdin", false, "Take the password from stdin")
+	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "Registry (host[:port]) to reach over plain HTTP (repeatable)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		f := &loginFlags{}
-		args, help, err := imageOwnFlags(cmd, g, args, func(fs *pflag.FlagSet) {
-			fs.StringVarP(&f.user, "username", "u", "", "")
-			fs.StringVarP(&f.password, "password", "p", "", "")
-			fs.BoolVar(&f.passwordStdin, "password-stdin", false, "")
-			fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "")
-		})
-		if help || err != nil {
-			return err
-		}
-		if len(args) > 1 {
-			return fmt.Errorf("%q accepts at most 1 argument", cmd.CommandPath())
-		}
 		server := dockerconfig.HubServer
 		if len(args) == 1 {
 			server = args[0]
