@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,6 +166,44 @@ services:
 	}
 	if strings.Join(got, ",") != "flags-b-1,flags-b-2" {
 		t.Errorf("numbers after scaling up: %v", got)
+	}
+	e.MustRun("down", "-t", "1")
+}
+
+// TestRandomPortPerReplica: a container-only port (`- "80"`, the seed's
+// scaling recipe) gives each replica its own random host port.
+func TestRandomPortPerReplica(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+name: randports
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]
+    init: true
+    ports: ["127.0.0.1::80"]
+    deploy:
+      replicas: 3
+`)
+	e.MustRun("up", "-d")
+	names := hostnames(t, e, "web")
+	seen := map[string]bool{}
+	for _, idx := range []string{"1", "2", "3"} {
+		hostport := strings.TrimSpace(e.MustRun("port", "--index", idx, "web", "80").Stdout)
+		_, p, ok := strings.Cut(hostport, ":")
+		port, err := strconv.Atoi(p)
+		if !ok || err != nil || seen[p] {
+			t.Fatalf("replica %s: port %q", idx, hostport)
+		}
+		seen[p] = true
+		body, err := getReady(t, port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "randports-web-" + idx; names[strings.TrimSpace(body)] != want {
+			t.Errorf("port of replica %s answered from %s", idx, names[strings.TrimSpace(body)])
+		}
 	}
 	e.MustRun("down", "-t", "1")
 }
