@@ -18,6 +18,7 @@ deps:
 
 build: deps
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/berth-engine ./cmd/berth-engine
 	$(CC) -static -Os -Wall -o bin/berth-init engine/runtime/cinit/berth-init.c
 
 lint: deps

@@ -1,6 +1,8 @@
 package project
 
 import (
+	"github.com/berthrun/berth/project/model"
+
 	"encoding/json"
 	"path/filepath"
 	"reflect"
@@ -54,7 +56,7 @@ networks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back Model
+	var back model.Model
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -81,18 +83,18 @@ networks:
 		{"entrypoint cleared", web.Entrypoint != nil && len(web.Entrypoint) == 0, true},
 		{"environment", web.Environment, []string{"A=1"}},
 		{"grace", web.StopGracePeriod, 3 * time.Second},
-		{"health", *web.Healthcheck, Healthcheck{Test: []string{"CMD-SHELL", "true"}, Interval: time.Second, StartInterval: 200 * time.Millisecond, Retries: 4}},
-		{"ulimits", web.Ulimits, map[string]Ulimit{"nofile": {100, 200}, "nproc": {50, 50}}},
+		{"health", *web.Healthcheck, model.Healthcheck{Test: []string{"CMD-SHELL", "true"}, Interval: time.Second, StartInterval: 200 * time.Millisecond, Retries: 4}},
+		{"ulimits", web.Ulimits, map[string]model.Ulimit{"nofile": {Soft: 100, Hard: 200}, "nproc": {Soft: 50, Hard: 50}}},
 		{"memory", web.Resources.MemoryBytes, int64(64 << 20)},
 		{"cpus", web.Resources.NanoCPUs, int64(5e8)},
 		{"pids", web.Resources.PidsLimit, int64(100)},
-		{"ports", web.Ports, []Port{{Published: "8080", Target: 80, Protocol: "tcp"}, {HostIP: "127.0.0.1", Target: 90, Protocol: "udp"}}},
-		{"depends_on", web.DependsOn, map[string]Dependency{"db": {Condition: "service_healthy", Required: true, Restart: true}}},
+		{"ports", web.Ports, []model.Port{{Published: "8080", Target: 80, Protocol: "tcp"}, {HostIP: "127.0.0.1", Target: 90, Protocol: "udp"}}},
+		{"depends_on", web.DependsOn, map[string]model.Dependency{"db": {Condition: "service_healthy", Required: true, Restart: true}}},
 		{"init", web.Init, true},
 		{"extra_hosts", web.ExtraHosts, []string{"h:host-gateway"}},
-		{"networks", web.Networks, []NetworkAttachment{{Key: "back", Name: "demo_back", Aliases: []string{"www"}, IPv4: "10.5.0.9"}, {Key: "default", Name: "demo_default"}}},
+		{"networks", web.Networks, []model.NetworkAttachment{{Key: "back", Name: "demo_back", Aliases: []string{"www"}, IPv4: "10.5.0.9"}, {Key: "default", Name: "demo_default"}}},
 		{"subnet", m.Networks["back"].Subnet, "10.5.0.0/24"},
-		{"db grace default", m.Services[0].StopGracePeriod, DefaultStopGracePeriod},
+		{"db grace default", m.Services[0].StopGracePeriod, model.DefaultStopGracePeriod},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {

@@ -5,23 +5,8 @@ import (
 	"strconv"
 
 	"github.com/compose-spec/compose-go/v2/types"
-)
 
-// Labels that compose writes on every container, network and volume; berth
-// writes the same ones so that what belongs to a project is found from state.
-const (
-	LabelProject     = "com.docker.compose.project"
-	LabelService     = "com.docker.compose.service"
-	LabelNumber      = "com.docker.compose.container-number"
-	LabelConfigHash  = "com.docker.compose.config-hash"
-	LabelOneoff      = "com.docker.compose.oneoff"
-	LabelWorkingDir  = "com.docker.compose.project.working_dir"
-	LabelConfigFiles = "com.docker.compose.project.config_files"
-	LabelNetwork     = "com.docker.compose.network"
-	LabelVolume      = "com.docker.compose.volume"
-	LabelVersion     = "com.docker.compose.version"
-	LabelImage       = "com.docker.compose.image"
-	LabelDependsOn   = "com.docker.compose.depends_on"
+	"github.com/berthrun/berth/project/model"
 )
 
 // ContainerName is the name of replica n (from 1) of service s, as compose v2
@@ -73,12 +58,12 @@ func (p *Project) ContainerLabels(s types.ServiceConfig, n int, hash string) map
 	for k, v := range s.Labels {
 		l[k] = v
 	}
-	l[LabelProject] = p.Name
-	l[LabelService] = s.Name
-	l[LabelNumber] = strconv.Itoa(n)
-	l[LabelConfigHash] = hash
-	l[LabelOneoff] = "False"
-	l[LabelWorkingDir] = p.WorkingDir
+	l[model.LabelProject] = p.Name
+	l[model.LabelService] = s.Name
+	l[model.LabelNumber] = strconv.Itoa(n)
+	l[model.LabelConfigHash] = hash
+	l[model.LabelOneoff] = "False"
+	l[model.LabelWorkingDir] = p.WorkingDir
 	return l
 }
 

@@ -8,15 +8,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 )
 
 // UpRequest asks the supervisor to converge the project to Model.
 type UpRequest struct {
-	Model         project.Model `json:"model"`
-	Services      []string      `json:"services,omitempty"` // only these (and their dependencies)
-	NoDeps        bool          `json:"no_deps,omitempty"`
-	ForceRecreate bool          `json:"force_recreate,omitempty"`
+	Model         model.Model `json:"model"`
+	Services      []string    `json:"services,omitempty"` // only these (and their dependencies)
+	NoDeps        bool        `json:"no_deps,omitempty"`
+	ForceRecreate bool        `json:"force_recreate,omitempty"`
 	// AlwaysRecreateDeps recreates the dependencies of the services asked for.
 	AlwaysRecreateDeps bool           `json:"always_recreate_deps,omitempty"`
 	NoRecreate         bool           `json:"no_recreate,omitempty"`
@@ -29,7 +29,7 @@ type UpRequest struct {
 	RenewAnonVolumes bool `json:"renew_anon_volumes,omitempty"`
 }
 
-// DownRequest asks the supervisor to stop and remove the project.
+// DownRequest asks the supervisor to stop and remove the model.
 type DownRequest struct {
 	Timeout       *time.Duration `json:"timeout,omitempty"`
 	RemoveOrphans bool           `json:"remove_orphans,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -103,7 +104,7 @@ func spawn(paths Paths, proj string) (*os.File, error) {
 	if len(paths.Socket(proj)) > 107 {
 		return nil, fmt.Errorf("run root %s is too deep: the socket path %s is longer than a unix socket allows", paths.RunRoot, paths.Socket(proj))
 	}
-	self, err := os.Executable()
+	exe, err := engineBinary()
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +121,7 @@ func spawn(paths Paths, proj string) (*os.File, error) {
 		return nil, err
 	}
 	defer w.Close()
-	cmd := exec.Command(self, "--root", paths.Root, "--run-root", paths.RunRoot, "__supervise", proj)
+	cmd := exec.Command(exe, "--root", paths.Root, "--run-root", paths.RunRoot, "__supervise", proj)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w} // fd 3
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
@@ -132,6 +133,21 @@ func spawn(paths Paths, proj string) (*os.File, error) {
 	}
 	// The supervisor outlives us; its parent becomes init (or our subreaper).
 	return r, cmd.Process.Release()
+}
+
+// engineBinary is what runs the supervisor: berth-engine beside this
+// binary (no CLI, no compose loader: faster container starts, less memory),
+// else this binary itself.
+func engineBinary() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	engine := filepath.Join(filepath.Dir(self), "berth-engine")
+	if fi, err := os.Stat(engine); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return engine, nil
+	}
+	return self, nil
 }
 
 // readyFDEnv names the descriptor a spawned supervisor signals readiness on.

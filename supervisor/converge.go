@@ -19,7 +19,7 @@ import (
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/graph"
 	"github.com/berthrun/berth/netmgr"
-	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 )
 
 // up converges the project to req.Model: images first (nothing is created
@@ -100,7 +100,7 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 		for i, c := range orphans {
 			names[i] = c.rec.Name
 		}
-		progress(Event{Action: "warning", Message: fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.", strings.Join(names, ", "))})
+		progress(Event{Action: "warning", Message: fmt.Sprintf("Found orphan containers (%s) for this model. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.", strings.Join(names, ", "))})
 	}
 	if req.RemoveOrphans {
 		if err := s.removeAll(ctx, orphans, req.Timeout, false, progress); err != nil {
@@ -179,7 +179,7 @@ type convergePlan struct {
 }
 
 // modelGraph is the depends_on graph of the model's services.
-func modelGraph(m *project.Model) (*graph.Graph, error) {
+func modelGraph(m *model.Model) (*graph.Graph, error) {
 	deps := map[string][]string{}
 	names := m.ServiceNames()
 	known := map[string]bool{}
@@ -198,7 +198,7 @@ func modelGraph(m *project.Model) (*graph.Graph, error) {
 
 // ensureImage finds the service's image in the store, pulling it when it is
 // missing (compose's default pull_policy, "missing").
-func (s *Supervisor) ensureImage(ctx context.Context, svc *project.Service, progress func(Event)) (*image.Image, error) {
+func (s *Supervisor) ensureImage(ctx context.Context, svc *model.Service, progress func(Event)) (*image.Image, error) {
 	img, err := s.images.Image(svc.Image)
 	if err == nil && svc.PullPolicy != "always" {
 		return img, nil
@@ -224,7 +224,7 @@ func (s *Supervisor) ensureImage(ctx context.Context, svc *project.Service, prog
 // the count go, diverged ones are recreated, missing ones are created, and
 // all are started.
 // It reports whether it recreated any container.
-func (s *Supervisor) convergeService(ctx context.Context, svc *project.Service, img *image.Image, req UpRequest, plan convergePlan, progress func(Event)) (bool, error) {
+func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, img *image.Image, req UpRequest, plan convergePlan, progress func(Event)) (bool, error) {
 	// Scale down first: out-of-date replicas go before current ones, the
 	// highest numbers first; scaling up takes the lowest free numbers.
 	existing := s.serviceContainers(svc.Name)
@@ -322,7 +322,7 @@ func ev(c *container, action string) Event {
 }
 
 // containerName is compose's: container_name, or <project>-<service>-<n>.
-func containerName(proj string, svc *project.Service, n int) string {
+func containerName(proj string, svc *model.Service, n int) string {
 	if svc.ContainerName != "" {
 		return svc.ContainerName
 	}
@@ -330,7 +330,7 @@ func containerName(proj string, svc *project.Service, n int) string {
 }
 
 // create makes replica n of svc: its rootfs, its spec and its record.
-func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.Service, img *image.Image, n int, inherit map[string]string) (_ *container, err error) {
+func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Service, img *image.Image, n int, inherit map[string]string) (_ *container, err error) {
 	id := newID()
 	rootfs, err := s.images.Mount(ctx, id, svc.Image)
 	if err != nil {
@@ -375,8 +375,8 @@ func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.
 		Config:  *svc,
 	}
 	rec.Labels = containerLabels(s.project, svc, n, img)
-	rec.Labels[project.LabelWorkingDir] = m.WorkingDir
-	rec.Labels[project.LabelConfigFiles] = strings.Join(m.ConfigFiles, ",")
+	rec.Labels[model.LabelWorkingDir] = m.WorkingDir
+	rec.Labels[model.LabelConfigFiles] = strings.Join(m.ConfigFiles, ",")
 	rec.Endpoints = ns.endpoints
 	if err := s.publishContainer(ctx, svc, rec); err != nil {
 		s.unpublishContainer(id)
@@ -397,7 +397,7 @@ func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.
 	rec.Health = svc.Healthcheck
 	if rec.Health == nil && img.Config.Healthcheck != nil {
 		h := img.Config.Healthcheck
-		rec.Health = &project.Healthcheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+		rec.Health = &model.Healthcheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
 	}
 	rec.State.Status = StatusCreated
 	if err := saveRecord(s.paths, rec); err != nil {
@@ -413,7 +413,7 @@ func (s *Supervisor) create(ctx context.Context, m *project.Model, svc *project.
 }
 
 // containerLabels are the image's labels, the service's, and compose's own.
-func containerLabels(proj string, svc *project.Service, n int, img *image.Image) map[string]string {
+func containerLabels(proj string, svc *model.Service, n int, img *image.Image) map[string]string {
 	l := map[string]string{}
 	for k, v := range img.Config.Labels {
 		l[k] = v
@@ -421,17 +421,17 @@ func containerLabels(proj string, svc *project.Service, n int, img *image.Image)
 	for k, v := range svc.Labels {
 		l[k] = v
 	}
-	l[project.LabelProject] = proj
-	l[project.LabelService] = svc.Name
-	l[project.LabelNumber] = strconv.Itoa(n)
-	l[project.LabelConfigHash] = svc.Hash
-	l[project.LabelOneoff] = "False"
-	l[project.LabelImage] = img.ID
+	l[model.LabelProject] = proj
+	l[model.LabelService] = svc.Name
+	l[model.LabelNumber] = strconv.Itoa(n)
+	l[model.LabelConfigHash] = svc.Hash
+	l[model.LabelOneoff] = "False"
+	l[model.LabelImage] = img.ID
 	var deps []string
 	for _, d := range sortedKeys(svc.DependsOn) {
 		deps = append(deps, fmt.Sprintf("%s:%s:%t", d, svc.DependsOn[d].Condition, svc.DependsOn[d].Restart))
 	}
-	l[project.LabelDependsOn] = strings.Join(deps, ",")
+	l[model.LabelDependsOn] = strings.Join(deps, ",")
 	return l
 }
 
@@ -489,7 +489,7 @@ func (s *Supervisor) conditionMet(dep, condition string) (bool, error) {
 }
 
 // orphans are containers of services that are not in the model.
-func (s *Supervisor) orphans(m *project.Model) []*container {
+func (s *Supervisor) orphans(m *model.Model) []*container {
 	var out []*container
 	for _, c := range s.list() {
 		if _, ok := m.Service(c.rec.Service); !ok {
@@ -559,7 +559,7 @@ func (s *Supervisor) scaleAway(ctx context.Context, cs []*container, grace *time
 // drain waits, up to the stop grace period, until the proxies hold no
 // connection to the leaving replicas any more.
 func (s *Supervisor) drain(ctx context.Context, cs []*container, grace *time.Duration) {
-	limit := project.DefaultStopGracePeriod
+	limit := model.DefaultStopGracePeriod
 	if len(cs) > 0 {
 		limit = cs[0].rec.Config.StopGracePeriod
 	}
@@ -612,7 +612,7 @@ func (s *Supervisor) down(ctx context.Context, req DownRequest, progress func(Ev
 		cs = append(cs, c)
 	}
 	if len(orphans) > 0 {
-		progress(Event{Action: "warning", Message: fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.", strings.Join(orphans, ", "))})
+		progress(Event{Action: "warning", Message: fmt.Sprintf("Found orphan containers (%s) for this model. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.", strings.Join(orphans, ", "))})
 	}
 	err := s.walkContainers(ctx, cs, graph.Down, func(ctx context.Context, c *container) error {
 		return s.stopAndRemove(ctx, c, req.Timeout, req.Volumes, progress)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/berthrun/berth/engine/runtime"
-	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 )
 
 // Docker's health check defaults.
@@ -18,7 +18,7 @@ const (
 )
 
 // healthConfig fills in docker's defaults; nil means no check.
-func healthConfig(h *project.Healthcheck) *project.Healthcheck {
+func healthConfig(h *model.Healthcheck) *model.Healthcheck {
 	if h == nil || h.Disable || len(h.Test) == 0 || h.Test[0] == "NONE" {
 		return nil
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/berthrun/berth/netmgr"
-	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 )
 
 // EndpointInfo is a container's place on one network, as `ps` and the
@@ -24,7 +24,7 @@ type EndpointInfo struct {
 }
 
 // usedNetworks returns the model's networks that the services attach to.
-func usedNetworks(m *project.Model, services []string) []string {
+func usedNetworks(m *model.Model, services []string) []string {
 	seen := map[string]bool{}
 	var keys []string
 	for _, name := range services {
@@ -45,7 +45,7 @@ func usedNetworks(m *project.Model, services []string) []string {
 // checkNetworks fails, before anything is created, when a service uses an
 // external network that does not exist, or a network mode that names a
 // service or container berth cannot find.
-func (s *Supervisor) checkNetworks(m *project.Model, services []string) error {
+func (s *Supervisor) checkNetworks(m *model.Model, services []string) error {
 	for _, key := range usedNetworks(m, services) {
 		n := m.Networks[key]
 		if !n.External {
@@ -76,7 +76,7 @@ func (s *Supervisor) checkNetworks(m *project.Model, services []string) error {
 }
 
 // ensureNetworks creates the project's networks that the services use.
-func (s *Supervisor) ensureNetworks(ctx context.Context, m *project.Model, services []string, progress func(Event)) error {
+func (s *Supervisor) ensureNetworks(ctx context.Context, m *model.Model, services []string, progress func(Event)) error {
 	for _, key := range usedNetworks(m, services) {
 		n := m.Networks[key]
 		if n.External {
@@ -92,8 +92,8 @@ func (s *Supervisor) ensureNetworks(ctx context.Context, m *project.Model, servi
 		for k, v := range n.Labels {
 			spec.Labels[k] = v
 		}
-		spec.Labels[project.LabelProject] = s.project
-		spec.Labels[project.LabelNetwork] = key
+		spec.Labels[model.LabelProject] = s.project
+		spec.Labels[model.LabelNetwork] = key
 		var err error
 		if n.Subnet != "" {
 			if spec.Subnet, err = netip.ParsePrefix(n.Subnet); err != nil {
@@ -134,7 +134,7 @@ type netSetup struct {
 // by network_mode: its own namespace on the service's networks (the
 // default), host, none, or another container's (service:NAME,
 // container:NAME).
-func (s *Supervisor) setupNetwork(ctx context.Context, svc *project.Service, id, name, hostname string) (ns netSetup, err error) {
+func (s *Supervisor) setupNetwork(ctx context.Context, svc *model.Service, id, name, hostname string) (ns netSetup, err error) {
 	mode := svc.NetworkMode
 	switch {
 	case mode == "host":

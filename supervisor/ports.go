@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/scale"
 )
 
@@ -54,7 +54,7 @@ func pubKey(service, container string, b PortBinding) string {
 // expandPorts turns a service's ports into bindings; a published range
 // maps onto a target range of the same length, or every host port of the
 // range onto one target.
-func expandPorts(svc *project.Service) ([]PortBinding, error) {
+func expandPorts(svc *model.Service) ([]PortBinding, error) {
 	var out []PortBinding
 	for _, p := range svc.Ports {
 		proto := p.Protocol
@@ -99,7 +99,7 @@ func portRange(s string) (int, int, error) {
 // that are not bound yet. It is done before any container is created, so
 // that a taken port fails `up` with nothing left half-made; the listeners
 // it opened are returned so that a later failure can close them.
-func (s *Supervisor) publishService(ctx context.Context, svc *project.Service) ([]string, error) {
+func (s *Supervisor) publishService(ctx context.Context, svc *model.Service) ([]string, error) {
 	bindings, err := expandPorts(svc)
 	if err != nil {
 		return nil, err
@@ -127,7 +127,7 @@ func (s *Supervisor) publishService(ctx context.Context, svc *project.Service) (
 
 // publishContainer binds the random host ports of a new container's
 // container-only ports.
-func (s *Supervisor) publishContainer(ctx context.Context, svc *project.Service, r *Record) error {
+func (s *Supervisor) publishContainer(ctx context.Context, svc *model.Service, r *Record) error {
 	bindings, err := expandPorts(svc)
 	if err != nil {
 		return err

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/berthrun/berth/engine/runtime"
-	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/volmgr"
 )
 
@@ -32,12 +32,12 @@ type Record struct {
 	// StopSignal is the service's stop_signal, else the image's, else SIGTERM.
 	StopSignal string `json:"stop_signal"`
 	// Health is the health check in force: the service's, else the image's.
-	Health *project.Healthcheck `json:"health,omitempty"`
+	Health *model.Healthcheck `json:"health,omitempty"`
 
 	// Config is the service the container was made from: restart policy,
 	// stop grace period and dependencies are read from it.
-	Config project.Service `json:"config"`
-	Spec   runtime.Spec    `json:"spec"`
+	Config model.Service `json:"config"`
+	Spec   runtime.Spec  `json:"spec"`
 	// Mounts are the container's volumes and binds as prepared, so that
 	// volumes_from and a recreated container's anonymous volumes find them.
 	Mounts []volmgr.Mount `json:"mounts,omitempty"`

@@ -9,14 +9,14 @@ import (
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/engine/runtime"
-	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 )
 
 // command is what the container runs: docker's rules for combining the
 // service's entrypoint and command with the image's. A service entrypoint
 // replaces the image's and drops the image's Cmd; a service command
 // replaces the image's Cmd only.
-func command(s *project.Service, img *image.Config) ([]string, error) {
+func command(s *model.Service, img *image.Config) ([]string, error) {
 	entrypoint, cmd := img.Entrypoint, img.Cmd
 	if s.Entrypoint != nil {
 		entrypoint, cmd = s.Entrypoint, nil
@@ -56,7 +56,7 @@ func environment(imgEnv, svcEnv []string) []string {
 
 // hostnameOf is the container's hostname: the service's, else the short
 // container ID, as docker does.
-func hostnameOf(s *project.Service, id string) string {
+func hostnameOf(s *model.Service, id string) string {
 	if s.Hostname != "" {
 		return s.Hostname
 	}
@@ -66,7 +66,7 @@ func hostnameOf(s *project.Service, id string) string {
 // containerSpec turns a service's replica into the runtime's spec. files is
 // the container's directory, where /etc/hostname, /etc/hosts and
 // /etc/resolv.conf are written for it.
-func containerSpec(rec *Record, s *project.Service, img *image.Image, rootfs, files string, ns netSetup) (runtime.Spec, []string, error) {
+func containerSpec(rec *Record, s *model.Service, img *image.Image, rootfs, files string, ns netSetup) (runtime.Spec, []string, error) {
 	var warnings []string
 	args, err := command(s, &img.Config)
 	if err != nil {

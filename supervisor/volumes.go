@@ -11,13 +11,13 @@ import (
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/engine/runtime"
-	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/volmgr"
 )
 
 // checkVolumes fails, before anything is created, when a service uses an
 // external volume that does not exist.
-func (s *Supervisor) checkVolumes(m *project.Model, services []string) error {
+func (s *Supervisor) checkVolumes(m *model.Model, services []string) error {
 	for _, name := range services {
 		svc, _ := m.Service(name)
 		for _, v := range svc.Volumes {
@@ -37,7 +37,7 @@ func (s *Supervisor) checkVolumes(m *project.Model, services []string) error {
 }
 
 // ensureVolumes creates the project's named volumes that the services use.
-func (s *Supervisor) ensureVolumes(m *project.Model, services []string, progress func(Event)) error {
+func (s *Supervisor) ensureVolumes(m *model.Model, services []string, progress func(Event)) error {
 	used := map[string]bool{}
 	for _, name := range services {
 		svc, _ := m.Service(name)
@@ -76,7 +76,7 @@ func (s *Supervisor) ensureVolumes(m *project.Model, services []string, progress
 // anonymous volumes for the image's VOLUME paths that the service does not
 // mount, volumes_from resolved from the other containers' records, and
 // anonymous volumes inherited from the container it replaces.
-func (s *Supervisor) prepareMounts(m *project.Model, svc *project.Service, img *image.Image, id, rootfs string, inherit map[string]string) ([]volmgr.Mount, error) {
+func (s *Supervisor) prepareMounts(m *model.Model, svc *model.Service, img *image.Image, id, rootfs string, inherit map[string]string) ([]volmgr.Mount, error) {
 	var vols []types.ServiceVolumeConfig
 	for _, v := range svc.Volumes {
 		vols = append(vols, v.Compose())
@@ -122,7 +122,7 @@ func (s *Supervisor) prepareMounts(m *project.Model, svc *project.Service, img *
 
 // volumesFrom resolves `volumes_from: [service:NAME[:ro], container:NAME[:ro], NAME]`
 // to the mounts of those containers (a service's first replica).
-func (s *Supervisor) volumesFrom(svc *project.Service) ([]volmgr.VolumesFrom, error) {
+func (s *Supervisor) volumesFrom(svc *model.Service) ([]volmgr.VolumesFrom, error) {
 	var out []volmgr.VolumesFrom
 	for _, entry := range svc.VolumesFrom {
 		parts := strings.Split(entry, ":")

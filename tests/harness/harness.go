@@ -47,6 +47,13 @@ func Binary(t testing.TB) string {
 			buildErr = errors.New(string(out))
 			return
 		}
+		engine := exec.Command("go", "build", "-tags", "seccomp netgo osusergo",
+			"-ldflags", "-extldflags -static", "-o", filepath.Join(dir, "berth-engine"), "./cmd/berth-engine")
+		engine.Dir = module
+		if out, err := engine.CombinedOutput(); err != nil {
+			buildErr = errors.New(string(out))
+			return
+		}
 		cc := exec.Command("gcc", "-static", "-Os", "-o", filepath.Join(dir, "berth-init"), "engine/runtime/cinit/berth-init.c")
 		cc.Dir = module
 		if out, err := cc.CombinedOutput(); err != nil {

@@ -1,4 +1,4 @@
-package project
+package model
 
 import "github.com/compose-spec/compose-go/v2/types"
 
@@ -23,21 +23,6 @@ type VolumeMount struct {
 	// Tmpfs options
 	TmpfsSize int64  `json:"tmpfs_size,omitempty"`
 	TmpfsMode uint32 `json:"tmpfs_mode,omitempty"`
-}
-
-func volumeMount(v types.ServiceVolumeConfig) VolumeMount {
-	m := VolumeMount{Type: v.Type, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly, Consistency: v.Consistency}
-	if b := v.Bind; b != nil {
-		m.HasBind = true
-		m.Propagation, m.CreateHostPath, m.SELinux, m.Recursive = b.Propagation, bool(b.CreateHostPath), b.SELinux, b.Recursive
-	}
-	if vo := v.Volume; vo != nil {
-		m.NoCopy, m.Subpath = vo.NoCopy, vo.Subpath
-	}
-	if t := v.Tmpfs; t != nil {
-		m.TmpfsSize, m.TmpfsMode = int64(t.Size), t.Mode
-	}
-	return m
 }
 
 // Compose returns the mount as compose-go's type, for volmgr's planning.

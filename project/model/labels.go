@@ -1,0 +1,18 @@
+package model
+
+// Labels that compose writes on every container, network and volume; berth
+// writes the same ones so that what belongs to a project is found from state.
+const (
+	LabelProject     = "com.docker.compose.project"
+	LabelService     = "com.docker.compose.service"
+	LabelNumber      = "com.docker.compose.container-number"
+	LabelConfigHash  = "com.docker.compose.config-hash"
+	LabelOneoff      = "com.docker.compose.oneoff"
+	LabelWorkingDir  = "com.docker.compose.project.working_dir"
+	LabelConfigFiles = "com.docker.compose.project.config_files"
+	LabelNetwork     = "com.docker.compose.network"
+	LabelVolume      = "com.docker.compose.volume"
+	LabelVersion     = "com.docker.compose.version"
+	LabelImage       = "com.docker.compose.image"
+	LabelDependsOn   = "com.docker.compose.depends_on"
+)
