@@ -168,8 +168,7 @@ func signalReady() {
 
 // Ps returns the records of the project's containers with their live state.
 func (c *Client) Ps(ctx context.Context) ([]Record, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://berth/ps", nil)
-	resp, err := c.http.Do(req)
+	resp, err := c.do(ctx, "GET", "/ps", nil)
 	if err != nil {
 		return nil, c.connErr(err)
 	}
@@ -216,8 +215,7 @@ func (c *Client) stream(ctx context.Context, path string, body any, progress fun
 	if err != nil {
 		return err
 	}
-	req, _ := http.NewRequestWithContext(ctx, "POST", "http://berth"+path, bytes.NewReader(b))
-	resp, err := c.http.Do(req)
+	resp, err := c.do(ctx, "POST", path, b)
 	if err != nil {
 		return c.connErr(err)
 	}
@@ -230,6 +228,35 @@ func (c *Client) stream(ctx context.Context, path string, body any, progress fun
 		progress = func(Event) {}
 	}
 	return readMessages(resp.Body, progress)
+}
+
+// do sends a request. A supervisor that found its project empty may exit
+// between the moment it was reached and this request, which then gets no
+// answer at all: the request is sent again, to a new supervisor if need
+// be. That is safe because every operation converges (a repeated up or down
+// changes nothing more), and a supervisor on its way out has started none.
+func (c *Client) do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		var r io.Reader
+		if body != nil {
+			r = bytes.NewReader(body)
+		}
+		req, _ := http.NewRequestWithContext(ctx, method, "http://berth"+path, r)
+		resp, err := c.http.Do(req)
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+		if _, err := Connect(ctx, c.paths, c.project); err != nil {
+			return nil, err
+		}
+	}
+	return nil, lastErr
 }
 
 // readMessages reads JSON lines until the final one and returns its error.

@@ -276,3 +276,15 @@ services:
 	}
 	e.MustRun("down", "-t", "1")
 }
+
+// TestUpRightAfterDown: a command that reaches a supervisor just as it
+// exits (its project became empty) is served by the next one.
+func TestUpRightAfterDown(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", "name: quick\nservices:\n  once:\n    image: busybox\n    command: [\"true\"]\n")
+	for i := 0; i < 15; i++ {
+		e.MustRun("up")
+		e.MustRun("down", "-t", "1")
+	}
+}
