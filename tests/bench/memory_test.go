@@ -95,7 +95,7 @@ func BenchmarkMemory(b *testing.B) {
 				record(row{sec: secMemory, what: fmt.Sprintf("%s: one reaper (mean of %d), RSS / PSS", label, r.n), runs: b.N,
 					berth: mb(r.rss/int64(r.n)) + " / " + mb(r.pss/int64(r.n)), base: "—", source: "", ratio: "—"})
 			}
-			note("%s: of berth's %s PSS, %s is anonymous (heaps, stacks: supervisor %s, reapers %s) and the rest file pages of the berth binary",
+			note("%s: of berth's %s PSS, %s is anonymous (heaps, stacks: supervisor %s, reapers %s) and the rest file pages of the binaries (berth-engine, berth-init)",
 				label, mb(t.pss), mb(t.anon), mb(got.supervisor.anon), mb(got.reapers.anon))
 			if o := got.other; o.n > 0 {
 				note("%s: %d other berth processes below the supervisor: RSS %s, PSS %s", label, o.n, mb(o.rss), mb(o.pss))
