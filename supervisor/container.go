@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -113,7 +114,8 @@ func (c *container) start() error {
 		_ = ctr.Destroy()
 		c.rec.State.Status = StatusExited
 		c.rec.State.Error = err.Error()
-		c.rec.State.ExitCode = 128
+		c.rec.State.ExitCode = startFailureCode(err)
+		c.rec.State.FinishedAt = time.Now().UTC()
 		_ = c.save()
 		return err
 	}
@@ -188,6 +190,19 @@ func (c *container) adopt() {
 	c.exited = make(chan struct{})
 	go c.wait(ctr, c.exited, runExited)
 	c.s.startHealth(c)
+}
+
+// startFailureCode is docker's exit code for a command that could not be
+// started: 127 when it does not exist, 126 when it cannot be executed.
+func startFailureCode(err error) int {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory"):
+		return 127
+	case strings.Contains(msg, "permission denied"):
+		return 126
+	}
+	return 128
 }
 
 // captureConsole copies a tty container's output into its log, as

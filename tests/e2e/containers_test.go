@@ -288,3 +288,19 @@ func TestUpRightAfterDown(t *testing.T) {
 		e.MustRun("down", "-t", "1")
 	}
 }
+
+// TestMissingCommand: a command that does not exist fails `up` with its
+// name, and the container shows docker's exit code 127.
+func TestMissingCommand(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", "name: missingcmd\nservices:\n  a:\n    image: busybox\n    command: [\"no-such-command\"]\n")
+	r := e.Run("up", "-d")
+	if r.Code == 0 || !strings.Contains(r.Stderr, `"no-such-command": executable file not found`) {
+		t.Errorf("up: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if list := ps(t, e); len(list) != 1 || list[0].ExitCode != 127 || !strings.HasPrefix(list[0].Status, "Exited (127)") {
+		t.Errorf("ps: %+v", list)
+	}
+	e.MustRun("down")
+}
