@@ -19,16 +19,9 @@ import (
 	"github.com/berthrun/berth/supervisor"
 )
 
-func init() {
-	// libcontainer re-executes this binary as "init" inside the new
-	// namespaces; that call must never reach main.
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		runtime.Init()
-	}
-	if len(os.Args) > 1 && os.Args[1] == runtime.ReaperArg {
-		os.Exit(runtime.RunReaper(os.Args[2:]))
-	}
-}
+// The runtime re-executes this binary inside new containers; those calls
+// must never reach main.
+func init() { runtime.Reexec() }
 
 func main() {
 	fs := flag.NewFlagSet("berth-engine", flag.ContinueOnError)

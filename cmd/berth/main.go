@@ -8,18 +8,9 @@ import (
 	"github.com/berthrun/berth/engine/runtime"
 )
 
-func init() {
-	// libcontainer re-executes this binary as "berth init" inside the new
-	// namespaces; that call must never reach the CLI.
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		runtime.Init()
-	}
-	// As a container's PID 1 (compose `init: true`), berth forwards signals
-	// to the command and reaps orphans.
-	if len(os.Args) > 1 && os.Args[1] == runtime.ReaperArg {
-		os.Exit(runtime.RunReaper(os.Args[2:]))
-	}
-}
+// The runtime re-executes this binary inside new containers; those calls
+// must never reach the CLI.
+func init() { runtime.Reexec() }
 
 func main() {
 	os.Exit(cli.Main(os.Args[1:]))

@@ -8,13 +8,14 @@
 // Pause and Destroy operate on it; Load adopts a container created by
 // another process from the state root.
 //
-// The berth binary must dispatch two hooks before anything else:
-// os.Args[1] == "init" calls Init (libcontainer re-executes the binary
-// inside new containers), and os.Args[1] == ReaperArg runs RunReaper
-// (Spec.Init).
+// A binary that starts containers must call Reexec before anything else:
+// libcontainer re-executes it as "init" inside new containers, and
+// Spec.Init may run it as ReaperArg.
 package runtime
 
 import (
+	"os"
+
 	// nsenter's C constructor joins namespaces before the Go runtime starts
 	// in "berth init"; the devices import registers the devices cgroup manager.
 	_ "github.com/opencontainers/cgroups/devices"
@@ -25,4 +26,21 @@ import (
 // Init is the container side of a start: it never returns.
 func Init() {
 	libcontainer.Init()
+}
+
+// Reexec handles the two ways berth's binaries are re-executed by the
+// runtime, and returns only when the process is neither: as "init",
+// libcontainer's side inside a new container; as ReaperArg, a container's
+// PID 1 for `init: true` without berth-init. Call it first, from main's
+// init function.
+func Reexec() {
+	if len(os.Args) < 2 {
+		return
+	}
+	switch os.Args[1] {
+	case "init":
+		Init()
+	case ReaperArg:
+		os.Exit(RunReaper(os.Args[2:]))
+	}
 }
