@@ -208,6 +208,7 @@ func startFailureCode(err error) int {
 // captureConsole copies a tty container's output into its log, as
 // stdout, until the terminal closes with the container.
 func (c *container) captureConsole(console *os.File) {
+	log := c.logFile
 	c.capture.Add(1)
 	go func() {
 		defer c.capture.Done()
@@ -216,7 +217,7 @@ func (c *container) captureConsole(console *os.File) {
 			line, err := r.ReadBytes('\n')
 			if len(line) > 0 {
 				e := logs.Entry{Time: time.Now().UTC(), Stream: "stdout", Line: bytes.TrimRight(line, "\r\n"), Partial: line[len(line)-1] != '\n'}
-				_ = c.logFile.WriteEntry(e)
+				_ = log.WriteEntry(e)
 			}
 			if err != nil {
 				return
@@ -225,14 +226,15 @@ func (c *container) captureConsole(console *os.File) {
 	}()
 }
 
+// startCapture drains the container's FIFOs into its log; c.mu is held.
 func (c *container) startCapture(stdout, stderr string, runExited chan struct{}) {
-	ctx := c.s.ctx
+	ctx, log, name := c.s.ctx, c.logFile, c.rec.Name
 	for _, s := range []struct{ path, stream string }{{stdout, "stdout"}, {stderr, "stderr"}} {
 		c.capture.Add(1)
 		go func() {
 			defer c.capture.Done()
-			if err := logs.Capture(ctx, s.path, s.stream, c.logFile, runExited); err != nil && !errors.Is(err, context.Canceled) {
-				c.s.logf("container %s: %s: %v", c.rec.Name, s.stream, err)
+			if err := logs.Capture(ctx, s.path, s.stream, log, runExited); err != nil && !errors.Is(err, context.Canceled) {
+				c.s.logf("container %s: %s: %v", name, s.stream, err)
 			}
 		}()
 	}
