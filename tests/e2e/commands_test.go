@@ -114,3 +114,30 @@ services:
 	}
 	e.MustRun("down")
 }
+
+// TestLogsFollow: logs -f prints lines as they come and ends when the
+// container exits; --since leaves older lines out.
+func TestLogsFollow(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+name: follow
+services:
+  ticker:
+    image: busybox
+    command: ["sh", "-c", "echo early; sleep 1.5; for i in 1 2 3; do echo tick $$i; sleep 0.2; done"]
+`)
+	e.MustRun("up", "-d")
+	start := time.Now()
+	out := e.MustRun("logs", "-f", "--no-log-prefix", "ticker").Stdout
+	if out != "early\ntick 1\ntick 2\ntick 3\n" {
+		t.Errorf("logs -f: %q", out)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("logs -f took %v to end after the container exited", took)
+	}
+	if out := e.MustRun("logs", "--since", "1s", "--no-log-prefix", "ticker").Stdout; strings.Contains(out, "early") {
+		t.Errorf("--since 1s printed an older line: %q", out)
+	}
+	e.MustRun("down")
+}
