@@ -51,10 +51,8 @@ func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args 
 	if err != nil {
 		return err
 	}
-	if p != nil {
-		if _, ok := p.Services[service]; !ok {
-			return fmt.Errorf("no such service: %s", service)
-		}
+	if err := checkServices(p, []string{service}); err != nil {
+		return err
 	}
 	recs, _, err := g.records(ctx, proj)
 	if err != nil {

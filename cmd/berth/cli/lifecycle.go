@@ -145,12 +145,8 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if p != nil {
-				for _, a := range args {
-					if _, ok := p.Services[a]; !ok {
-						return fmt.Errorf("no such service: %s", a)
-					}
-				}
+			if err := checkServices(p, args); err != nil {
+				return err
 			}
 			recs, c, err := g.records(ctx, proj)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -16,20 +17,6 @@ import (
 	"github.com/berthrun/berth/supervisor"
 	"github.com/berthrun/berth/volmgr"
 )
-
-// checkServices refuses service names the project does not define, when
-// the compose file could be loaded.
-func checkServices(p *project.Project, services []string) error {
-	if p == nil {
-		return nil
-	}
-	for _, s := range services {
-		if _, ok := p.Services[s]; !ok {
-			return fmt.Errorf("no such service: %s", s)
-		}
-	}
-	return nil
-}
 
 // --- volumes ----------------------------------------------------------------
 
@@ -100,7 +87,7 @@ func serviceVolumes(g *globals, proj string, p *project.Project, services []stri
 		return nil, err
 	}
 	for _, r := range recs {
-		if !contains(services, r.Service) {
+		if !slices.Contains(services, r.Service) {
 			continue
 		}
 		for _, m := range r.Mounts {
@@ -151,7 +138,7 @@ func newImagesCommand(g *globals) *cobra.Command {
 			}
 			var rows []composeImage
 			for _, r := range recs {
-				if len(args) > 0 && !contains(args, r.Service) {
+				if len(args) > 0 && !slices.Contains(args, r.Service) {
 					continue
 				}
 				row, err := containerImage(s, r)

@@ -42,12 +42,8 @@ func newLogsCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if p != nil {
-				for _, a := range args {
-					if _, ok := p.Services[a]; !ok {
-						return fmt.Errorf("no such service: %s", a)
-					}
-				}
+			if err := checkServices(p, args); err != nil {
+				return err
 			}
 			return followLogs(cmd.Context(), cmd.OutOrStdout(), g, proj, args, f, nil)
 		},

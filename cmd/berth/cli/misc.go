@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,7 +33,7 @@ func newTopCommand(g *globals) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			for _, r := range recs {
-				if len(args) > 0 && !contains(args, r.Service) || r.State.Status != supervisor.StatusRunning {
+				if len(args) > 0 && !slices.Contains(args, r.Service) || r.State.Status != supervisor.StatusRunning {
 					continue
 				}
 				ctr, err := runtime.Load(g.paths().RuntimeRoot(), r.ID)
@@ -103,7 +104,7 @@ func newWaitCommand(g *globals) *cobra.Command {
 				}
 				waiting := false
 				for _, r := range recs {
-					if !contains(args, r.Service) {
+					if !slices.Contains(args, r.Service) {
 						continue
 					}
 					switch r.State.Status {
@@ -235,7 +236,7 @@ func newEventsCommand(g *globals) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			return c.Events(ctx, func(e supervisor.Event) {
-				if len(args) > 0 && !contains(args, e.Service) {
+				if len(args) > 0 && !slices.Contains(args, e.Service) {
 					return
 				}
 				if asJSON {

@@ -25,10 +25,8 @@ func newPortCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if p != nil {
-				if _, ok := p.Services[service]; !ok {
-					return fmt.Errorf("no such service: %s", service)
-				}
+			if err := checkServices(p, []string{service}); err != nil {
+				return err
 			}
 			recs, _, err := g.records(cmd.Context(), proj)
 			if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/berthrun/berth/project"
@@ -21,4 +22,18 @@ func (g *globals) load(ctx context.Context) (*project.Project, error) {
 // createOutput opens the file given with -o for writing.
 func createOutput(path string) (*os.File, error) {
 	return os.Create(path)
+}
+
+// checkServices refuses service names the project does not define, when
+// the compose file could be loaded.
+func checkServices(p *project.Project, services []string) error {
+	if p == nil {
+		return nil
+	}
+	for _, s := range services {
+		if _, ok := p.Services[s]; !ok {
+			return fmt.Errorf("no such service: %s", s)
+		}
+	}
+	return nil
 }

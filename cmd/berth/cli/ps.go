@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -30,12 +31,8 @@ func newPsCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if p != nil {
-				for _, a := range args {
-					if _, ok := p.Services[a]; !ok {
-						return fmt.Errorf("no such service: %s", a)
-					}
-				}
+			if err := checkServices(p, args); err != nil {
+				return err
 			}
 			recs, _, err := g.records(cmd.Context(), proj)
 			if err != nil {
@@ -64,7 +61,7 @@ func filterPs(recs []supervisor.Record, services []string, f *psFlags) []supervi
 			continue
 		}
 		if len(f.status) > 0 {
-			if !contains(f.status, r.State.Status) {
+			if !slices.Contains(f.status, r.State.Status) {
 				continue
 			}
 		} else if !f.all && r.State.Status != supervisor.StatusRunning && r.State.Status != supervisor.StatusRestarting && r.State.Status != supervisor.StatusPaused {
@@ -225,15 +222,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-4] + "…\""
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // publisher is compose's JSON form of a published port.

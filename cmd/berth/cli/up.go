@@ -81,10 +81,12 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, a := range append(args, f.exitCodeFrom) {
-		if _, ok := p.Services[a]; a != "" && !ok {
-			return fmt.Errorf("no such service: %s", a)
-		}
+	asked := args
+	if f.exitCodeFrom != "" {
+		asked = append(append([]string{}, args...), f.exitCodeFrom)
+	}
+	if err := checkServices(p, asked); err != nil {
+		return err
 	}
 	m, err := p.Model()
 	if err != nil {
