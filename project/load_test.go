@@ -2,6 +2,7 @@ package project
 
 import (
 	"context"
+	"github.com/berthrun/berth/project/model"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,10 +67,16 @@ networks:
 	if got := *p.Services["web"].Environment["FROM_OVERRIDE"]; got != "1" {
 		t.Errorf("override not merged: %q", got)
 	}
-	if got := ContainerName(p.Name, p.Services["web"], 2); got != "myapp-web-2" {
+	m, err := p.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, _ := m.Service("web")
+	db, _ := m.Service("db")
+	if got := model.ContainerName(p.Name, web, 2); got != "myapp-web-2" {
 		t.Errorf("container name = %q", got)
 	}
-	if got := ContainerName(p.Name, p.Services["db"], 1); got != "the-db" {
+	if got := model.ContainerName(p.Name, db, 1); got != "the-db" {
 		t.Errorf("container_name = %q", got)
 	}
 	if got := p.VolumeName("data"); got != "myapp_data" {

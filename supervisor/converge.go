@@ -279,7 +279,7 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 			}
 			if c == nil {
 				var err error
-				progress(Event{Action: "Creating", Container: containerName(s.project, svc, n), Service: svc.Name})
+				progress(Event{Action: "Creating", Container: model.ContainerName(s.project, svc, n), Service: svc.Name})
 				if c, err = s.create(ctx, &req.Model, svc, img, n, inherit); err != nil {
 					return err
 				}
@@ -321,14 +321,6 @@ func ev(c *container, action string) Event {
 	return Event{Action: action, Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID}
 }
 
-// containerName is compose's: container_name, or <project>-<service>-<n>.
-func containerName(proj string, svc *model.Service, n int) string {
-	if svc.ContainerName != "" {
-		return svc.ContainerName
-	}
-	return proj + "-" + svc.Name + "-" + strconv.Itoa(n)
-}
-
 // create makes replica n of svc: its rootfs, its spec and its record.
 func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Service, img *image.Image, n int, inherit map[string]string) (_ *container, err error) {
 	id := newID()
@@ -348,7 +340,7 @@ func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Serv
 	if err != nil {
 		return nil, err
 	}
-	name := containerName(s.project, svc, n)
+	name := model.ContainerName(s.project, svc, n)
 	ns, err := s.setupNetwork(ctx, svc, id, name, hostnameOf(svc, id))
 	if err != nil {
 		return nil, fmt.Errorf("service %q: %w", svc.Name, err)

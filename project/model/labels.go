@@ -1,5 +1,7 @@
 package model
 
+import "strconv"
+
 // Labels that compose writes on every container, network and volume; berth
 // writes the same ones so that what belongs to a project is found from state.
 const (
@@ -16,3 +18,12 @@ const (
 	LabelImage       = "com.docker.compose.image"
 	LabelDependsOn   = "com.docker.compose.depends_on"
 )
+
+// ContainerName is the name of replica n (from 1) of service s, as compose v2
+// writes it: container_name when set, else <project>-<service>-<n>.
+func ContainerName(project string, s *Service, n int) string {
+	if s.ContainerName != "" {
+		return s.ContainerName
+	}
+	return project + "-" + s.Name + "-" + strconv.Itoa(n)
+}
