@@ -144,14 +144,7 @@ func (s *Supervisor) setupNetwork(ctx context.Context, svc *model.Service, id, n
 		return ns, nil
 	case strings.HasPrefix(mode, "service:") || strings.HasPrefix(mode, "container:"):
 		kind, target, _ := strings.Cut(mode, ":")
-		var src *container
-		for _, c := range s.list() {
-			if kind == "service" && c.rec.Service == target || kind == "container" && c.rec.Name == target {
-				if src == nil || c.rec.Number < src.rec.Number {
-					src = c
-				}
-			}
-		}
+		src := s.lookup(kind, target)
 		if src == nil {
 			return ns, fmt.Errorf("network_mode %s: no such %s", mode, kind)
 		}

@@ -244,6 +244,21 @@ func (s *Supervisor) list() []*container {
 	return out
 }
 
+// lookup finds the container that `service:NAME` (the service's first
+// replica) or `container:NAME` names, as network_mode and volumes_from use
+// them; nil when there is none.
+func (s *Supervisor) lookup(kind, name string) *container {
+	var found *container
+	for _, c := range s.list() {
+		if kind == "service" && c.rec.Service == name || kind == "container" && c.rec.Name == name {
+			if found == nil || c.rec.Number < found.rec.Number {
+				found = c
+			}
+		}
+	}
+	return found
+}
+
 func (s *Supervisor) add(c *container) {
 	s.mu.Lock()
 	s.containers[c.rec.ID] = c

@@ -136,14 +136,7 @@ func (s *Supervisor) volumesFrom(svc *model.Service) ([]volmgr.VolumesFrom, erro
 		if len(parts) > 0 {
 			mode = parts[0]
 		}
-		var src *container
-		for _, c := range s.list() {
-			if kind == "service" && c.rec.Service == name || kind == "container" && c.rec.Name == name {
-				if src == nil || c.rec.Number < src.rec.Number {
-					src = c
-				}
-			}
-		}
+		src := s.lookup(kind, name)
 		if src == nil {
 			return nil, fmt.Errorf("volumes_from %q: no such %s", entry, kind)
 		}
