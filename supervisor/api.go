@@ -91,6 +91,12 @@ func (s *Supervisor) handler() http.Handler {
 	mux.HandleFunc("POST /exec", func(w http.ResponseWriter, r *http.Request) {
 		s.track(func() { s.serveExec(w, r) })
 	})
+	mux.HandleFunc("POST /run", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveRun(w, r) })
+	})
+	mux.HandleFunc("POST /attach", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveAttach(w, r) })
+	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
 		ch := s.subscribe()
 		defer s.unsubscribe(ch)

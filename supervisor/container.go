@@ -31,6 +31,13 @@ type container struct {
 	backoff  time.Duration
 	restartT *time.Timer
 	leaving  bool // being scaled away: no new connections
+
+	hub     *hub // attached clients (see attach.go)
+	hubOnce sync.Once
+	// runStdin is the write end of an interactive one-off's stdin pipe,
+	// runStdinR the read end until the process holds it (see run.go).
+	runStdin, runStdinR *os.File
+	removed             chan struct{} // closed once an auto-removed container is gone
 }
 
 func (c *container) record() Record {
@@ -91,6 +98,10 @@ func (c *container) start() error {
 			return err
 		}
 		spec.Stdio.StdinPath = in
+	}
+	if c.runStdinR != nil {
+		spec.Stdio.Stdin = c.runStdinR
+		defer func() { c.runStdinR.Close(); c.runStdinR = nil }() // the process holds its own copy
 	}
 	spec.CgroupParent = p.CgroupParent()
 	// A previous run may have left libcontainer state if its supervisor died.
@@ -206,7 +217,7 @@ func startFailureCode(err error) int {
 // captureConsole copies a tty container's output into its log, as
 // stdout, until the terminal closes with the container.
 func (c *container) captureConsole(console *os.File) {
-	log, name := c.logFile, c.rec.Name
+	log, name := c.output(), c.rec.Name
 	c.capture.Add(1)
 	go func() {
 		defer c.capture.Done()
@@ -218,7 +229,7 @@ func (c *container) captureConsole(console *os.File) {
 
 // startCapture drains the container's FIFOs into its log; c.mu is held.
 func (c *container) startCapture(stdout, stderr string, runExited chan struct{}) {
-	ctx, log, name := c.s.ctx, c.logFile, c.rec.Name
+	ctx, log, name := c.s.ctx, c.output(), c.rec.Name
 	for _, s := range []struct{ path, stream string }{{stdout, "stdout"}, {stderr, "stderr"}} {
 		c.capture.Add(1)
 		go func() {
@@ -262,6 +273,9 @@ func (c *container) wait(ctr *runtime.Container, exited, runExited chan struct{}
 	c.mu.Unlock()
 	c.s.emit(ev)
 	c.s.afterExit(c)
+	if c.rec.AutoRemove {
+		c.s.autoRemove(c)
+	}
 }
 
 // maybeRestart applies the restart policy to a run that just ended after

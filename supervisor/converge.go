@@ -417,7 +417,9 @@ func containerLabels(proj string, svc *model.Service, n int, img *image.Image) m
 	l[model.LabelService] = svc.Name
 	l[model.LabelNumber] = strconv.Itoa(n)
 	l[model.LabelConfigHash] = svc.Hash
-	l[model.LabelOneoff] = "False"
+	if !isOneOff(svc.Labels) {
+		l[model.LabelOneoff] = "False"
+	}
 	l[model.LabelImage] = img.ID
 	var deps []string
 	for _, d := range sortedKeys(svc.DependsOn) {
@@ -494,7 +496,7 @@ func (s *Supervisor) orphans(m *model.Model) []*container {
 func (s *Supervisor) serviceContainers(service string) []*container {
 	var out []*container
 	for _, c := range s.list() {
-		if c.rec.Service == service {
+		if c.rec.Service == service && !isOneOff(c.rec.Labels) {
 			out = append(out, c)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 
 	"github.com/berthrun/berth/engine/runtime"
 	"github.com/berthrun/berth/supervisor/stream"
@@ -39,6 +40,8 @@ type ExecIO struct {
 	Stderr io.Writer // nil discards
 	// Resize brings the terminal's new sizes.
 	Resize <-chan runtime.WinSize
+	// Signals are sent to the process (run and attach; exec ignores them).
+	Signals <-chan syscall.Signal
 }
 
 // ExecError is an exec that could not run its command (not found, not
@@ -169,6 +172,12 @@ func relayClient(r *bufio.Reader, stdin *io.PipeWriter, resize chan runtime.WinS
 // command's exit code, or an *ExecError when the command could not run.
 // Cancelling ctx kills the command.
 func (c *Client) Exec(ctx context.Context, req ExecRequest, sio ExecIO) (int, error) {
+	return c.relay(ctx, "/exec", req, sio)
+}
+
+// relay sends req to path, whose answer takes the connection over, and
+// relays sio over it until the exit frame.
+func (c *Client) relay(ctx context.Context, path string, req any, sio ExecIO) (int, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return -1, err
@@ -181,7 +190,7 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest, sio ExecIO) (int, er
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	hreq, err := http.NewRequest("POST", "http://berth/exec", bytes.NewReader(body))
+	hreq, err := http.NewRequest("POST", "http://berth"+path, bytes.NewReader(body))
 	if err != nil {
 		return -1, err
 	}
@@ -210,7 +219,7 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest, sio ExecIO) (int, er
 			}
 		}()
 	}
-	if sio.Resize != nil {
+	if sio.Resize != nil || sio.Signals != nil {
 		done := make(chan struct{})
 		defer close(done)
 		go func() {
@@ -218,6 +227,8 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest, sio ExecIO) (int, er
 				select {
 				case ws := <-sio.Resize:
 					_ = fw.Frame(stream.Resize, stream.ResizePayload(ws.Rows, ws.Cols))
+				case sig := <-sio.Signals:
+					_ = fw.Frame(stream.Signal, []byte{byte(sig)})
 				case <-done:
 					return
 				}
@@ -240,7 +251,7 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest, sio ExecIO) (int, er
 			if ctx.Err() != nil {
 				return -1, ctx.Err()
 			}
-			return -1, fmt.Errorf("exec: the supervisor of project %q closed the connection: %w", c.project, err)
+			return -1, fmt.Errorf("%s: the supervisor of project %q closed the connection: %w", path[1:], c.project, err)
 		}
 		switch k {
 		case stream.Stdout:

@@ -174,7 +174,7 @@ func (s *Supervisor) setupNetwork(ctx context.Context, svc *model.Service, id, n
 				IfName:  fmt.Sprintf("eth%d", i),
 				Aliases: a.Aliases,
 				// The container name first: reverse lookups answer it.
-				Names:        []string{name, svc.Name, hostname, id[:12]},
+				Names:        dnsNames(svc, name, hostname, id),
 				DefaultRoute: i == 0,
 			}
 			if a.IPv4 != "" {

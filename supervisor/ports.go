@@ -251,6 +251,7 @@ func (s *Supervisor) refreshBackends() {
 		addr        string
 		healthy     bool
 		ip          string
+		oneOff      bool // run: only its own listeners
 	}
 	var targets []target
 	for _, c := range s.list() {
@@ -258,14 +259,14 @@ func (s *Supervisor) refreshBackends() {
 		if r.State.Status != StatusRunning || len(r.Endpoints) == 0 || c.isLeaving() {
 			continue
 		}
-		targets = append(targets, target{id: r.ID, service: r.Service, ip: r.Endpoints[0].IP.String(), healthy: r.State.Health != "unhealthy"})
+		targets = append(targets, target{id: r.ID, service: r.Service, ip: r.Endpoints[0].IP.String(), healthy: r.State.Health != "unhealthy", oneOff: isOneOff(r.Labels)})
 	}
 	s.ports.mu.Lock()
 	defer s.ports.mu.Unlock()
 	for _, p := range s.ports.pubs {
 		var backends []scale.Backend
 		for _, t := range targets {
-			if t.service != p.service || p.container != "" && p.container != t.id {
+			if t.service != p.service || p.container != "" && p.container != t.id || p.container == "" && t.oneOff {
 				continue
 			}
 			backends = append(backends, scale.Backend{ID: t.id, Addr: net.JoinHostPort(t.ip, strconv.Itoa(int(p.binding.Target))), Healthy: t.healthy})

@@ -45,6 +45,8 @@ type Record struct {
 	Endpoints []EndpointInfo `json:"endpoints,omitempty"`
 	// Ports are its published ports, with the host ports actually bound.
 	Ports []PortBinding `json:"ports,omitempty"`
+	// AutoRemove (run --rm) removes the container when its process exits.
+	AutoRemove bool `json:"auto_remove,omitempty"`
 
 	State State `json:"state"`
 }

@@ -250,7 +250,7 @@ func (s *Supervisor) list() []*container {
 func (s *Supervisor) lookup(kind, name string) *container {
 	var found *container
 	for _, c := range s.list() {
-		if kind == "service" && c.rec.Service == name || kind == "container" && c.rec.Name == name {
+		if kind == "service" && c.rec.Service == name && !isOneOff(c.rec.Labels) || kind == "container" && c.rec.Name == name {
 			if found == nil || c.rec.Number < found.rec.Number {
 				found = c
 			}

@@ -68,6 +68,15 @@ func CaptureTerminal(r io.Reader, w Writer) error {
 	}
 }
 
+// RawWriter is a Writer that also sees the output as it is read, before
+// it is cut into lines: clients attached to a container get a prompt or a
+// terminal's escape sequences at once, not at the next newline. WriteRaw
+// must not keep p.
+type RawWriter interface {
+	Writer
+	WriteRaw(stream string, p []byte)
+}
+
 // lineSplitter cuts a byte stream into entries: at each newline, and into
 // pieces of MaxLineSize marked Partial when a line is longer. It is the only
 // place where a container's output becomes entries, so that every stream is
@@ -93,6 +102,9 @@ func (s *lineSplitter) emit(line []byte, partial bool, now time.Time) {
 // add appends p and writes every complete entry; with flush, it writes the
 // remainder too, as a partial entry.
 func (s *lineSplitter) add(p []byte, flush bool, now time.Time) {
+	if rw, ok := s.w.(RawWriter); ok && len(p) > 0 {
+		rw.WriteRaw(s.stream, p)
+	}
 	s.buf = append(s.buf, p...)
 	rest := s.buf
 	for len(rest) > 0 {

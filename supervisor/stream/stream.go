@@ -27,6 +27,7 @@ const (
 	CloseStdin Kind = 3 // CLI to supervisor: the input ended (no payload)
 	Resize     Kind = 4 // CLI to supervisor: the terminal's size (see ResizePayload)
 	Exit       Kind = 5 // supervisor to CLI: the last frame (a JSON ExitStatus)
+	Signal     Kind = 6 // CLI to supervisor: a signal for the process (its number, one byte)
 )
 
 // MaxPayload bounds a frame's payload.

@@ -110,6 +110,7 @@ func newRootCommand() *cobra.Command {
 		newPsCommand(g),
 		newLogsCommand(g),
 		newExecCommand(g),
+		newRunCommand(g),
 		newContainersCommand(g, "start", "start [SERVICE...]", "Start services"),
 		newContainersCommand(g, "stop", "stop [OPTIONS] [SERVICE...]", "Stop services"),
 		newContainersCommand(g, "restart", "restart [OPTIONS] [SERVICE...]", "Restart service containers"),

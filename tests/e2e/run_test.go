@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/tests/harness"
+)
+
+const runProject = `
+services:
+  app:
+    image: busybox:latest
+    command: ["sleep", "3600"]
+    ports: ["18080:80"]
+    volumes: ["shared:/shared"]
+    depends_on:
+      db:
+        condition: service_healthy
+  db:
+    image: busybox:latest
+    command: ["sh", "-c", "sleep 2; touch /shared/ready; sleep 3600"]
+    init: true
+    volumes: ["shared:/shared"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/shared/ready"]
+      interval: 1s
+      start_period: 30s
+      start_interval: 200ms
+volumes:
+  shared:
+`
+
+// records reads the container records berth keeps on disk.
+func records(t *testing.T, e *harness.Env) []map[string]any {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(e.Root, "containers", "*", "record.json"))
+	var out []map[string]any
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var r map[string]any
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestRunOneOff: run waits for a service_healthy dependency, returns the
+// command's exit code, relays stdin to its end, publishes no port, and
+// with --rm leaves nothing behind; the service itself is not started.
+func TestRunOneOff(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", runProject)
+
+	// The dependency writes /shared/ready 2 s after it starts and is
+	// healthy only then: the one-off sees the file only if run waited.
+	r := e.Run("run", "--rm", "-T", "app", "sh", "-c", "test -f /shared/ready && echo waited; echo err >&2; exit 3")
+	if r.Code != 3 || r.Stdout != "waited\n" || !strings.Contains(r.Stderr, "err") {
+		t.Fatalf("run --rm: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, rec := range records(t, e) {
+		if rec["service"] != "db" {
+			t.Errorf("left behind: %v (%v)", rec["name"], rec["service"])
+		}
+	}
+	if r := e.RunInput("hello\nworld\n", "run", "--rm", "-T", "app", "sh", "-c", "cat; echo eof"); r.Code != 0 || r.Stdout != "hello\nworld\neof\n" {
+		t.Errorf("run -T with stdin: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	// Ports are not published without -P / -p, so 18080 is free.
+	r = e.Run("run", "--rm", "-T", "-e", "FOO=bar", "-w", "/tmp", "-u", "nobody", "-l", "x=y", "--entrypoint", "sh -c", "app", `echo "$FOO $(pwd) $(id -un)"`)
+	if r.Code != 0 || r.Stdout != "bar /tmp nobody\n" {
+		t.Errorf("run with overrides: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := e.Run("run", "--rm", "-T", "--no-deps", "app", "no-such-command"); r.Code != 127 {
+		t.Errorf("missing command: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	e.MustRun("down", "-v", "-t", "1")
+}
+
+// TestRunDetached: run -d prints the one-off's name, which carries
+// compose's one-off labels; the one-off is not a replica of its service
+// (up still makes one) and down removes it.
+func TestRunDetached(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", sleeper)
+	r := e.MustRun("run", "-d", "app")
+	name := strings.TrimSpace(r.Stdout)
+	if !regexp.MustCompile(`^streams-app-run-[0-9a-f]{12}$`).MatchString(name) {
+		t.Fatalf("run -d printed %q", r.Stdout)
+	}
+	var found map[string]any
+	for _, rec := range records(t, e) {
+		if rec["name"] == name {
+			found = rec
+		}
+	}
+	if found == nil {
+		t.Fatalf("no record for %s", name)
+	}
+	labels, _ := found["labels"].(map[string]any)
+	if labels["com.docker.compose.oneoff"] != "True" || labels["com.docker.compose.service"] != "app" {
+		t.Errorf("one-off labels: %v", labels)
+	}
+	e.MustRun("up", "-d")
+	ps := e.MustRun("ps", "-a")
+	if !strings.Contains(ps.Stdout, "streams-app-1") || !strings.Contains(ps.Stdout, name) {
+		t.Errorf("ps: %q", ps.Stdout)
+	}
+	e.MustRun("down", "-t", "1")
+	if recs := records(t, e); len(recs) != 0 {
+		t.Errorf("down left %d containers", len(recs))
+	}
+}
+
+// TestRunTerminal: run -it through a real terminal gets a terminal of the
+// CLI's size, and Ctrl-C reaches the command.
+func TestRunTerminal(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", sleeper)
+
+	run := func(input func(master *os.File, seen func() string), args ...string) (string, int) {
+		t.Helper()
+		master, slave := openPTY(t)
+		if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := berthCmd(ctx, e, append([]string{"run", "--rm"}, args...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		var buf bytes.Buffer
+		mu := make(chan struct{}, 1)
+		mu <- struct{}{}
+		copied := make(chan struct{})
+		go func() {
+			defer close(copied)
+			b := make([]byte, 4096)
+			for {
+				n, err := master.Read(b)
+				<-mu
+				buf.Write(b[:n])
+				mu <- struct{}{}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		seen := func() string {
+			<-mu
+			defer func() { mu <- struct{}{} }()
+			return buf.String()
+		}
+		if input != nil {
+			input(master, seen)
+		}
+		err := cmd.Wait()
+		master.Close()
+		<-copied
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		return seen(), code
+	}
+	waitFor := func(seen func() string, s string) {
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if strings.Contains(seen(), s) {
+				return
+			}
+		}
+		t.Errorf("%q never came: %q", s, seen())
+	}
+
+	// The size is set right after the start: the command reads it once
+	// it was told to go on.
+	out, code := run(func(master *os.File, seen func() string) {
+		waitFor(seen, "go?")
+		master.Write([]byte("yes\r"))
+	}, "app", "sh", "-c", "printf 'go?'; read x; stty size; tty; exit 4")
+	if code != 4 || !strings.Contains(out, "33 101") || !strings.Contains(out, "/dev/pts/") {
+		t.Errorf("run on a terminal: exit %d, output %q", code, out)
+	}
+	out, code = run(func(master *os.File, seen func() string) {
+		waitFor(seen, "ready")
+		master.Write([]byte{3}) // Ctrl-C
+	}, "app", "sh", "-c", `trap "echo interrupted; exit 3" INT; echo ready; while :; do sleep 0.1; done`)
+	if code != 3 || !strings.Contains(out, "interrupted") {
+		t.Errorf("Ctrl-C: exit %d, output %q", code, out)
+	}
+	if recs := records(t, e); len(recs) != 0 {
+		t.Errorf("run --rm left %d containers", len(recs))
+	}
+	// The network stays until down, as with compose.
+	e.MustRun("down")
+}
