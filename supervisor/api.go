@@ -97,6 +97,15 @@ func (s *Supervisor) handler() http.Handler {
 	mux.HandleFunc("POST /attach", func(w http.ResponseWriter, r *http.Request) {
 		s.track(func() { s.serveAttach(w, r) })
 	})
+	mux.HandleFunc("GET /cp/stat", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveCopyStat(w, r) })
+	})
+	mux.HandleFunc("POST /cp/from", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveCopyFrom(w, r) })
+	})
+	mux.HandleFunc("POST /cp/to", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveCopyTo(w, r) })
+	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
 		ch := s.subscribe()
 		defer s.unsubscribe(ch)

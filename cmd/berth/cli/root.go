@@ -111,6 +111,7 @@ func newRootCommand() *cobra.Command {
 		newLogsCommand(g),
 		newExecCommand(g),
 		newRunCommand(g),
+		newCpCommand(g),
 		newContainersCommand(g, "start", "start [SERVICE...]", "Start services"),
 		newContainersCommand(g, "stop", "stop [OPTIONS] [SERVICE...]", "Stop services"),
 		newContainersCommand(g, "restart", "restart [OPTIONS] [SERVICE...]", "Restart service containers"),
