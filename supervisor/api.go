@@ -106,6 +106,9 @@ func (s *Supervisor) handler() http.Handler {
 	mux.HandleFunc("POST /cp/to", func(w http.ResponseWriter, r *http.Request) {
 		s.track(func() { s.serveCopyTo(w, r) })
 	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveStats(w, r) })
+	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
 		ch := s.subscribe()
 		defer s.unsubscribe(ch)

@@ -112,6 +112,7 @@ func newRootCommand() *cobra.Command {
 		newExecCommand(g),
 		newRunCommand(g),
 		newCpCommand(g),
+		newStatsCommand(g),
 		newContainersCommand(g, "start", "start [SERVICE...]", "Start services"),
 		newContainersCommand(g, "stop", "stop [OPTIONS] [SERVICE...]", "Stop services"),
 		newContainersCommand(g, "restart", "restart [OPTIONS] [SERVICE...]", "Restart service containers"),
