@@ -113,6 +113,7 @@ func newRootCommand() *cobra.Command {
 		newRunCommand(g),
 		newCpCommand(g),
 		newStatsCommand(g),
+		newAttachCommand(g),
 		newContainersCommand(g, "start", "start [SERVICE...]", "Start services"),
 		newContainersCommand(g, "stop", "stop [OPTIONS] [SERVICE...]", "Stop services"),
 		newContainersCommand(g, "restart", "restart [OPTIONS] [SERVICE...]", "Restart service containers"),
