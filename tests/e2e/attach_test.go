@@ -43,3 +43,42 @@ services:
 	}
 	e.MustRun("down", "-t", "1")
 }
+
+// TestUpAttachLines: an attached up says which containers it attaches to
+// and how each exited; dependencies are attached only when asked, and
+// --no-attach leaves a service out.
+func TestUpAttachLines(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+name: lines
+services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "echo db-line; sleep 0.5"]
+  web:
+    image: busybox
+    command: ["sh", "-c", "sleep 0.5; echo web-line; exit 2"]
+    depends_on: [db]
+`)
+	r := e.Run("up", "web")
+	if !strings.Contains(r.Stdout, "Attaching to web-1\n") || !strings.Contains(r.Stdout, "web-line") ||
+		!strings.Contains(r.Stdout, "web-1 exited with code 2\n") || strings.Contains(r.Stdout, "db-line") {
+		t.Errorf("up web: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if i, j := strings.Index(r.Stdout, "web-line"), strings.Index(r.Stdout, "web-1 exited"); i < 0 || j < i {
+		t.Errorf("the exit line before the last output: %q", r.Stdout)
+	}
+	r = e.Run("up", "--attach-dependencies", "web")
+	if !strings.Contains(r.Stdout, "Attaching to db-1, web-1\n") || !strings.Contains(r.Stdout, "db-line") || !strings.Contains(r.Stdout, "db-1 exited with code 0\n") {
+		t.Errorf("up --attach-dependencies web: stdout %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	r = e.Run("up", "--no-attach", "db")
+	if !strings.Contains(r.Stdout, "Attaching to web-1\n") || strings.Contains(r.Stdout, "db-line") {
+		t.Errorf("up --no-attach db: stdout %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	if r := e.Run("up", "--attach", "web", "--attach-dependencies"); r.Code == 0 {
+		t.Errorf("--attach with --attach-dependencies accepted")
+	}
+	e.MustRun("down")
+}

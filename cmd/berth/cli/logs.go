@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthrun/berth/engine/logs"
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
 )
 
@@ -81,6 +82,9 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 	}
 	var selected []*supervisor.Record
 	for _, r := range recs {
+		if r.Labels[model.LabelOneoff] == "True" {
+			continue // a one-off's output went to its run
+		}
 		if (len(want) == 0 || want[r.Service]) && (f.index == 0 || r.Number == f.index) {
 			selected = append(selected, r)
 		}
@@ -118,13 +122,19 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 		go func() {
 			defer wg.Done()
 			done := make(chan struct{})
-			go watchExit(ctx, g.paths(), r.ID, done, onExit)
+			var exited *supervisor.Record
+			go watchExit(ctx, g.paths(), r.ID, done, func(r supervisor.Record) { exited = &r })
 			o := opts
 			o.Follow = true
 			o.Done = done
 			path := logs.LogPath(g.paths().ContainerDir(r.ID), r.ID)
 			if err := logs.Read(ctx, path, o, func(e logs.Entry) error { return write(names[i], e) }); err != nil && ctx.Err() == nil {
 				errs <- err
+			}
+			// The exit is told once the container's last lines are out.
+			<-done
+			if exited != nil && onExit != nil {
+				onExit(*exited)
 			}
 		}()
 	}

@@ -22,6 +22,8 @@ type upFlags struct {
 	waitTimeout                                                       int
 	exitCodeFrom                                                      string
 	scale                                                             []string
+	attach, noAttach                                                  []string
+	attachDependencies                                                bool
 	timeout                                                           timeoutFlag
 }
 
@@ -52,6 +54,9 @@ func newUpCommand(g *globals) *cobra.Command {
 	fl.BoolVar(&f.noColor, "no-color", false, "Produce monochrome output")
 	fl.BoolVar(&f.noLogPrefix, "no-log-prefix", false, "Don't print prefix in logs")
 	fl.BoolVar(&f.timestamps, "timestamps", false, "Show timestamps")
+	fl.StringArrayVar(&f.attach, "attach", nil, "Restrict attaching to the specified services. Incompatible with --attach-dependencies.")
+	fl.StringArrayVar(&f.noAttach, "no-attach", nil, "Do not attach (stream logs) to the specified services")
+	fl.BoolVar(&f.attachDependencies, "attach-dependencies", false, "Automatically attach to log output of dependent services")
 	addTimeout(cmd, &f.timeout, "Use this timeout in seconds for container shutdown when attached or when containers are already running")
 	return cmd
 }
@@ -66,6 +71,9 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	}
 	if f.exitCodeFrom != "" {
 		f.abortOnExit = true
+	}
+	if len(f.attach) > 0 && f.attachDependencies {
+		return errors.New("--attach-dependencies and --attach are incompatible")
 	}
 	if f.detach && f.abortOnExit {
 		return errors.New("--abort-on-container-exit and --detach are incompatible")
@@ -112,7 +120,11 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	if f.detach || f.noStart {
 		return nil
 	}
-	return attach(cmd, g, c, p.Name, args, f)
+	attachTo, err := attachSelection(p, args, f)
+	if err != nil {
+		return err
+	}
+	return attach(cmd, g, c, p.Name, attachTo, f)
 }
 
 // waitHealthy waits until every container is running and, where it has a
@@ -167,8 +179,10 @@ func attach(cmd *cobra.Command, g *globals, c *supervisor.Client, proj string, s
 	lf := &logsFlags{follow: true, noColor: f.noColor, noLogPrefix: f.noLogPrefix, timestamps: f.timestamps, tail: -1}
 	done := make(chan error, 1)
 	exited := make(chan supervisor.Record, 64)
+	printAttaching(cmd.OutOrStdout(), g, proj, services)
 	go func() {
 		done <- followLogs(ctx, cmd.OutOrStdout(), g, proj, services, lf, func(r supervisor.Record) {
+			fmt.Fprint(cmd.OutOrStdout(), exitLine(r))
 			select {
 			case exited <- r:
 			default:
