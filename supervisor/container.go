@@ -182,6 +182,9 @@ func (c *container) adopt() {
 			c.maybeRestart(time.Since(c.rec.State.StartedAt))
 			c.s.afterExit(c)
 		}
+		if c.rec.AutoRemove {
+			go c.s.autoRemove(c) // a run --rm that ended meanwhile
+		}
 		return
 	}
 	stdout, stderr, err := logs.MakeFIFOs(p.FIFODir(c.rec.ID))

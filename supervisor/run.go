@@ -36,6 +36,8 @@ type RunRequest struct {
 	Stdin bool `json:"stdin,omitempty"`
 	// NoDeps does not wait for the service's depends_on conditions.
 	NoDeps bool `json:"no_deps,omitempty"`
+	// RemoveOrphans removes containers of services the model lacks.
+	RemoveOrphans bool `json:"remove_orphans,omitempty"`
 	// UseAliases gives the container the service's name and network
 	// aliases in DNS, as its replicas have; without it, only its own name.
 	UseAliases bool `json:"use_aliases,omitempty"`
@@ -221,6 +223,11 @@ func (s *Supervisor) createOneOff(ctx context.Context, req RunRequest) (*contain
 	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
+	if req.RemoveOrphans {
+		if err := s.removeAll(ctx, s.orphans(&m), nil, false, func(Event) {}); err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range s.list() {
 		if c.rec.Name == svc.ContainerName {
 			return nil, fmt.Errorf("container name %q is already in use", svc.ContainerName)

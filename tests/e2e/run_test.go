@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,5 +216,59 @@ func TestRunTerminal(t *testing.T) {
 		t.Errorf("run --rm left %d containers", len(recs))
 	}
 	// The network stays until down, as with compose.
+	e.MustRun("down")
+}
+
+// TestRunCLIGoesAway: the CLI of an attached run killed leaves the
+// one-off running (the supervisor owns it), and --rm still removes it
+// once it exits; without a terminal, a signal to the CLI reaches the
+// command.
+func TestRunCLIGoesAway(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", sleeper)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	cmd := berthCmd(ctx, e, "run", "--rm", "-T", "app", "sh", "-c", "echo ready; sleep 2")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	if _, err := io.ReadFull(out, b); err != nil || string(b) != "ready\n" {
+		t.Fatalf("run: %q %v", b, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if n := len(records(t, e)); n != 1 {
+		t.Errorf("after the CLI was killed: %d containers, want the one-off", n)
+	}
+	for end := time.Now().Add(30 * time.Second); len(records(t, e)) > 0 && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	}
+	if n := len(records(t, e)); n != 0 {
+		t.Errorf("run --rm left %d containers after its command ended", n)
+	}
+
+	cmd = berthCmd(ctx, e, "run", "--rm", "-T", "app", "sh", "-c", `trap "echo got-term; exit 4" TERM; echo ready; while :; do sleep 0.1; done`)
+	var buf bytes.Buffer
+	pr, pw := io.Pipe()
+	cmd.Stdout = io.MultiWriter(&buf, pw)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(pr, b); err != nil || string(b) != "ready\n" {
+		t.Fatalf("run: %q %v", b, err)
+	}
+	go io.Copy(io.Discard, pr)
+	cmd.Process.Signal(unix.SIGTERM)
+	err = cmd.Wait()
+	pw.Close()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 || !strings.Contains(buf.String(), "got-term") {
+		t.Errorf("SIGTERM to run: %v, output %q", err, buf.String())
+	}
 	e.MustRun("down")
 }

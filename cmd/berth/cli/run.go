@@ -130,6 +130,7 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, service string, args []
 	req := supervisor.RunRequest{
 		Model: *m, Service: service, Name: f.name, Detach: f.detach, Rm: f.rm,
 		Tty: useTTY, Stdin: f.interactive && !f.detach, NoDeps: f.noDeps, UseAliases: f.useAlia,
+		RemoveOrphans: f.removeOrphans,
 	}
 	var sio supervisor.ExecIO
 	if req.Stdin {
