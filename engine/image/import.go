@@ -25,6 +25,10 @@ type ImportOptions struct {
 	// LABEL, VOLUME, STOPSIGNAL.
 	Changes  []string
 	Message  string    // history comment
+	// Config is the configuration to start from, before Changes (commit
+	// keeps its container's); nil starts from an empty one.
+	Config *v1.Config
+	Author string
 	Created  time.Time // zero: now
 	Progress ProgressFunc
 }
@@ -61,6 +65,10 @@ func (s *Store) Import(ctx context.Context, tarPath, ref string, o ImportOptions
 		return nil, err
 	}
 	cf = cf.DeepCopy()
+	if o.Config != nil {
+		cf.Config = *o.Config.DeepCopy()
+	}
+	cf.Author = o.Author
 	created := o.Created
 	if created.IsZero() {
 		created = time.Now().UTC()
