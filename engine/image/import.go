@@ -23,12 +23,12 @@ type ImportOptions struct {
 	// Changes are Dockerfile instructions applied to the config, as
 	// `docker import --change`: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE,
 	// LABEL, VOLUME, STOPSIGNAL.
-	Changes  []string
-	Message  string    // history comment
+	Changes []string
+	Message string // history comment
 	// Config is the configuration to start from, before Changes (commit
 	// keeps its container's); nil starts from an empty one.
-	Config *v1.Config
-	Author string
+	Config   *v1.Config
+	Author   string
 	Created  time.Time // zero: now
 	Progress ProgressFunc
 }
