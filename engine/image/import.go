@@ -23,14 +23,15 @@ type ImportOptions struct {
 	// Changes are Dockerfile instructions applied to the config, as
 	// `docker import --change`: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE,
 	// LABEL, VOLUME, STOPSIGNAL.
-	Changes []string
-	Message string // history comment
-	// Config is the configuration to start from, before Changes (commit
-	// keeps its container's); nil starts from an empty one.
-	Config   *v1.Config
-	Author   string
+	Changes  []string
+	Message  string    // history comment
 	Created  time.Time // zero: now
 	Progress ProgressFunc
+
+	// Config is the configuration to start from, before Changes (commit
+	// keeps its container's); nil starts from an empty one.
+	Config *v1.Config
+	Author string
 }
 
 // Import makes a one-layer image from a rootfs tarball (plain or compressed)
