@@ -14,6 +14,7 @@ import (
 	"text/template"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/berthrun/berth/volmgr"
@@ -372,7 +373,7 @@ func newVolumePruneCommand(g *globals) *cobra.Command {
 				}
 				fmt.Fprintln(out)
 			}
-			fmt.Fprintf(out, "Total reclaimed space: %s\n", volumeHumanSize(size))
+			fmt.Fprintf(out, "Total reclaimed space: %s\n", units.HumanSize(float64(size)))
 			return err
 		},
 	}
@@ -387,16 +388,4 @@ func volumePruneConfirmed(in io.Reader) bool {
 	line, _ := bufio.NewReader(in).ReadString('\n')
 	answer := strings.ToLower(strings.TrimSpace(line))
 	return answer == "y" || answer == "yes"
-}
-
-// volumeHumanSize prints bytes as docker does: decimal units, four significant digits.
-func volumeHumanSize(n uint64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB", "PB", "EB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.4g%s", f, units[i])
 }
