@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"text/template"
 	"time"
 
 	units "github.com/docker/go-units"
@@ -132,7 +131,7 @@ func printVolumeList(out io.Writer, vols []*volmgr.Volume, f *volumeLsFlags) err
 		return nil
 	default:
 		format = strings.TrimPrefix(format, "table ")
-		tmpl, err := template.New("format").Funcs(volumeTemplateFuncs).Parse(format)
+		tmpl, err := parseFormat(format)
 		if err != nil {
 			return fmt.Errorf("invalid --format: %w", err)
 		}
@@ -145,16 +144,6 @@ func printVolumeList(out io.Writer, vols []*volmgr.Volume, f *volumeLsFlags) err
 		}
 		return w.Flush()
 	}
-}
-
-var volumeTemplateFuncs = template.FuncMap{
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-	"join":  strings.Join,
-	"upper": strings.ToUpper,
-	"lower": strings.ToLower,
 }
 
 type volumeCreateFlags struct {
@@ -282,7 +271,7 @@ func printInspect(out io.Writer, vols []dockerVolume, format string) error {
 		_, err = fmt.Fprintf(out, "%s\n", b)
 		return err
 	}
-	tmpl, err := template.New("format").Funcs(volumeTemplateFuncs).Parse(format)
+	tmpl, err := parseFormat(format)
 	if err != nil {
 		return fmt.Errorf("invalid --format: %w", err)
 	}
