@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -345,7 +344,7 @@ func newVolumePruneCommand(g *globals) *cobra.Command {
 					what = "all local volumes"
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "WARNING! This will remove %s not used by at least one container.\nAre you sure you want to continue? [y/N] ", what)
-				if !volumePruneConfirmed(cmd.InOrStdin()) {
+				if !confirmed(cmd.InOrStdin()) {
 					return nil
 				}
 			}
@@ -371,10 +370,4 @@ func newVolumePruneCommand(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.force, "force", "f", false, "Do not prompt for confirmation")
 	fl.StringArrayVar(&f.filters, "filter", nil, `Provide filter values (e.g. "label=<label>")`)
 	return cmd
-}
-
-func volumePruneConfirmed(in io.Reader) bool {
-	line, _ := bufio.NewReader(in).ReadString('\n')
-	answer := strings.ToLower(strings.TrimSpace(line))
-	return answer == "y" || answer == "yes"
 }
