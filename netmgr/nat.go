@@ -33,9 +33,10 @@ type nftRules struct {
 	maps  map[string]*nftables.Set
 }
 
-// newNFTRules starts a batch that (re)declares the table, its three maps
-// and its two base chains. Adding what exists is a no-op in nftables, so
-// every batch can start this way without looking at the kernel first.
+// newNFTRules starts a batch that (re)declares the table and its three
+// maps (baseChains adds the base chains). Adding what exists is a no-op in
+// nftables, so every batch can start this way without looking at the
+// kernel first.
 func newNFTRules() (*nftRules, error) {
 	c, err := nftables.New()
 	if err != nil {
@@ -44,7 +45,8 @@ func newNFTRules() (*nftRules, error) {
 	r := &nftRules{c: c, maps: map[string]*nftables.Set{}}
 	r.table = c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable})
 	// Set IDs only name a set inside one batch; fixed ones keep the
-	// library's process-wide counter out of it.
+	// library's process-wide counter out of it. The key byte order is the
+	// one nft records for interface names, so `nft list` shows them.
 	for i, name := range []string{"fwd_in", "fwd_out", "nat_in"} {
 		s := &nftables.Set{
 			Table:        r.table,
@@ -63,6 +65,7 @@ func newNFTRules() (*nftRules, error) {
 	return r, nil
 }
 
+// baseChains declares the two hooked chains that dispatch through the maps.
 func (r *nftRules) baseChains() (forward, postrouting *nftables.Chain) {
 	accept := nftables.ChainPolicyAccept
 	forward = r.c.AddChain(&nftables.Chain{
