@@ -45,13 +45,16 @@ type Record struct {
 	Endpoints []EndpointInfo `json:"endpoints,omitempty"`
 	// Ports are its published ports, with the host ports actually bound.
 	Ports []PortBinding `json:"ports,omitempty"`
+	// InheritsVolumes is set when the container took over its
+	// predecessor's anonymous volumes: undoing its create keeps them.
+	InheritsVolumes bool `json:"inherits_volumes,omitempty"`
 
 	State State `json:"state"`
 }
 
 // State is a container's lifecycle, as `ps` shows it.
 type State struct {
-	Status     string    `json:"status"` // created, running, paused, restarting, exited, dead
+	Status     string    `json:"status"` // creating, created, running, paused, restarting, exited, removing, dead
 	Pid        int       `json:"pid,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitempty"`
 	FinishedAt time.Time `json:"finished_at,omitempty"`
@@ -66,10 +69,20 @@ type State struct {
 	// `stop` or `kill` ended.
 	StoppedByUser bool   `json:"stopped_by_user,omitempty"`
 	Error         string `json:"error,omitempty"`
+	// RemoveVolumes is set with the removing status when the removal takes
+	// the container's anonymous volumes too (rm -v, down -v).
+	RemoveVolumes bool `json:"remove_volumes,omitempty"`
 }
 
 // Status values.
+//
+// creating and removing are intents: the record is written with them before
+// the kernel objects are made or removed, so that whatever a supervisor
+// killed half way leaves can be found by the container's ID and undone
+// (creating) or finished (removing) by the next one.
 const (
+	StatusCreating   = "creating"
+	StatusRemoving   = "removing"
 	StatusCreated    = "created"
 	StatusRunning    = "running"
 	StatusPaused     = "paused"
