@@ -348,7 +348,7 @@ func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Serv
 	rec.Labels[model.LabelWorkingDir] = m.WorkingDir
 	rec.Labels[model.LabelConfigFiles] = strings.Join(m.ConfigFiles, ",")
 	rec.State.Status = StatusCreating
-	if err := saveRecord(s.paths, rec); err != nil {
+	if err := createRecord(s.paths, rec); err != nil {
 		return nil, err
 	}
 	fault.Point("create.intent")

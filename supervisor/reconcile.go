@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/berthrun/berth/engine/runtime"
 	"github.com/berthrun/berth/internal/fault"
@@ -47,7 +46,7 @@ func (s *Supervisor) purge(r *Record, removeAnon bool, op string) error {
 	step("after-rootfs")
 	errs = append(errs, os.RemoveAll(p.FIFODir(id)))
 	step("after-fifos")
-	errs = append(errs, removeRecord(p, id))
+	errs = append(errs, removeRecord(p, s.project, id))
 	return errors.Join(errs...)
 }
 
@@ -110,16 +109,7 @@ func (s *Supervisor) sweepOrphans() {
 			}
 		}
 	}
-	// A container directory without a record is a record being written
-	// (the directory comes a moment before it) or a removal cut short.
-	entries, _ := os.ReadDir(p.ContainersDir())
-	for _, e := range entries {
-		if _, err := os.Stat(recordPath(p, e.Name())); errors.Is(err, os.ErrNotExist) {
-			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
-				found[e.Name()] = true
-			}
-		}
-	}
+	removeTempRecords(p, s.project)
 	recs, err := LoadRecords(p, "")
 	if err != nil {
 		s.logf("looking for leftovers: %v", err)
