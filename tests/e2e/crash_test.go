@@ -151,6 +151,9 @@ services:
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	// up adopts (the restart policy schedules a restart) and starts what
+	// is not running: one restart either way.
+	e.MustRun("up", "-d")
 	waitFor(t, 10*time.Second, "the container to run again", func() bool {
 		p := ps(t, e, "app")
 		return len(p) == 1 && p[0].State == "running"
