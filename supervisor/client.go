@@ -138,6 +138,11 @@ func spawn(paths Paths, proj string) (*os.File, error) {
 	if err := os.MkdirAll(paths.ProjectRunDir(proj), 0o700); err != nil {
 		return nil, err
 	}
+	// The supervisor's stderr goes to its log too (what it prints when it
+	// cannot run): keep that under the log's cap as well.
+	if fi, err := os.Stat(paths.Log(proj)); err == nil && fi.Size() >= logMaxSize {
+		_ = os.Rename(paths.Log(proj), paths.Log(proj)+".1")
+	}
 	logf, err := os.OpenFile(paths.Log(proj), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
