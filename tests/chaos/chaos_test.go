@@ -129,6 +129,7 @@ func TestChaos(t *testing.T) {
 	}
 	stopLoad()
 	r.checkVolume()
+	r.checkVolumeInContainer()
 	e.MustRun("down", "-v", "-t", "1")
 	waitFor(func() bool { return len(e.SupervisorPIDs()) == 0 }, 10*time.Second)
 	if leaks := append(e.Leaks(), e.LiveLeaks()...); len(leaks) > 0 {
@@ -392,6 +393,24 @@ func (r *run) checkVolume() {
 			r.fails++
 		}
 		r.bytes += int64(len(b))
+	}
+}
+
+// checkVolumeInContainer reads the volume's files back through a
+// container: what the container sees is what was written.
+func (r *run) checkVolumeInContainer() {
+	res := r.e.Run("exec", "-T", "db", "sh", "-c", "sha256sum /data/blob-*")
+	if res.Code != 0 {
+		r.t.Errorf("sha256sum in db: %s", res.Stderr)
+		r.fails++
+		return
+	}
+	for name, want := range r.sums {
+		line := fmt.Sprintf("%x  /data/%s", want, name)
+		if !strings.Contains(res.Stdout, line) {
+			r.t.Errorf("in the container, %s is not what was written: %s", name, res.Stdout)
+			r.fails++
+		}
 	}
 }
 
