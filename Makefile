@@ -15,7 +15,7 @@ STATICCHECK_VERSION := v0.8.2
 TOOLS       ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/berth/tools
 STATICCHECK := $(TOOLS)/staticcheck@$(STATICCHECK_VERSION)/staticcheck
 
-.PHONY: all build deps demo test lint bench clean
+.PHONY: all build deps demo test lint bench chaos clean
 
 all: build
 
@@ -39,6 +39,12 @@ $(STATICCHECK):
 # Unit tests of every package, then end-to-end tests of the built binary.
 test: build lint
 	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -count=1 -p 2 -timeout 40m ./...
+
+# The fault-injection suite alone, with more cycles than make test's pass
+# (CHAOS_CYCLES=30 by default there); CHAOS_SEED=N replays a run.
+CHAOS_CYCLES ?= 200
+chaos: build
+	BERTH_BIN=$(CURDIR)/bin/berth CHAOS_CYCLES=$(CHAOS_CYCLES) $(GO) test -tags '$(TAGS)' -count=1 -v -run TestChaos -timeout 20m ./tests/chaos/
 
 demo: build
 	@bash samples/demo.sh

@@ -173,6 +173,10 @@ func streamed[T any](s *Supervisor, fn func(context.Context, T, func(Event)) err
 			m := message{Done: true}
 			if err != nil {
 				m.Error = err.Error()
+				// The CLI may be gone: the supervisor's log and `berth
+				// events` keep the failure too.
+				s.logf("%s failed: %v", r.URL.Path[1:], err)
+				s.emit(Event{Action: "error", Message: r.URL.Path[1:] + ": " + err.Error()})
 			}
 			mu.Lock()
 			_ = enc.Encode(m)

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/berthrun/berth/internal/fault"
 )
 
 // Client talks to a project's supervisor.
@@ -28,17 +30,49 @@ type Client struct {
 
 // Connect reaches the project's supervisor, starting one (the berth binary
 // re-executed as `berth __supervise`, in its own session) when none runs.
+//
+// Two CLIs may spawn one each at once: the one that loses the project's lock
+// exits at once, and its CLI reaches the winner as soon as it listens (or
+// spawns again if the holder was a supervisor on its way out).
 func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 	c := newClient(paths, proj)
-	if c.alive(ctx) {
-		return c, nil
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; ; attempt++ {
+		if c.alive(ctx) {
+			return c, nil
+		}
+		if attempt == 3 || time.Now().After(deadline) {
+			return nil, fmt.Errorf("the supervisor of project %q did not start: %s", proj, lastLines(paths.Log(proj), 5))
+		}
+		ready, err := spawn(paths, proj)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := waitReady(ctx, ready)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return c, nil
+		}
+		// It exited: another supervisor holds the lock. It listens once it
+		// has adopted the project's containers.
+		for time.Now().Before(deadline) && lockHeld(paths.Lock(proj)) {
+			if c.alive(ctx) {
+				return c, nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
-	ready, err := spawn(paths, proj)
-	if err != nil {
-		return nil, err
-	}
-	// The new supervisor says when it listens; if it exits instead (another
-	// one won the project's lock), the winner is reached by polling.
+}
+
+// waitReady waits for a spawned supervisor's readiness byte: true when it
+// listens, false when it exited without listening.
+func waitReady(ctx context.Context, ready *os.File) (bool, error) {
 	readyc := make(chan bool, 1)
 	go func() {
 		defer ready.Close()
@@ -50,19 +84,12 @@ func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 	defer deadline.Stop()
 	select {
 	case ok := <-readyc:
-		if ok {
-			return c, nil
-		}
+		return ok, nil
 	case <-deadline.C:
+		return false, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return false, ctx.Err()
 	}
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if c.alive(ctx) {
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("the supervisor of project %q did not start: %s", proj, lastLines(paths.Log(proj), 5))
 }
 
 // Running returns a client when the project's supervisor is up, else nil.
@@ -111,6 +138,11 @@ func spawn(paths Paths, proj string) (*os.File, error) {
 	if err := os.MkdirAll(paths.ProjectRunDir(proj), 0o700); err != nil {
 		return nil, err
 	}
+	// The supervisor's stderr goes to its log too (what it prints when it
+	// cannot run): keep that under the log's cap as well.
+	if fi, err := os.Stat(paths.Log(proj)); err == nil && fi.Size() >= logMaxSize {
+		_ = os.Rename(paths.Log(proj), paths.Log(proj)+".1")
+	}
 	logf, err := os.OpenFile(paths.Log(proj), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -131,6 +163,9 @@ func spawn(paths Paths, proj string) (*os.File, error) {
 		r.Close()
 		return nil, fmt.Errorf("starting the supervisor: %w", err)
 	}
+	// The fault hook arms the first supervisor only: one spawned again to
+	// retry the request must get through.
+	os.Unsetenv(fault.Env)
 	// The supervisor outlives us; its parent becomes init (or our subreaper).
 	return r, cmd.Process.Release()
 }

@@ -222,18 +222,6 @@ func (s *Supervisor) setupNetwork(ctx context.Context, svc *model.Service, id, n
 	return ns, nil
 }
 
-// teardownNetwork removes a container's endpoints and namespace.
-func (s *Supervisor) teardownNetwork(r *Record) error {
-	s.dns.Remove(r.ID)
-	if r.Spec.NetNSPath != s.paths.NetNS(r.ID) {
-		return nil // host, or another container's namespace
-	}
-	return errors.Join(
-		s.net.DetachAll(context.Background(), r.ID),
-		netmgr.RemoveNetNS(r.Spec.NetNSPath),
-	)
-}
-
 // serveDNS starts answering at 127.0.0.11 inside the container's namespace.
 func (s *Supervisor) serveDNS(ctx context.Context, r *Record) {
 	if r.Spec.NetNSPath != s.paths.NetNS(r.ID) || len(r.Endpoints) == 0 {

@@ -53,7 +53,7 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	lock, err := lockFile(ctx, paths.Lock(proj))
+	lock, err := lockFile(paths.Lock(proj))
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 		images:     images,
 		volumes:    volumes,
 		ctx:        ctx,
-		log:        log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds),
+		log:        log.New(newLogWriter(paths.Log(proj), logMaxSize), "", log.LstdFlags|log.Lmicroseconds),
 		containers: map[string]*container{},
 		changed:    make(chan struct{}),
 		subs:       map[chan Event]struct{}{},
@@ -174,6 +174,7 @@ func (s *Supervisor) cleanup() {
 	}
 	removeCgroupParent(s.paths.CgroupParent())
 	_ = os.Remove(s.paths.Log(s.project))
+	_ = os.Remove(s.paths.Log(s.project) + ".1")
 	_ = os.Remove(s.paths.Lock(s.project))
 	_ = os.Remove(s.paths.ProjectRunDir(s.project))
 }
@@ -184,6 +185,8 @@ func (s *Supervisor) adoptAll() error {
 	if err != nil {
 		return err
 	}
+	recs = s.finishIntents(recs)
+	s.sweepOrphans()
 	for _, r := range recs {
 		c := &container{s: s, rec: r}
 		s.containers[r.ID] = c
@@ -273,30 +276,50 @@ func (s *Supervisor) forget(c *container) {
 	s.notify()
 }
 
-// lockFile takes an exclusive flock on path, waiting while another
-// supervisor of the project is still shutting down.
-func lockFile(ctx context.Context, path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(10 * time.Second)
+// lockFile takes an exclusive flock on path without waiting: a supervisor
+// that finds it held exits at once (ErrAlreadyRunning), and the CLI that
+// spawned it reaches the holder, or spawns again once the holder is gone.
+// Any other error is reported as it is.
+func lockFile(path string) (*os.File, error) {
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, ErrAlreadyRunning
+			}
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		// A supervisor that exits removes its lock file while it holds it:
+		// a lock taken on that unlinked file locks nothing.
+		if sameFile(f, path) {
 			return f, nil
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			return nil, ErrAlreadyRunning
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+		f.Close()
 	}
+}
+
+// lockHeld says whether some process holds the flock on path.
+func lockHeld(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	return errors.Is(err, unix.EWOULDBLOCK)
+}
+
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
 }
 
 // ErrAlreadyRunning says another supervisor holds the project.
