@@ -36,7 +36,16 @@ type Project struct {
 // Load reads, interpolates, merges, normalises and validates the compose files
 // the way docker compose does, and returns the project. Errors name the file
 // and line where one is known.
-func Load(ctx context.Context, o Options) (*Project, error) {
+func Load(ctx context.Context, o Options) (_ *Project, err error) {
+	// compose-go panics on some malformed files; a panic must end as one
+	// line of error like any other bad input, not as a stack trace.
+	var files []string
+	defer func() {
+		if r := recover(); r != nil {
+			msg := strings.Join(strings.Fields(fmt.Sprint(r)), " ")
+			err = &Error{Msg: fmt.Sprintf("%s: the compose loader failed on this file: %s", strings.Join(files, ", "), msg)}
+		}
+	}()
 	env := o.Environ
 	if env == nil {
 		env = os.Environ()
@@ -48,6 +57,7 @@ func Load(ctx context.Context, o Options) (*Project, error) {
 			return nil, err
 		}
 	}
+	guard := newFileGuard()
 	opts, err := cli.NewProjectOptions(absFiles(o.Files, wd),
 		cli.WithWorkingDirectory(absDir(o.ProjectDir, wd)),
 		cli.WithEnv(env),
@@ -64,6 +74,8 @@ func Load(ctx context.Context, o Options) (*Project, error) {
 		cli.WithDefaultProfiles(o.Profiles...),
 		cli.WithName(o.Name),
 		cli.WithResolvedPaths(true),
+		cli.WithResourceLoader(guard),
+		cli.WithLoadOptions(withPortRangeCheck),
 	)
 	if err != nil {
 		return nil, describe(err, o.Files)
@@ -72,9 +84,23 @@ func Load(ctx context.Context, o Options) (*Project, error) {
 		return nil, fmt.Errorf("no configuration file provided: not found (looked for %s in %s and its parents)",
 			strings.Join(cli.DefaultFileNames, ", "), wd)
 	}
+	files = opts.ConfigPaths
+	guard.addBase(opts.WorkingDir)
+	for _, f := range opts.ConfigPaths {
+		if f == "-" {
+			continue
+		}
+		if err := checkFile(f); err != nil {
+			return nil, &Error{Msg: err.Error(), err: err}
+		}
+		guard.addBase(filepath.Dir(f))
+	}
 	p, err := opts.LoadProject(ctx)
 	if err != nil {
 		return nil, describe(err, opts.ConfigPaths)
+	}
+	if err := validate(p, opts.ConfigPaths); err != nil {
+		return nil, err
 	}
 	if err := p.CheckContainerNameUnicity(); err != nil {
 		return nil, describe(err, opts.ConfigPaths)
