@@ -9,13 +9,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/internal/names"
 )
 
 // Network is a berth network as recorded in the state directory.
@@ -110,10 +111,8 @@ func New(dir string) (*Manager, error) {
 func (m *Manager) Dir() string { return m.dir }
 
 // Network names as compose and docker accept them; they become file names.
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
 func checkName(name string) error {
-	if !nameRE.MatchString(name) || len(name) > 255 {
+	if names.Network(name) != nil {
 		return invalidf("network name %q", name)
 	}
 	return nil

@@ -29,6 +29,9 @@ type Client struct {
 // Connect reaches the project's supervisor, starting one (the berth binary
 // re-executed as `berth __supervise`, in its own session) when none runs.
 func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
+	if err := paths.CheckProject(proj); err != nil {
+		return nil, err
+	}
 	c := newClient(paths, proj)
 	if c.alive(ctx) {
 		return c, nil
@@ -67,6 +70,9 @@ func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 
 // Running returns a client when the project's supervisor is up, else nil.
 func Running(ctx context.Context, paths Paths, proj string) *Client {
+	if paths.CheckProject(proj) != nil {
+		return nil
+	}
 	c := newClient(paths, proj)
 	if c.alive(ctx) {
 		return c

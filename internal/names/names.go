@@ -68,8 +68,14 @@ func Container(name string) error { return resource("container", name) }
 // Network checks a network's engine name.
 func Network(name string) error { return resource("network", name) }
 
-// Volume checks a named volume's engine name.
-func Volume(name string) error { return resource("volume", name) }
+// Volume checks a named volume's engine name: docker's local driver also
+// wants at least two characters.
+func Volume(name string) error {
+	if len(name) < 2 {
+		return invalid("volume name %q must have at least two characters", name)
+	}
+	return resource("volume", name)
+}
 
 func resource(kind, name string) error {
 	if !resourceRE.MatchString(name) || len(name) > 255 {
