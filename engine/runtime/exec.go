@@ -28,7 +28,10 @@ type ExecSpec struct {
 	User *User
 	// Tty runs the process on a new pseudo-terminal; Stdin and Stdout are
 	// copied to and from it (Stderr is unused).
-	Tty    bool
+	Tty bool
+	// Detach starts the process and returns at once (`exec -d`); its stdio
+	// is the container's /dev/null and the exit code returned is 0.
+	Detach bool
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
@@ -72,6 +75,9 @@ func (c *Container) Exec(ctx context.Context, spec ExecSpec) (int, error) {
 		AdditionalGroups: u.AdditionalGIDs,
 		Capabilities:     caps,
 		Init:             false,
+	}
+	if spec.Detach {
+		return c.startDetached(p)
 	}
 	var parentSock *os.File
 	if spec.Tty {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -87,6 +86,8 @@ func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args 
 		}
 		spec.User = &u
 	}
+	// -d, as docker compose: start it and return; it runs on in the container.
+	spec.Detach = f.detach
 	useTTY := f.tty && !f.noTTY && !f.detach && term.IsTerminal(int(os.Stdin.Fd()))
 	spec.Tty = useTTY
 	if f.interactive && !f.detach {
@@ -94,8 +95,6 @@ func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args 
 	}
 	if !f.detach {
 		spec.Stdout, spec.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
-	} else {
-		spec.Stdout, spec.Stderr = io.Discard, io.Discard
 	}
 	if useTTY {
 		if st, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
