@@ -26,9 +26,11 @@ lint: deps
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags '$(TAGS)' ./...
 
-# Unit tests of every package, then end-to-end tests of the built binary.
+# Unit tests of every package, then end-to-end tests of the built binary,
+# then a bounded run of the compose loader's fuzz test.
 test: build lint
 	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -count=1 -p 2 -timeout 40m ./...
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 20s ./project/
 
 demo: build
 	@bash samples/demo.sh
