@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
@@ -75,7 +76,11 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		cli.WithName(o.Name),
 		cli.WithResolvedPaths(true),
 		cli.WithResourceLoader(guard),
-		cli.WithLoadOptions(withPortRangeCheck),
+		cli.WithLoadOptions(withPortRangeCheck, func(o *loader.Options) {
+			// env_file and label_file are read below, once validate has
+			// checked that they are bounded regular files.
+			o.SkipResolveEnvironment, o.SkipResolveLabels = true, true
+		}),
 	)
 	if err != nil {
 		return nil, describe(err, o.Files)

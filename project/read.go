@@ -14,8 +14,8 @@ import (
 )
 
 // MaxFileSize bounds every compose file berth reads, included or extended
-// ones too: compose-go reads a whole file into memory, and a path such as
-// /dev/zero would never end.
+// ones too, and services' env_file and label_file: compose-go reads a whole
+// file into memory, and a path such as /dev/zero would never end.
 const MaxFileSize = 16 << 20
 
 // checkFile refuses a compose file that is not a regular file or is larger
@@ -29,9 +29,9 @@ func checkFile(path string) error {
 	case fi.IsDir():
 		return nil // likewise "is a directory"
 	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s: not a regular file (compose files must be regular files)", path)
+		return fmt.Errorf("%s: not a regular file (compose, env and label files must be)", path)
 	case fi.Size() > MaxFileSize:
-		return fmt.Errorf("%s: %d bytes is larger than the %d MiB a compose file may have", path, fi.Size(), MaxFileSize>>20)
+		return fmt.Errorf("%s: %d bytes is larger than the %d MiB berth reads from a compose, env or label file", path, fi.Size(), MaxFileSize>>20)
 	}
 	return nil
 }

@@ -63,6 +63,22 @@ func validateService(s types.ServiceConfig, at locator) error {
 		// A name such as ".." cannot be found as a dotted key path.
 		return at("services", "%v", err)
 	}
+	// compose-go reads these whole once loading is done: the same bounds
+	// as for compose files.
+	envFiles := s.EnvFiles
+	for _, ps := range s.PreStart {
+		envFiles = append(envFiles, ps.EnvFiles...)
+	}
+	for _, ef := range envFiles {
+		if err := checkFile(ef.Path); err != nil {
+			return at(key+".env_file", "%v", err)
+		}
+	}
+	for _, lf := range s.LabelFiles {
+		if err := checkFile(lf); err != nil {
+			return at(key+".label_file", "%v", err)
+		}
+	}
 	if s.Image != "" {
 		if err := names.ImageRef(s.Image); err != nil {
 			return at(key+".image", "%v", err)

@@ -66,6 +66,7 @@ func TestBadComposeInput(t *testing.T) {
 		name, compose, want string
 	}{
 		{"include a device", "include: [/dev/zero]\nservices:\n  web:\n    image: busybox\n", "/dev/zero: not a regular file"},
+		{"env_file a device", "services:\n  web:\n    image: busybox\n    env_file: /dev/zero\n", "compose.yaml:4: services.web.env_file: /dev/zero: not a regular file"},
 		{"compose-go panic", "services:\n  web:\n    image: busybox\n    configs: [{source: c, target: 1}]\nconfigs:\n  c:\n    content: x\n", "compose.yaml: the compose loader failed"},
 		{"stop_signal", "services:\n  web:\n    image: busybox\n    stop_signal: SIGFOO\n    volumes: [data:/data]\nvolumes:\n  data: {}\n", "compose.yaml:4: services.web.stop_signal"},
 		{"restart", "services:\n  web:\n    image: busybox\n    restart: sometimes\n", "compose.yaml:4: services.web.restart"},
