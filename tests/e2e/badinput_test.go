@@ -125,7 +125,7 @@ func TestImageBadReferences(t *testing.T) {
 }
 
 // TestExecDetach: exec -d returns at once and the command runs on in the
-// container, as in docker compose.
+// container, as in docker compose. The service publishes "0:80".
 func TestExecDetach(t *testing.T) {
 	e := harness.New(t)
 	e.LoadImage("busybox:latest")
@@ -136,8 +136,13 @@ services:
     image: busybox
     command: ["sleep", "3600"]
     init: true
+    ports: ["0:80"]
 `)
 	e.MustRun("up", "-d")
+	// Host port 0 is any free port, as in docker: config and up agree.
+	if got := strings.TrimSpace(e.MustRun("port", "app", "80").Stdout); got == "" || strings.HasSuffix(got, ":0") {
+		t.Errorf("port app 80 with 0:80 published: %q", got)
+	}
 	start := time.Now()
 	r := e.MustRun("exec", "-d", "app", "sh", "-c", "echo started > /tmp/s; sleep 60; echo done > /tmp/s")
 	// Without -d this takes a minute; the margin is wide for a busy machine.
