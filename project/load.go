@@ -65,18 +65,20 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		cli.WithEnv([]string{"PWD=" + wd}),
 		// Env files must be set before the dot env is read, or .env is ignored.
 		cli.WithEnvFiles(o.EnvFiles...),
+		checkEnvFiles,
 		cli.WithDotEnv,
 		cli.WithConfigFileEnv,
 		withDiscovery(wd),
 		// The project directory may now be the discovered file's directory:
 		// read its .env as compose does.
 		cli.WithEnvFiles(o.EnvFiles...),
+		checkEnvFiles,
 		cli.WithDotEnv,
 		cli.WithDefaultProfiles(o.Profiles...),
 		cli.WithName(o.Name),
 		cli.WithResolvedPaths(true),
 		cli.WithResourceLoader(guard),
-		cli.WithLoadOptions(withPortRangeCheck, func(o *loader.Options) {
+		cli.WithLoadOptions(withPortRangeCheck, guard.withIncludeEnvCheck, func(o *loader.Options) {
 			// env_file and label_file are read below, once validate has
 			// checked that they are bounded regular files.
 			o.SkipResolveEnvironment, o.SkipResolveLabels = true, true

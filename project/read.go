@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/interpolation"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/tree"
@@ -59,13 +60,7 @@ func (g *fileGuard) Accept(p string) bool {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	cands := []string{p}
-	if !filepath.IsAbs(p) {
-		cands = cands[:0]
-		for _, b := range g.bases {
-			cands = append(cands, filepath.Join(b, p))
-		}
-	}
+	cands := g.candidates(p)
 	for _, c := range cands {
 		if err := checkFile(c); err != nil {
 			g.bad[p] = err
@@ -78,6 +73,19 @@ func (g *fileGuard) Accept(p string) bool {
 		}
 	}
 	return false
+}
+
+// candidates are the files a path may name: itself when absolute, else
+// joined to every base. g.mu is held.
+func (g *fileGuard) candidates(p string) []string {
+	if filepath.IsAbs(p) {
+		return []string{p}
+	}
+	var out []string
+	for _, b := range g.bases {
+		out = append(out, filepath.Join(b, p))
+	}
+	return out
 }
 
 func (g *fileGuard) addBase(dir string) {
@@ -128,4 +136,47 @@ func checkPortSpec(v string) (any, error) {
 		}
 	}
 	return v, nil
+}
+
+// checkEnvFiles bounds the .env and --env-file files before compose-go reads
+// them. /dev/null is the usual way to name no file, and reads empty.
+func checkEnvFiles(o *cli.ProjectOptions) error {
+	for _, f := range o.EnvFiles {
+		if f == os.DevNull {
+			continue
+		}
+		if err := checkFile(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withIncludeEnvCheck bounds an include's env_file, which compose-go reads
+// while it includes: its value is checked when it is interpolated, against
+// every directory of the load as include paths are.
+func (g *fileGuard) withIncludeEnvCheck(o *loader.Options) {
+	if o.Interpolate == nil {
+		return
+	}
+	check := func(v string) (any, error) {
+		if v == os.DevNull {
+			return v, nil
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, c := range g.candidates(v) {
+			if err := checkFile(c); err != nil {
+				return nil, err
+			}
+		}
+		return v, nil
+	}
+	casts := make(map[tree.Path]interpolation.Cast, len(o.Interpolate.TypeCastMapping)+2)
+	for k, v := range o.Interpolate.TypeCastMapping {
+		casts[k] = v
+	}
+	casts[tree.NewPath("include", tree.PathMatchList, "env_file")] = check
+	casts[tree.NewPath("include", tree.PathMatchList, "env_file", tree.PathMatchList)] = check
+	o.Interpolate.TypeCastMapping = casts
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -133,12 +134,28 @@ func TestBadFiles(t *testing.T) {
 			"services.web.env_file"},
 		{"label_file device", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    label_file: /dev/zero\n"},
 			"compose.yaml:4: services.web.label_file: /dev/zero: not a regular file"},
+		{"include env_file device", map[string]string{"compose.yaml": "include:\n  - path: a.yaml\n    env_file: /dev/zero\nservices:\n  web:\n    image: busybox\n", "a.yaml": "services:\n  db:\n    image: busybox\n"},
+			"/dev/zero: not a regular file"},
+		{"include env_file list", map[string]string{"compose.yaml": "include:\n  - path: a.yaml\n    env_file: [/dev/null, /dev/zero]\nservices:\n  web:\n    image: busybox\n", "a.yaml": "services:\n  db:\n    image: busybox\n"},
+			"/dev/zero: not a regular file"},
+		{"dot env device", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n", ".env": ""},
+			".env: not a regular file"},
 		{"compose-go panic", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    configs: [{source: c, target: 1}]\nconfigs:\n  c:\n    content: x\n"},
 			""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := write(t, tt.files)
+			if _, ok := tt.files[".env"]; ok {
+				// A .env that is a device, as a checked-out symlink may be.
+				env := filepath.Join(dir, ".env")
+				if err := os.Remove(env); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink("/dev/zero", env); err != nil {
+					t.Fatal(err)
+				}
+			}
 			done := make(chan error, 1)
 			go func() {
 				_, err := Load(context.Background(), Options{Files: []string{filepath.Join(dir, "compose.yaml")}, Environ: []string{}})
