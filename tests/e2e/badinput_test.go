@@ -33,7 +33,8 @@ func entries(dir string) []string {
 
 // TestProjectNameTraversal: -p and COMPOSE_PROJECT_NAME name directories
 // under the run root, so commands that work without a compose file must
-// refuse a name that is not compose's before they touch anything.
+// refuse a name that is not compose's before they touch anything; volume
+// and network names are held to docker's rule.
 func TestProjectNameTraversal(t *testing.T) {
 	e := harness.New(t)
 	base := filepath.Dir(e.RunRoot)
@@ -42,6 +43,10 @@ func TestProjectNameTraversal(t *testing.T) {
 		for _, cmd := range [][]string{{"down", "-v"}, {"ps"}, {"logs"}, {"stop"}, {"exec", "-T", "web", "true"}} {
 			failsCleanly(t, e.Run(append([]string{"-p", name}, cmd...)...), "-p "+name+" "+cmd[0], "project name")
 		}
+	}
+	for _, name := range []string{"../../x", "a/b", ".."} {
+		failsCleanly(t, e.Run("volume", "create", name), "volume create "+name, name)
+		failsCleanly(t, e.Run("network", "create", name), "network create "+name, name)
 	}
 	e.Environ = []string{"COMPOSE_PROJECT_NAME=../../x"}
 	failsCleanly(t, e.Run("down", "-v"), "COMPOSE_PROJECT_NAME=../../x down -v", "project name")
