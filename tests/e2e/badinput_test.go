@@ -38,7 +38,10 @@ func entries(dir string) []string {
 func TestProjectNameTraversal(t *testing.T) {
 	e := harness.New(t)
 	base := filepath.Dir(e.RunRoot)
-	outside := filepath.Join(filepath.Dir(base), "var", "tmp", "x")
+	// Where -p ../../../var/tmp/x leads from the run root's projects.
+	outside := filepath.Join(filepath.Dir(base), "var")
+	_, err := os.Stat(outside)
+	existed := err == nil
 	for _, name := range []string{"../../x", "a/b", "../../../var/tmp/x", "Upper", "x\ny"} {
 		for _, cmd := range [][]string{{"down", "-v"}, {"ps"}, {"logs"}, {"stop"}, {"exec", "-T", "web", "true"}} {
 			failsCleanly(t, e.Run(append([]string{"-p", name}, cmd...)...), "-p "+name+" "+cmd[0], "project name")
@@ -58,8 +61,9 @@ func TestProjectNameTraversal(t *testing.T) {
 	if got := entries(filepath.Join(e.RunRoot, "projects")); len(got) != 0 {
 		t.Errorf("the run root's projects hold %v", got)
 	}
-	if _, err := os.Stat(outside); err == nil {
+	if _, err := os.Stat(outside); err == nil && !existed {
 		t.Errorf("%s was created", outside)
+		os.RemoveAll(outside)
 	}
 }
 
