@@ -88,6 +88,9 @@ func (s *Supervisor) handler() http.Handler {
 			return s.containersOp(ctx, op, req, progress)
 		}))
 	}
+	mux.HandleFunc("POST /exec", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveExec(w, r) })
+	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
 		ch := s.subscribe()
 		defer s.unsubscribe(ch)

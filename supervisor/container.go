@@ -1,8 +1,6 @@
 package supervisor
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -208,20 +206,12 @@ func startFailureCode(err error) int {
 // captureConsole copies a tty container's output into its log, as
 // stdout, until the terminal closes with the container.
 func (c *container) captureConsole(console *os.File) {
-	log := c.logFile
+	log, name := c.logFile, c.rec.Name
 	c.capture.Add(1)
 	go func() {
 		defer c.capture.Done()
-		r := bufio.NewReader(console)
-		for {
-			line, err := r.ReadBytes('\n')
-			if len(line) > 0 {
-				e := logs.Entry{Time: time.Now().UTC(), Stream: "stdout", Line: bytes.TrimRight(line, "\r\n"), Partial: line[len(line)-1] != '\n'}
-				_ = log.WriteEntry(e)
-			}
-			if err != nil {
-				return
-			}
+		if err := logs.CaptureTerminal(console, log); err != nil {
+			c.s.logf("container %s: terminal: %v", name, err)
 		}
 	}()
 }

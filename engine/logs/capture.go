@@ -43,15 +43,47 @@ func Capture(ctx context.Context, fifoPath, stream string, w Writer, exited <-ch
 	return capture(ctx, f, stream, w, exited)
 }
 
-// lineSplitter cuts a byte stream into entries.
+// CaptureTerminal copies the output of a terminal (the master side of a
+// tty container's pseudo-terminal) into w as stdout entries, until the
+// terminal closes with the container. It splits lines as Capture does, so
+// that a container writing without newlines costs the supervisor at most
+// MaxLineSize of memory and the log file's rotation still holds; a
+// carriage return before a newline is dropped.
+//
+// A read error ends it: a pty master reports EIO once its last slave
+// closed, which is the normal end and returns nil.
+func CaptureTerminal(r io.Reader, w Writer) error {
+	s := &lineSplitter{stream: "stdout", w: w, crlf: true}
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := r.Read(buf)
+		s.add(buf[:n], false, time.Now())
+		if err != nil {
+			s.add(nil, true, time.Now())
+			if err == io.EOF || errors.Is(err, unix.EIO) || errors.Is(err, os.ErrClosed) {
+				return s.err
+			}
+			return errors.Join(fmt.Errorf("logs: read terminal: %w", err), s.err)
+		}
+	}
+}
+
+// lineSplitter cuts a byte stream into entries: at each newline, and into
+// pieces of MaxLineSize marked Partial when a line is longer. It is the only
+// place where a container's output becomes entries, so that every stream is
+// bounded the same way.
 type lineSplitter struct {
 	stream string
 	w      Writer
+	crlf   bool   // a terminal's stream: drop the '\r' of a "\r\n"
 	buf    []byte // bytes read and not yet written: no newline among the first MaxLineSize+1
 	err    error  // the first error of w
 }
 
 func (s *lineSplitter) emit(line []byte, partial bool, now time.Time) {
+	if s.crlf && !partial && len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
 	err := s.w.WriteEntry(Entry{Time: now, Stream: s.stream, Line: line, Partial: partial})
 	if err != nil && s.err == nil {
 		s.err = err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // recorder is a Writer that keeps entries in memory.
@@ -382,5 +385,83 @@ func TestCaptureExitedBeforeStart(t *testing.T) {
 	}
 	if len(rec.entries) != 2 || string(rec.entries[1].Line) != "two" || rec.entries[0].Stream != "stderr" {
 		t.Fatalf("entries %+v", rec.entries)
+	}
+}
+
+// endless yields n bytes of 'A' without a newline, then ends as a pty
+// master does when its last slave closes.
+type endless struct{ n int }
+
+func (r *endless) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, unix.EIO
+	}
+	k := min(len(p), r.n)
+	for i := range p[:k] {
+		p[i] = 'A'
+	}
+	r.n -= k
+	return k, nil
+}
+
+func TestCaptureTerminal(t *testing.T) {
+	tests := []struct {
+		name  string
+		input io.Reader
+		want  []piece
+		lines []string
+	}{
+		{"crlf lines", strings.NewReader("a\r\nb\r\n\r\nc"), []piece{{1, false}, {1, false}, {0, false}, {1, true}}, []string{"a", "b", "", "c"}},
+		{"no newline at all", &endless{3*MaxLineSize + 7}, []piece{{MaxLineSize, true}, {MaxLineSize, true}, {MaxLineSize, true}, {7, true}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			if err := CaptureTerminal(tt.input, rec); err != nil {
+				t.Fatal(err)
+			}
+			var got []piece
+			for i, e := range rec.entries {
+				got = append(got, piece{len(e.Line), e.Partial})
+				if e.Stream != "stdout" {
+					t.Errorf("stream %q", e.Stream)
+				}
+				if tt.lines != nil && string(e.Line) != tt.lines[i] {
+					t.Errorf("entry %d: %q, want %q", i, e.Line, tt.lines[i])
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("pieces %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCaptureTerminalKeepsTheCap: a terminal that never writes a newline
+// still fills the log in bounded entries, so rotation keeps the files
+// within MaxSize each.
+func TestCaptureTerminalKeepsTheCap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c-json.log")
+	opts := Options{MaxSize: 200 * 1000, MaxFile: 2}
+	f, err := OpenFile(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := CaptureTerminal(&endless{5 << 20}, f); err != nil {
+		t.Fatal(err)
+	}
+	matches, _ := filepath.Glob(path + "*")
+	if len(matches) != 2 {
+		t.Errorf("files %v, want 2", matches)
+	}
+	for _, m := range matches {
+		fi, err := os.Stat(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > opts.MaxSize {
+			t.Errorf("%s: %d bytes, over the cap of %d", m, fi.Size(), opts.MaxSize)
+		}
 	}
 }

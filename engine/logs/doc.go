@@ -9,6 +9,9 @@
 //     container's log File, one JSON object per line:
 //     {"log":"hello\n","stream":"stdout","time":"2026-01-02T15:04:05.123456789Z"}.
 //     The File rotates itself by size (Options, ParseOptions).
+//   - A tty container has one terminal instead of the FIFOs; the supervisor
+//     reads its master side with CaptureTerminal, split into entries the
+//     same way (lines, and 16 KiB partial pieces of longer ones).
 //   - `berth logs` reads the files straight from disk with Read (tail, since,
 //     until, follow across rotations) and prints entries with a Prefixer.
 //

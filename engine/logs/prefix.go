@@ -38,17 +38,28 @@ type Format struct {
 	// Color holds the ANSI SGR parameters of the prefix ("36"); empty
 	// prints no escape sequences.
 	Color string
-	// NoPrefix leaves out the name (--no-log-prefix). A partial entry is
-	// then printed without a newline, so a long line comes out whole.
+	// NoPrefix leaves out the name (--no-log-prefix).
 	NoPrefix bool
 	// Timestamps prints the entry's time after the prefix (-t).
 	Timestamps bool
+	// Continue prints e as the rest of the line of a partial entry printed
+	// just before: no prefix, no timestamp.
+	Continue bool
 }
 
 // AppendEntry appends e as docker compose prints it for the container
-// name, "web-1  | hello\n" (the name padded to Width, then " | "), to dst and returns the result. With a prefix,
-// each entry is a line of its own, a partial one included.
+// name, "web-1  | hello\n" (the name padded to Width, then " | "), to dst
+// and returns the result. A partial entry gets no newline: the entries
+// after it (printed with Continue) complete its line, so that a line that
+// was split for the log comes out whole.
 func AppendEntry(dst []byte, name string, e Entry, f Format) []byte {
+	if f.Continue {
+		dst = append(dst, e.Line...)
+		if !e.Partial {
+			dst = append(dst, '\n')
+		}
+		return dst
+	}
 	if !f.NoPrefix {
 		if f.Color != "" {
 			dst = append(dst, "\x1b["...)
@@ -69,7 +80,7 @@ func AppendEntry(dst []byte, name string, e Entry, f Format) []byte {
 		dst = append(dst, ' ')
 	}
 	dst = append(dst, e.Line...)
-	if !e.Partial || !f.NoPrefix {
+	if !e.Partial {
 		dst = append(dst, '\n')
 	}
 	return dst
@@ -87,6 +98,8 @@ type Prefixer struct {
 	mu     sync.Mutex
 	width  int
 	colors map[string]string
+	open   string // the container whose line a partial entry left unfinished
+	isOpen bool
 }
 
 // PrefixerOptions are the output flags of `logs` and `up`.
@@ -126,10 +139,36 @@ func (p *Prefixer) add(name string) {
 
 // Format returns e printed for the container name, registering the name
 // if it is new (a replica started later widens the following prefixes).
+// The pieces of a line split into partial entries are printed as one line
+// with one prefix; an entry of another container in between ends the
+// unfinished line first. Callers that write from several goroutines must
+// call Format and write its result under one lock, so that the output
+// keeps the order in which Format saw the entries.
 func (p *Prefixer) Format(name string, e Entry) []byte {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.add(name)
 	f := Format{Width: p.width, Color: p.colors[name], NoPrefix: p.noPrefix, Timestamps: p.timestamps}
-	p.mu.Unlock()
-	return AppendEntry(nil, name, e, f)
+	var dst []byte
+	if p.isOpen {
+		if p.open == name {
+			f.Continue = true
+		} else {
+			dst = append(dst, '\n')
+		}
+	}
+	p.open, p.isOpen = name, e.Partial
+	return AppendEntry(dst, name, e, f)
+}
+
+// Flush returns what ends the output: a newline after a line left
+// unfinished by a partial entry, else nothing.
+func (p *Prefixer) Flush() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.isOpen {
+		return nil
+	}
+	p.isOpen = false
+	return []byte{'\n'}
 }

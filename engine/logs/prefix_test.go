@@ -22,7 +22,8 @@ func TestAppendEntry(t *testing.T) {
 		{"timestamps", e, Format{Width: 6, Timestamps: true}, "web-1  | 2026-01-02T02:04:05.060000000Z hello\n"},
 		{"no prefix", e, Format{Width: 6, Color: "36", NoPrefix: true}, "hello\n"},
 		{"no prefix timestamps", e, Format{NoPrefix: true, Timestamps: true}, "2026-01-02T02:04:05.060000000Z hello\n"},
-		{"partial with prefix", partial, Format{Width: 6}, "web-1  | hel\n"},
+		{"partial with prefix", partial, Format{Width: 6}, "web-1  | hel"},
+		{"continued", e, Format{Width: 6, Timestamps: true, Continue: true}, "hello\n"},
 		{"partial without prefix", partial, Format{NoPrefix: true}, "hel"},
 	}
 	for _, tt := range tests {
@@ -73,5 +74,35 @@ func TestPrefixer(t *testing.T) {
 	}
 	if w := PrefixWidth([]string{"a", "abcd"}); w != 5 {
 		t.Errorf("PrefixWidth = %d, want 5", w)
+	}
+}
+
+// TestPrefixerJoinsPartials: a line split into partial entries prints as
+// one line with one prefix; another container's entry in between ends it.
+func TestPrefixerJoinsPartials(t *testing.T) {
+	part := func(s string) Entry { return Entry{Line: []byte(s), Partial: true} }
+	whole := func(s string) Entry { return Entry{Line: []byte(s)} }
+	steps := []struct {
+		name string
+		e    Entry
+	}{
+		{"a", part("ab")}, {"a", part("cd")}, {"a", whole("ef")},
+		{"a", part("gh")}, {"b", whole("x")}, {"a", whole("ij")},
+		{"b", part("y")},
+	}
+	for _, noPrefix := range []bool{false, true} {
+		p := NewPrefixer(PrefixerOptions{NoPrefix: noPrefix}, "a", "b")
+		var out []byte
+		for _, s := range steps {
+			out = append(out, p.Format(s.name, s.e)...)
+		}
+		out = append(out, p.Flush()...)
+		want := "a  | abcdef\na  | gh\nb  | x\na  | ij\nb  | y\n"
+		if noPrefix {
+			want = "abcdef\ngh\nx\nij\ny\n"
+		}
+		if string(out) != want {
+			t.Errorf("noPrefix %v: %q, want %q", noPrefix, out, want)
+		}
 	}
 }

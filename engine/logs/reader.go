@@ -73,6 +73,7 @@ type reader struct {
 	curInfo os.FileInfo // its identity, to tell a rotation
 	off     int64       // the end of the last complete line read in cur
 	br      *bufio.Reader
+	line    []byte // a line longer than br's buffer, being put together
 }
 
 func (r *reader) close() {
@@ -209,36 +210,38 @@ func (r *reader) readAll(chain []logFile) error {
 }
 
 // readTail emits the last Tail entries of chain, reading files from the
-// newest back only as far as needed; the newest file becomes cur.
+// newest back only as far as needed, and each from its end (scanBack): a
+// long log costs the time and memory of its last entries only. The newest
+// file becomes cur.
 func (r *reader) readTail(chain []logFile) error {
 	var tail []Entry // newest first
+	keep := func(line []byte) bool {
+		if len(tail) >= r.opts.Tail {
+			return false
+		}
+		if e, ok := decodeEntry(line); ok {
+			tail = append(tail, e)
+		}
+		return len(tail) < r.opts.Tail
+	}
 	for i := len(chain) - 1; i >= 0; i-- {
 		lf := chain[i]
 		if len(tail) >= r.opts.Tail && i < len(chain)-1 {
 			lf.f.Close()
 			continue
 		}
-		data, err := io.ReadAll(lf.f)
-		if err != nil {
-			for _, rest := range chain[:i+1] {
-				rest.f.Close()
-			}
-			return fmt.Errorf("logs: read %s: %w", lf.f.Name(), err)
-		}
-		// Leave an unfinished last line for the follow loop.
-		data = data[:bytes.LastIndexByte(data, '\n')+1]
+		end, err := scanBack(lf.f, keep)
 		if i == len(chain)-1 {
-			r.setCur(lf, int64(len(data)))
+			// An unfinished last line is left for the follow loop.
+			r.setCur(lf, end)
 		} else {
 			lf.f.Close()
 		}
-		for len(data) > 0 && len(tail) < r.opts.Tail {
-			data = data[:len(data)-1] // the newline
-			line := data[bytes.LastIndexByte(data, '\n')+1:]
-			data = data[:len(data)-len(line)]
-			if e, ok := decodeEntry(line); ok {
-				tail = append(tail, e)
+		if err != nil {
+			for _, rest := range chain[:i] {
+				rest.f.Close()
 			}
+			return err
 		}
 	}
 	for i := len(tail) - 1; i >= 0; i-- {
@@ -247,6 +250,74 @@ func (r *reader) readTail(chain []logFile) error {
 		}
 	}
 	return nil
+}
+
+// maxEntrySize bounds one line of a log file. An entry holds at most
+// MaxLineSize bytes of output, which JSON escaping makes at most six times
+// longer; a longer line was not written by berth's splitter (a log of an
+// older version, or a file written by hand) and is skipped rather than
+// loaded whole.
+const maxEntrySize = 1 << 20
+
+// scanBlock is how much scanBack reads at a time.
+const scanBlock = 64 * 1024
+
+// scanBack calls fn with the complete lines of f, newest first, without
+// their newline, until fn returns false; lines longer than maxEntrySize are
+// skipped. fn must not keep the slice. It returns the offset just past the
+// last newline of f: what follows is a line still being written.
+func scanBack(f *os.File, fn func(line []byte) bool) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("logs: read %s: %w", f.Name(), err)
+	}
+	buf := make([]byte, scanBlock)
+	var carry []byte // the start of the current line's later bytes, read in an earlier block
+	tooLong := false
+	end := int64(-1) // offset past the last newline, once found
+	line := func(head []byte) bool {
+		defer func() { carry, tooLong = carry[:0], false }()
+		if tooLong || len(head)+len(carry) > maxEntrySize {
+			return true
+		}
+		if len(carry) == 0 {
+			return fn(head)
+		}
+		return fn(append(append(make([]byte, 0, len(head)+len(carry)), head...), carry...))
+	}
+	for pos := fi.Size(); pos > 0; {
+		start := max(0, pos-scanBlock)
+		b := buf[:pos-start]
+		if _, err := f.ReadAt(b, start); err != nil && err != io.EOF {
+			return max(end, 0), fmt.Errorf("logs: read %s: %w", f.Name(), err)
+		}
+		for {
+			i := bytes.LastIndexByte(b, '\n')
+			if i < 0 {
+				break
+			}
+			if end < 0 {
+				end = start + int64(i) + 1
+			} else if !line(b[i+1:]) {
+				return end, nil
+			}
+			b = b[:i]
+		}
+		if end >= 0 && !tooLong {
+			if len(b)+len(carry) > maxEntrySize {
+				tooLong = true
+				carry = carry[:0]
+			} else {
+				carry = append(append(make([]byte, 0, len(b)+len(carry)), b...), carry...)
+			}
+		}
+		pos = start
+	}
+	if end < 0 {
+		return 0, nil
+	}
+	line(nil) // the file's first line
+	return end, nil
 }
 
 // poll reads what was added to the log since the last call, following a
@@ -288,7 +359,8 @@ func (r *reader) poll() error {
 }
 
 // readLines emits each complete line of f from offset off and returns the
-// offset after the last complete line.
+// offset after the last complete line. It holds at most maxEntrySize of a
+// line: a longer one is read through and skipped.
 func (r *reader) readLines(f *os.File, off int64) (int64, error) {
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return off, fmt.Errorf("logs: read %s: %w", f.Name(), err)
@@ -298,16 +370,37 @@ func (r *reader) readLines(f *os.File, off int64) (int64, error) {
 	} else {
 		r.br.Reset(f)
 	}
+	pos := off
+	r.line = r.line[:0]
+	tooLong := false
 	for {
-		line, err := r.br.ReadBytes('\n')
-		if err == io.EOF {
+		chunk, err := r.br.ReadSlice('\n')
+		pos += int64(len(chunk))
+		switch {
+		case err == bufio.ErrBufferFull:
+			if !tooLong && len(r.line)+len(chunk) > maxEntrySize {
+				tooLong, r.line = true, r.line[:0]
+			}
+			if !tooLong {
+				r.line = append(r.line, chunk...)
+			}
+			continue
+		case err == io.EOF:
 			return off, nil // an unfinished line waits for its newline
-		}
-		if err != nil {
+		case err != nil:
 			return off, fmt.Errorf("logs: read %s: %w", f.Name(), err)
 		}
-		off += int64(len(line))
-		if err := r.emitLine(line[:len(line)-1]); err != nil {
+		off = pos
+		line := chunk[:len(chunk)-1]
+		if len(r.line) > 0 {
+			r.line = append(r.line, line...)
+			line = r.line
+		}
+		if tooLong || len(line) > maxEntrySize {
+			line = nil
+		}
+		tooLong, r.line = false, r.line[:0]
+		if err := r.emitLine(line); err != nil {
 			return off, err
 		}
 	}

@@ -1,10 +1,12 @@
 package logs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -251,5 +253,46 @@ func TestFollowUntil(t *testing.T) {
 	}
 	if d := time.Since(start); d < 250*time.Millisecond || d > 3*time.Second {
 		t.Fatalf("follow with until returned after %v", d)
+	}
+}
+
+// TestReadBounded: lines longer than maxEntrySize (an old log, a file
+// written by hand) are skipped, both reading forward and from the end, and
+// entries longer than the read blocks (escaping makes them so) come back
+// whole either way.
+func TestReadBounded(t *testing.T) {
+	path := LogPath(t.TempDir(), "c")
+	f, err := OpenFile(path, Options{MaxSize: 100 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := bytes.Repeat([]byte{1}, MaxLineSize) // 6 bytes each in JSON: an entry of 96 KiB
+	write := func(line []byte, partial bool) {
+		if err := f.WriteEntry(Entry{Time: t0, Stream: "stdout", Line: line, Partial: partial}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write([]byte("first"), false)
+	write(ctl, true)
+	write([]byte("end of ctl"), false)
+	f.Close()
+	huge := `{"log":"` + strings.Repeat("B", 3*maxEntrySize) + `","stream":"stdout","time":"2026-11-22T07:00:00Z"}` + "\n"
+	lf, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lf.WriteString(huge + `{"log":"last\n","stream":"stdout","time":"2026-11-22T07:00:00Z"}` + "\n" + huge[:2*maxEntrySize]); err != nil {
+		t.Fatal(err)
+	}
+	lf.Close()
+
+	want := []string{"first", string(ctl), "end of ctl", "last"}
+	for _, tail := range []int{-1, 4, 100} {
+		if got := readAllLines(t, path, ReadOptions{Tail: tail}); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("tail %d: %d entries %.40q, want %d", tail, len(got), got, len(want))
+		}
+	}
+	if got := readAllLines(t, path, ReadOptions{Tail: 2}); fmt.Sprint(got) != fmt.Sprint(want[2:]) {
+		t.Errorf("tail 2: %.40q", got)
 	}
 }

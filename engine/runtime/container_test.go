@@ -427,6 +427,50 @@ func TestExec(t *testing.T) {
 	}
 }
 
+// TestExecStdio: an exec's stdio are pipes of berth's even when the
+// caller's are files, stdin's end reaches the process, stdout and stderr
+// stay apart, and a process left behind holding the pipes does not keep
+// the exec from returning.
+func TestExecStdio(t *testing.T) {
+	e := newEnv(t)
+	c := e.start(e.spec("sleep", "100"))
+	ctx := context.Background()
+
+	host, err := os.CreateTemp(t.TempDir(), "host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	var errOut bytes.Buffer
+	code, err := c.Exec(ctx, ExecSpec{
+		Args:   []string{"sh", "-c", "readlink /proc/self/fd/0; readlink /proc/self/fd/1; cat; echo oops >&2"},
+		Stdin:  strings.NewReader("from stdin\n"),
+		Stdout: host,
+		Stderr: &errOut,
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("exec = %d, %v", code, err)
+	}
+	out, _ := os.ReadFile(host.Name())
+	lines := strings.Split(string(out), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "pipe:") || !strings.HasPrefix(lines[1], "pipe:") || lines[2] != "from stdin" {
+		t.Errorf("stdout %q: want two pipes and what stdin brought", out)
+	}
+	if errOut.String() != "oops\n" {
+		t.Errorf("stderr %q", errOut.String())
+	}
+
+	start := time.Now()
+	var bg bytes.Buffer
+	code, err = c.Exec(ctx, ExecSpec{Args: []string{"sh", "-c", "sleep 20 & echo started"}, Stdout: &bg, Stdin: strings.NewReader("")})
+	if err != nil || code != 0 || bg.String() != "started\n" {
+		t.Errorf("exec leaving a process behind: %d %v %q", code, err, bg.String())
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("exec waited %v for the process it left behind", d)
+	}
+}
+
 func TestPauseResumeState(t *testing.T) {
 	e := newEnv(t)
 	c := e.start(e.spec("sleep", "100"))

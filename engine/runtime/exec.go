@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"sync"
 	"syscall"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -18,6 +17,13 @@ import (
 // ExecSpec is a process to run in a running container (`berth exec`,
 // health checks). It joins the container's namespaces and cgroup and gets
 // its capabilities, seccomp filter and no_new_privs.
+//
+// The process never gets the caller's descriptors: its stdio are pipes (or
+// a pseudo-terminal) that Exec creates and copies to and from Stdin,
+// Stdout and Stderr, whatever they are. A descriptor handed to a container
+// is reachable by every process in it (through /proc/PID/fd), for as long
+// as one of them cares to keep it; a pipe of berth's is closed when the
+// exec ends.
 type ExecSpec struct {
 	Args []string
 	// Env is added to the container's environment, replacing same keys.
@@ -27,15 +33,34 @@ type ExecSpec struct {
 	// User defaults to the container's user.
 	User *User
 	// Tty runs the process on a new pseudo-terminal; Stdin and Stdout are
-	// copied to and from it (Stderr is unused).
-	Tty bool
-	// Detach starts the process and returns at once (`exec -d`); its stdio
-	// is the container's /dev/null and the exit code returned is 0.
-	Detach bool
-	Stdin  io.Reader
+	// copied to and from it (Stderr is unused). Size is the terminal's
+	// size at the start, and Resize brings later sizes.
+	Tty    bool
+	Size   WinSize
+	Resize <-chan WinSize
+	// Stdin, when set, is copied to the process until it ends (io.EOF
+	// closes the process's stdin); nil gives it /dev/null.
+	Stdin io.Reader
+	// Stdout and Stderr receive the process's output; nil discards it
+	// (/dev/null).
 	Stdout io.Writer
 	Stderr io.Writer
+	// Detach starts the process and returns at once (`exec -d`) with
+	// code 0; its stdio is the container's own /dev/null.
+	Detach bool
 }
+
+// WinSize is a terminal's size in characters; zero fields are left as
+// the kernel has them.
+type WinSize struct {
+	Rows, Cols uint16
+}
+
+// drainIdle is how long Exec keeps reading a process's output after the
+// process exited, as long as the output keeps coming: what it wrote just
+// before exiting is still in the pipe, but a process it left behind may
+// hold the pipe open for ever.
+const drainIdle = 250 * time.Millisecond
 
 // Exec runs spec in the container and returns its exit code (128+signal if
 // killed). When ctx is done the process is killed.
@@ -79,41 +104,18 @@ func (c *Container) Exec(ctx context.Context, spec ExecSpec) (int, error) {
 	if spec.Detach {
 		return c.startDetached(p)
 	}
-	var parentSock *os.File
-	if spec.Tty {
-		parent, child, err := socketPair()
-		if err != nil {
-			return -1, err
-		}
-		defer parent.Close()
-		defer child.Close()
-		p.ConsoleSocket = child
-		parentSock = parent
-	} else {
-		p.Stdin, p.Stdout, p.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
+	sio, err := newExecIO(p, spec)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", c.id, err)
 	}
+	defer sio.close()
 	if err := c.lc.Run(p); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", c.id, err)
 	}
-	var copies sync.WaitGroup
-	if parentSock != nil {
-		master, err := recvFd(parentSock)
-		if err != nil {
-			_ = p.Signal(unix.SIGKILL)
-			_, _ = p.Wait()
-			return -1, fmt.Errorf("exec in %s: console: %w", c.id, err)
-		}
-		defer master.Close()
-		if spec.Stdin != nil {
-			go func() { _, _ = io.Copy(master, spec.Stdin) }()
-		}
-		if spec.Stdout != nil {
-			copies.Add(1)
-			go func() {
-				defer copies.Done()
-				_, _ = io.Copy(spec.Stdout, master) // ends with EIO once the pty's last slave closes
-			}()
-		}
+	if err := sio.started(); err != nil {
+		_ = p.Signal(unix.SIGKILL)
+		_, _ = p.Wait()
+		return -1, fmt.Errorf("exec in %s: %w", c.id, err)
 	}
 
 	done := make(chan struct{})
@@ -126,7 +128,7 @@ func (c *Container) Exec(ctx context.Context, spec ExecSpec) (int, error) {
 	}()
 	ps, err := p.Wait()
 	close(done)
-	copies.Wait()
+	sio.exited()
 	if ps != nil {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
 			if ctx.Err() != nil {

@@ -52,7 +52,9 @@ func socketPair() (parent, child *os.File, err error) {
 }
 
 // recvFd receives one file descriptor sent with SCM_RIGHTS over sock (the
-// pty master that the container's init sends over the console socket).
+// pty master that the container's init sends over the console socket). It
+// is made non-blocking, so that Go's poller serves it: reads honour
+// deadlines, and Close wakes a blocked read.
 func recvFd(sock *os.File) (*os.File, error) {
 	name := make([]byte, 4096)
 	oob := make([]byte, unix.CmsgSpace(4))
@@ -71,6 +73,10 @@ func recvFd(sock *os.File) (*os.File, error) {
 		}
 		for _, fd := range fds[1:] {
 			unix.Close(fd)
+		}
+		if err := unix.SetNonblock(fds[0], true); err != nil {
+			unix.Close(fds[0])
+			return nil, err
 		}
 		return os.NewFile(uintptr(fds[0]), string(name[:n])), nil
 	}

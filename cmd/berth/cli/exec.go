@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/berthrun/berth/engine/runtime"
@@ -53,7 +56,7 @@ func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args 
 	if err := checkServices(p, []string{service}); err != nil {
 		return err
 	}
-	recs, _, err := g.records(ctx, proj)
+	recs, client, err := g.records(ctx, proj)
 	if err != nil {
 		return err
 	}
@@ -74,40 +77,56 @@ func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args 
 	if rec.State.Status != supervisor.StatusRunning {
 		return fmt.Errorf("container %s is not running", rec.Name)
 	}
-	ctr, err := runtime.Load(g.paths().RuntimeRoot(), rec.ID)
-	if err != nil {
-		return fmt.Errorf("container %s: %w", rec.Name, err)
-	}
-	spec := runtime.ExecSpec{Args: args, Env: f.env, Cwd: f.workdir}
-	if f.user != "" {
-		u, err := runtime.ResolveUser(rec.Spec.Rootfs, f.user, nil)
-		if err != nil {
-			return fmt.Errorf("user %q: %w", f.user, err)
-		}
-		spec.User = &u
-	}
-	// -d, as docker compose: start it and return; it runs on in the container.
-	spec.Detach = f.detach
+	// The supervisor runs the command and relays its stdio: the
+	// container never gets this process's descriptors.
+	// -d, as docker compose: the command starts and exec returns; it runs
+	// on in the container.
+	req := supervisor.ExecRequest{Container: rec.ID, Args: args, Env: f.env, Workdir: f.workdir, User: f.user, Detach: f.detach}
+	var sio supervisor.ExecIO
 	useTTY := f.tty && !f.noTTY && !f.detach && term.IsTerminal(int(os.Stdin.Fd()))
-	spec.Tty = useTTY
+	req.Tty = useTTY
 	if f.interactive && !f.detach {
-		spec.Stdin = os.Stdin
+		req.Stdin = true
+		sio.Stdin = os.Stdin
 	}
 	if !f.detach {
-		spec.Stdout, spec.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+		sio.Stdout, sio.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 	}
 	if useTTY {
-		if st, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
-			defer term.Restore(int(os.Stdin.Fd()), st)
+		fd := int(os.Stdin.Fd())
+		if w, h, err := term.GetSize(fd); err == nil {
+			req.Cols, req.Rows = uint16(w), uint16(h)
+		}
+		resize := make(chan runtime.WinSize, 1)
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, unix.SIGWINCH)
+		defer signal.Stop(winch)
+		go func() {
+			for range winch {
+				if w, h, err := term.GetSize(fd); err == nil {
+					select {
+					case resize <- runtime.WinSize{Rows: uint16(h), Cols: uint16(w)}:
+					default: // the next SIGWINCH brings the newer size
+					}
+				}
+			}
+		}()
+		sio.Resize = resize
+		if st, err := term.MakeRaw(fd); err == nil {
+			defer term.Restore(fd, st)
 		}
 	}
-	code, err := ctr.Exec(ctx, spec)
-	if err != nil {
-		msg := err.Error()
+	code, err := client.Exec(ctx, req, sio)
+	var ee *supervisor.ExecError
+	if errors.As(err, &ee) {
+		msg := ee.Msg
 		if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file") {
 			return &exitError{code: 127, msg: fmt.Sprintf("OCI runtime exec failed: %s", msg)}
 		}
 		return &exitError{code: 126, msg: fmt.Sprintf("OCI runtime exec failed: %s", msg)}
+	}
+	if err != nil {
+		return err
 	}
 	if code != 0 {
 		return &exitError{code: code}

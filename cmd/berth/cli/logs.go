@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,38 +92,23 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 	color := !f.noColor && isTerminal(out)
 	pre := logs.NewPrefixer(logs.PrefixerOptions{Color: color, NoPrefix: f.noLogPrefix, Timestamps: f.timestamps}, names...)
 	var mu sync.Mutex
-	write := func(b []byte) error {
+	// Format and write under one lock: the prefixer joins the pieces of a
+	// split line, which holds only if the output keeps its order.
+	write := func(name string, e logs.Entry) error {
 		mu.Lock()
 		defer mu.Unlock()
-		_, err := out.Write(b)
+		_, err := out.Write(pre.Format(name, e))
 		return err
 	}
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = out.Write(pre.Flush())
+	}()
 	opts := logs.ReadOptions{Tail: f.tail, Since: since, Until: until}
 
 	if !f.follow {
-		// All containers' entries, merged in time order.
-		type line struct {
-			name string
-			e    logs.Entry
-		}
-		var all []line
-		for i, r := range selected {
-			path := logs.LogPath(g.paths().ContainerDir(r.ID), r.ID)
-			err := logs.Read(ctx, path, opts, func(e logs.Entry) error {
-				all = append(all, line{names[i], e})
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		sort.SliceStable(all, func(i, j int) bool { return all[i].e.Time.Before(all[j].e.Time) })
-		for _, l := range all {
-			if err := write(pre.Format(l.name, l.e)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return mergeLogs(ctx, g, selected, names, opts, write)
 	}
 
 	var wg sync.WaitGroup
@@ -139,7 +123,7 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 			o.Follow = true
 			o.Done = done
 			path := logs.LogPath(g.paths().ContainerDir(r.ID), r.ID)
-			if err := logs.Read(ctx, path, o, func(e logs.Entry) error { return write(pre.Format(names[i], e)) }); err != nil && ctx.Err() == nil {
+			if err := logs.Read(ctx, path, o, func(e logs.Entry) error { return write(names[i], e) }); err != nil && ctx.Err() == nil {
 				errs <- err
 			}
 		}()
@@ -147,6 +131,67 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// mergeLogs prints the entries of the selected containers merged in time
+// order. Each log is read as a stream and only the next entry of each is
+// held, so that memory does not grow with the logs' length.
+func mergeLogs(ctx context.Context, g *globals, selected []*supervisor.Record, names []string, opts logs.ReadOptions, write func(string, logs.Entry) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type source struct {
+		entries chan logs.Entry
+		err     chan error
+		head    *logs.Entry
+	}
+	sources := make([]*source, len(selected))
+	for i, r := range selected {
+		s := &source{entries: make(chan logs.Entry, 16), err: make(chan error, 1)}
+		sources[i] = s
+		path := logs.LogPath(g.paths().ContainerDir(r.ID), r.ID)
+		go func() {
+			defer close(s.entries)
+			s.err <- logs.Read(ctx, path, opts, func(e logs.Entry) error {
+				select {
+				case s.entries <- e:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			})
+		}()
+	}
+	next := func(s *source) error {
+		e, ok := <-s.entries
+		if ok {
+			s.head = &e
+			return nil
+		}
+		s.head = nil
+		return <-s.err
+	}
+	for _, s := range sources {
+		if err := next(s); err != nil {
+			return err
+		}
+	}
+	for {
+		pick := -1
+		for i, s := range sources {
+			if s.head != nil && (pick < 0 || s.head.Time.Before(sources[pick].head.Time)) {
+				pick = i
+			}
+		}
+		if pick < 0 {
+			return nil
+		}
+		if err := write(names[pick], *sources[pick].head); err != nil {
+			return err
+		}
+		if err := next(sources[pick]); err != nil {
+			return err
+		}
+	}
 }
 
 // watchExit closes done once the container has exited for good (not when
