@@ -121,7 +121,7 @@ func validateService(s types.ServiceConfig, at locator) error {
 		}
 	}
 	for _, d := range s.DNS {
-		if net.ParseIP(d) == nil {
+		if !dnsServer(d) {
 			return at(key+".dns", "%q is not an IP address", d)
 		}
 	}
@@ -161,6 +161,20 @@ func validateService(s types.ServiceConfig, at locator) error {
 		}
 	}
 	return nil
+}
+
+// dnsServer reports whether s names a DNS server: an IP address as docker
+// takes it, or, as berth's forwarder also takes it, an IP address and a port.
+func dnsServer(s string) bool {
+	if net.ParseIP(s) != nil {
+		return true
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || net.ParseIP(host) == nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n <= 65535
 }
 
 func validateResources(s types.ServiceConfig, key string, at locator) error {

@@ -32,6 +32,8 @@ func TestBadValues(t *testing.T) {
 		{"stop_grace_period", "stop_grace_period: -10s", 4, "services.web.stop_grace_period: must not be negative"},
 		{"dns", "dns: not-an-ip", 4, `services.web.dns: "not-an-ip" is not an IP address`},
 		{"dns list", "dns: [8.8.8.8, nope]", 4, `"nope" is not an IP address`},
+		{"dns port", `dns: ["8.8.8.8:0"]`, 4, `"8.8.8.8:0" is not an IP address`},
+		{"dns name and port", `dns: ["ns.example:53"]`, 4, `"ns.example:53" is not an IP address`},
 		{"healthcheck", "healthcheck:\n      test: [CMD, 'true']\n      interval: -1s", 6, "services.web.healthcheck.interval"},
 		{"deploy cpus", "deploy:\n      resources:\n        limits:\n          cpus: '-2'", 7, "deploy.resources.limits.cpus"},
 		{"deploy condition", "deploy:\n      restart_policy:\n        condition: sometimes", 6, `invalid condition "sometimes"`},
@@ -87,7 +89,7 @@ services:
     stop_grace_period: 0s
     memswap_limit: -1
     pids_limit: -1
-    dns: [8.8.8.8, "::1"]
+    dns: [8.8.8.8, "::1", "127.0.0.1:5353", "[::1]:53"]
     links: ["db:database"]
     extra_hosts: ["gw:host-gateway", "db.local:10.0.0.2"]
     ports: ["0:80", "8000-8010:8000-8010", "127.0.0.1:9000:90/udp"]
