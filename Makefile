@@ -9,6 +9,12 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/berthrun/berth/internal/version.Version=$(VERSION) -extldflags -static
 export PATH := $(PATH):/usr/local/go/bin
 
+# staticcheck comes from the Go module proxy, built once per version into a
+# cache outside the tree, so that every worktree and clean shares it.
+STATICCHECK_VERSION := v0.8.2
+TOOLS       ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/berth/tools
+STATICCHECK := $(TOOLS)/staticcheck@$(STATICCHECK_VERSION)/staticcheck
+
 .PHONY: all build deps demo test lint bench clean
 
 all: build
@@ -21,10 +27,14 @@ build: deps
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/berth-engine ./cmd/berth-engine
 	$(CC) -static -Os -Wall -o bin/berth-init engine/runtime/cinit/berth-init.c
 
-lint: deps
+lint: deps $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags '$(TAGS)' ./...
+	$(STATICCHECK) -tags '$(TAGS)' ./...
+
+$(STATICCHECK):
+	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 # Unit tests of every package, then end-to-end tests of the built binary,
 # then a bounded run of the compose loader's fuzz test.

@@ -53,7 +53,6 @@ type ContainersRequest struct {
 	Index    int            `json:"index,omitempty"`    // a replica number, 0 for all
 	Timeout  *time.Duration `json:"timeout,omitempty"`
 	Signal   string         `json:"signal,omitempty"`
-	Force    bool           `json:"force,omitempty"`
 	Stop     bool           `json:"stop,omitempty"`
 	Volumes  bool           `json:"volumes,omitempty"` // rm -v: anonymous volumes too
 }

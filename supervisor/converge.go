@@ -613,7 +613,11 @@ func (s *Supervisor) down(ctx context.Context, req DownRequest, progress func(Ev
 	if err != nil {
 		return err
 	}
-	networks := append(req.NetworkNames, s.projectNetworks()...)
+	used, err := ProjectNetworks(s.net, s.project)
+	if err != nil {
+		return err
+	}
+	networks := append(req.NetworkNames, used...)
 	for _, c := range cs {
 		for _, e := range c.rec.Endpoints {
 			networks = append(networks, e.Network)

@@ -275,17 +275,12 @@ func (s *Supervisor) serving(r *Record, up bool) {
 	}
 }
 
-// projectNetworks are the networks this project uses, from netmgr's records,
-// for a down without the compose file.
-func (s *Supervisor) projectNetworks() []string {
-	return ProjectNetworks(s.net, s.project)
-}
-
-// ProjectNetworks lists the networks that project uses.
-func ProjectNetworks(m *netmgr.Manager, project string) []string {
+// ProjectNetworks lists the networks that project uses, from netmgr's
+// records (a down without the compose file needs them).
+func ProjectNetworks(m *netmgr.Manager, project string) ([]string, error) {
 	nets, err := m.Networks()
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("networks of project %s: %w", project, err)
 	}
 	var out []string
 	for _, n := range nets {
@@ -296,5 +291,5 @@ func ProjectNetworks(m *netmgr.Manager, project string) []string {
 			}
 		}
 	}
-	return out
+	return out, nil
 }

@@ -248,7 +248,6 @@ func (s *Supervisor) republish(ctx context.Context) {
 func (s *Supervisor) refreshBackends() {
 	type target struct {
 		id, service string
-		addr        string
 		healthy     bool
 		ip          string
 	}

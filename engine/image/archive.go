@@ -59,7 +59,7 @@ func indexTar(f *os.File) (*tarIndex, error) {
 		}
 		name := path.Clean(hdr.Name)
 		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // tar.Reader turns the old TypeRegA into TypeReg or TypeDir
 			// tar.Reader has consumed exactly the header blocks here: it
 			// reads file data lazily, so or.off is where the data starts.
 			idx.files[name] = tarFile{off: or.off, size: hdr.Size}

@@ -70,18 +70,6 @@ func FamiliarName(s string) string {
 	return s
 }
 
-// splitRef splits a canonical "repo:tag" into repo and tag.
-func splitRef(s string) (repo, tag string) {
-	if i := strings.LastIndex(s, "@"); i >= 0 {
-		return s[:i], s[i+1:]
-	}
-	i := strings.LastIndex(s, ":")
-	if i < 0 || strings.Contains(s[i:], "/") {
-		return s, ""
-	}
-	return s[:i], s[i+1:]
-}
-
 func short(id string) string {
 	id = strings.TrimPrefix(id, "sha256:")
 	if len(id) > 12 {
