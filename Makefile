@@ -36,9 +36,11 @@ lint: deps $(STATICCHECK)
 $(STATICCHECK):
 	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-# Unit tests of every package, then end-to-end tests of the built binary.
+# Unit tests of every package, then end-to-end tests of the built binary,
+# then a bounded run of the compose loader's fuzz test.
 test: build lint
 	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -count=1 -p 2 -timeout 40m ./...
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 20s ./project/
 
 # The fault-injection suite alone, with more cycles than make test's pass
 # (CHAOS_CYCLES=30 by default there); CHAOS_SEED=N replays a run.

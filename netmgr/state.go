@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/berthrun/berth/internal/atomicfile"
 	"github.com/berthrun/berth/internal/flock"
+	"github.com/berthrun/berth/internal/names"
 )
 
 // Network is a berth network as recorded in the state directory.
@@ -111,10 +111,8 @@ func New(dir string) (*Manager, error) {
 func (m *Manager) Dir() string { return m.dir }
 
 // Network names as compose and docker accept them; they become file names.
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
 func checkName(name string) error {
-	if !nameRE.MatchString(name) || len(name) > 255 {
+	if names.Network(name) != nil {
 		return invalidf("network name %q", name)
 	}
 	return nil

@@ -35,6 +35,9 @@ type Client struct {
 // exits at once, and its CLI reaches the winner as soon as it listens (or
 // spawns again if the holder was a supervisor on its way out).
 func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
+	if err := paths.CheckProject(proj); err != nil {
+		return nil, err
+	}
 	c := newClient(paths, proj)
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {
@@ -94,6 +97,9 @@ func waitReady(ctx context.Context, ready *os.File) (bool, error) {
 
 // Running returns a client when the project's supervisor is up, else nil.
 func Running(ctx context.Context, paths Paths, proj string) *Client {
+	if paths.CheckProject(proj) != nil {
+		return nil
+	}
 	c := newClient(paths, proj)
 	if c.alive(ctx) {
 		return c

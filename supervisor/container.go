@@ -320,7 +320,12 @@ func (c *container) wait(ctr *runtime.Container, exited, runExited chan struct{}
 // ran: it counts the restart and schedules a start after the backoff. The
 // caller saves the record; c.mu is held.
 func (c *container) maybeRestart(ran time.Duration) {
-	policy, _ := parseRestart(c.rec.Config.Restart)
+	policy, err := parseRestart(c.rec.Config.Restart)
+	if err != nil {
+		// The loader refuses such a policy; a record written by an older
+		// berth may still hold one. Say so rather than restart silently never.
+		c.s.logf("container %s: %v; not restarting", c.rec.Name, err)
+	}
 	if !policy.shouldRestart(c.rec.State) {
 		return
 	}

@@ -49,6 +49,9 @@ type Supervisor struct {
 // serves the socket, and returns once the project has no containers left
 // and no request is in flight.
 func Run(ctx context.Context, paths Paths, proj string) error {
+	if err := paths.CheckProject(proj); err != nil {
+		return err
+	}
 	dir := paths.ProjectRunDir(proj)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err

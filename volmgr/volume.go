@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/berthrun/berth/internal/atomicfile"
+	namerules "github.com/berthrun/berth/internal/names"
 )
 
 // Labels compose and Docker put on volumes; berth writes and reads the same.
@@ -77,12 +77,10 @@ func (v *Volume) Warning(project string) string {
 	return ""
 }
 
-// The local driver's rule for names; it also keeps names from being paths.
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
-
-// ValidateName checks a volume name.
+// ValidateName checks a volume name by the local driver's rule, which also
+// keeps names from being paths.
 func ValidateName(name string) error {
-	if !validName.MatchString(name) {
+	if namerules.Volume(name) != nil {
 		return invalidf("%q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed (at least two characters); to mount a host directory, use an absolute path", name)
 	}
 	return nil

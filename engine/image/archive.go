@@ -385,7 +385,7 @@ func ociImage(idx *tarIndex, d v1.Descriptor) (*archiveImage, error) {
 	}
 	if rn := d.Annotations["berth.ref"]; rn != "" {
 		// A bare "org.opencontainers.image.ref.name" may be just a tag.
-		if r, err := name.ParseReference(rn); err == nil {
+		if r, err := ParseReference(rn, false); err == nil {
 			if _, ok := r.(name.Tag); ok {
 				ai.tags = append(ai.tags, canonical(r))
 			}

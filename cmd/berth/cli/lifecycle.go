@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthrun/berth/internal/names"
 	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/project"
 	"github.com/berthrun/berth/supervisor"
@@ -33,6 +34,11 @@ func (g *globals) projectName(ctx context.Context) (string, *project.Project, er
 		name = os.Getenv("COMPOSE_PROJECT_NAME")
 	}
 	if name != "" && len(g.files) == 0 {
+		// The name alone becomes directories under the roots: hold it to
+		// compose's rule, as loading the file would have.
+		if err := names.Project(name); err != nil {
+			return "", nil, err
+		}
 		return name, nil, nil
 	}
 	return "", nil, err
