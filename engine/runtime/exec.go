@@ -39,10 +39,9 @@ type ExecSpec struct {
 	Size   WinSize
 	Resize <-chan WinSize
 	// Stdin, when set, is copied to the process until it ends (io.EOF
-	// closes the process's stdin); nil gives it /dev/null.
+	// closes the process's stdin); nil gives it end-of-file at once.
 	Stdin io.Reader
-	// Stdout and Stderr receive the process's output; nil discards it
-	// (/dev/null).
+	// Stdout and Stderr receive the process's output; nil discards it.
 	Stdout io.Writer
 	Stderr io.Writer
 	// Detach starts the process and returns at once (`exec -d`) with
