@@ -13,8 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Defaults of a PortSpec's durations when they are left zero.
@@ -55,8 +58,29 @@ type PortSpec struct {
 	// UDPIdleTimeout ends a UDP session after this long without a datagram in
 	// either direction. Zero means DefaultUDPIdleTimeout.
 	UDPIdleTimeout time.Duration
+	// MaxConns bounds the TCP connections proxied at once; more are reset
+	// as soon as they are accepted. Zero means DefaultMaxConns().
+	MaxConns int
 	// Logger receives dial failures and accept errors; nil discards them.
 	Logger *slog.Logger
+}
+
+// fdsPerConn is what one proxied TCP connection holds: the client's and the
+// backend's sockets and a pipe (two descriptors) for each direction.
+const fdsPerConn = 6
+
+// DefaultMaxConns is the per-port connection limit when PortSpec.MaxConns is
+// zero: half of the process's descriptors, less a reserve of 1024 for
+// everything else (containers' FIFOs, records, the API), so that one flooded
+// port can neither exhaust the supervisor nor starve the other ports. With
+// the usual hard limit of 20000 (which Go makes the soft limit) it is 1581.
+func DefaultMaxConns() int {
+	limit := 1024
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
+		limit = int(min(rl.Cur, 1<<20))
+	}
+	return max(64, (limit-1024)/2/fdsPerConn)
 }
 
 // Backend is one replica behind the proxy.
@@ -113,6 +137,11 @@ type Proxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // accept/read loops and per-connection goroutines
 
+	active  atomic.Int64             // TCP connections accepted and not yet ended
+	refused atomic.Uint64            // TCP connections reset over MaxConns
+	limited atomic.Bool              // the last connection was refused: log once per streak
+	sleep   func(time.Duration) bool // replaces pause in tests
+
 	mu       sync.Mutex
 	state    proxyState
 	tcp      *net.TCPListener
@@ -165,6 +194,9 @@ func NewProxy(spec PortSpec) *Proxy {
 	}
 	if spec.UDPIdleTimeout <= 0 {
 		spec.UDPIdleTimeout = DefaultUDPIdleTimeout
+	}
+	if spec.MaxConns <= 0 {
+		spec.MaxConns = DefaultMaxConns()
 	}
 	log := spec.Logger
 	if log == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -150,7 +151,8 @@ func (s *Supervisor) publishContainer(ctx context.Context, svc *model.Service, r
 
 func (s *Supervisor) openPublisher(ctx context.Context, key, service, ctr string, b PortBinding, grace time.Duration) error {
 	// A replica scaled away keeps its open connections for its grace period.
-	p := scale.NewProxy(scale.PortSpec{Protocol: b.Protocol, HostIP: b.HostIP, HostPort: b.HostPort, Name: "service " + service, DrainGrace: grace})
+	p := scale.NewProxy(scale.PortSpec{Protocol: b.Protocol, HostIP: b.HostIP, HostPort: b.HostPort,
+		Name: "service " + service, DrainGrace: grace, MaxConns: s.maxConns, Logger: s.proxyLog})
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
@@ -297,4 +299,23 @@ func (s *Supervisor) proxiedConns(id string) int {
 		}
 	}
 	return n
+}
+
+// MaxConnsEnv overrides the per-port connection limit of the proxy
+// (scale.DefaultMaxConns). The supervisor reads it when it starts, from the
+// environment of the command that started it.
+const MaxConnsEnv = "BERTH_PROXY_MAX_CONNS"
+
+// proxyMaxConns returns the per-port connection limit MaxConnsEnv asks
+// for, or 0 for the proxy's default.
+func proxyMaxConns() (int, error) {
+	v := os.Getenv(MaxConnsEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive number of connections", MaxConnsEnv, v)
+	}
+	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/netmgr"
+	"github.com/berthrun/berth/scale"
 	"github.com/berthrun/berth/volmgr"
 )
 
@@ -31,6 +33,9 @@ type Supervisor struct {
 	kick    chan struct{}   // asks for the proxies' backends to be refreshed
 	ctx     context.Context // cancelled when the supervisor stops
 	log     *log.Logger
+
+	proxyLog *slog.Logger // the proxies' warnings, into the supervisor's log
+	maxConns int          // per published port; 0: the proxy's default
 
 	// opMu runs up, down and the container operations one at a time: two
 	// CLIs converging one project at once would both create replica 1.
@@ -93,6 +98,10 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 		changed:    make(chan struct{}),
 		subs:       map[chan Event]struct{}{},
 		idle:       make(chan struct{}, 1),
+	}
+	s.proxyLog = slog.New(slog.NewTextHandler(s.log.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if s.maxConns, err = proxyMaxConns(); err != nil {
+		s.logf("%v; using the default of %d", err, scale.DefaultMaxConns())
 	}
 	defer s.dns.Close()
 	defer s.closeAllPublishers()
