@@ -325,13 +325,23 @@ func (c *container) stop(ctx context.Context, grace *time.Duration) error {
 	if err := ctr.Stop(ctx, sig, g); err != nil {
 		return err
 	}
+	// The init is gone; recording its end (logs drained, state destroyed)
+	// is bounded too, so that no caller holds the operation lock for ever.
+	t := time.NewTimer(exitRecordWait)
+	defer t.Stop()
 	select {
 	case <-exited:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("container %s: its exit was not recorded within %v", c.rec.Name, exitRecordWait)
 	}
 	return nil
 }
+
+// exitRecordWait bounds how long stop waits, once the init is gone, for
+// the container's exit to be recorded.
+const exitRecordWait = 30 * time.Second
 
 // kill sends sig to the container's init. As with docker, a fatal signal
 // (SIGKILL or the stop signal) suspends the restart policy until the next
