@@ -27,6 +27,9 @@ type UpRequest struct {
 	// RenewAnonVolumes (-V) gives recreated containers new anonymous
 	// volumes instead of their predecessors'.
 	RenewAnonVolumes bool `json:"renew_anon_volumes,omitempty"`
+	// MaxReplicas is the CLI's replica ceiling (model.MaxReplicas); zero
+	// means the supervisor's own.
+	MaxReplicas int `json:"max_replicas,omitempty"`
 }
 
 // DownRequest asks the supervisor to stop and remove the model.

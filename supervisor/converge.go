@@ -40,6 +40,20 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 		}
 		svc.Replicas = n
 	}
+	// Checked again here, before anything is made: the CLI checked its
+	// own ceiling, but the supervisor must not take thousands from any client.
+	limit := req.MaxReplicas
+	if limit <= 0 {
+		var err error
+		if limit, err = model.MaxReplicas(); err != nil {
+			return err
+		}
+	}
+	for i := range m.Services {
+		if err := model.CheckReplicas(m.Services[i].Name, m.Services[i].Replicas, limit); err != nil {
+			return err
+		}
+	}
 	g, err := modelGraph(m)
 	if err != nil {
 		return err
