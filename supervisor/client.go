@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Client talks to a project's supervisor.
@@ -30,8 +32,8 @@ type Client struct {
 // re-executed as `berth __supervise`, in its own session) when none runs.
 func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 	c := newClient(paths, proj)
-	if c.alive(ctx) {
-		return c, nil
+	if ok, err := c.reach(ctx); ok || err != nil {
+		return c, err
 	}
 	ready, err := spawn(paths, proj)
 	if err != nil {
@@ -68,10 +70,54 @@ func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 // Running returns a client when the project's supervisor is up, else nil.
 func Running(ctx context.Context, paths Paths, proj string) *Client {
 	c := newClient(paths, proj)
-	if c.alive(ctx) {
+	if ok, _ := c.reach(ctx); ok {
 		return c
 	}
 	return nil
+}
+
+// busyWait bounds the wait for a supervisor that holds the project's lock
+// but takes no connection (starting, on its way out, or overwhelmed).
+const busyWait = 15 * time.Second
+
+// reach reports whether the project's supervisor can be reached. A
+// supervisor that holds the project's lock is alive even when it does not
+// answer at once: it is waited for, up to busyWait, rather than taken for
+// dead, since a second one would only fail on the lock.
+func (c *Client) reach(ctx context.Context) (bool, error) {
+	if c.alive(ctx) {
+		return true, nil
+	}
+	deadline := time.Now().Add(busyWait)
+	for lockHeld(c.paths.Lock(c.project)) {
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("the supervisor of project %q holds its lock but does not answer on %s", c.project, c.paths.Socket(c.project))
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if c.alive(ctx) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// lockHeld reports whether a process holds the flock of path.
+func lockHeld(path string) bool {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err == nil {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		return false
+	}
+	return errors.Is(err, unix.EWOULDBLOCK)
 }
 
 func newClient(paths Paths, proj string) *Client {
@@ -86,16 +132,18 @@ func newClient(paths Paths, proj string) *Client {
 	return &Client{paths: paths, project: proj, http: &http.Client{Transport: tr}}
 }
 
+// alive reports whether a supervisor listens on the project's socket. A
+// connection made is enough: the kernel queues it even while the
+// supervisor is too busy to answer, and a request with a timeout took a
+// busy supervisor for a dead one.
 func (c *Client) alive(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://berth/ps", nil)
-	resp, err := c.http.Do(req)
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "unix", c.paths.Socket(c.project))
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	conn.Close()
+	return true
 }
 
 // spawn starts a detached supervisor for the project. It returns the read

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,8 @@ type container struct {
 	backoff  time.Duration
 	restartT *time.Timer
 	leaving  bool // being scaled away: no new connections
+
+	saved atomic.Pointer[Record] // what save wrote last, for snapshot
 }
 
 func (c *container) record() Record {
@@ -46,7 +49,19 @@ func (c *container) isLeaving() bool {
 	return c.leaving
 }
 
+// snapshot returns the record as last saved, without waiting for c.mu,
+// which a start or a removal holds for as long as it takes: ps must answer
+// meanwhile.
+func (c *container) snapshot() Record {
+	if r := c.saved.Load(); r != nil {
+		return *r
+	}
+	return c.record()
+}
+
 func (c *container) save() error {
+	r := *c.rec
+	c.saved.Store(&r)
 	return saveRecord(c.s.paths, c.rec)
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -273,9 +274,15 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 
 	var changed atomic.Bool
 	eg, ctx := errgroup.WithContext(ctx)
+	// A few replicas at a time: each costs a CPU-bound container start, and
+	// a cancelled up (its client gone, a down) stops at the next one.
+	eg.SetLimit(replicaConcurrency())
 	for _, n := range numbers {
 		c := byNumber[n]
 		eg.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			var inherit map[string]string
 			if c != nil {
 				diverged := c.rec.Hash != svc.Hash || c.rec.ImageID != img.ID
@@ -315,6 +322,12 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 		})
 	}
 	return changed.Load(), eg.Wait()
+}
+
+// replicaConcurrency is how many replicas of one service are converged at
+// once: enough to keep the CPUs busy while one waits on I/O.
+func replicaConcurrency() int {
+	return max(4, 2*runtime.NumCPU())
 }
 
 // startAsked starts c because a command asked for it: a restart policy
@@ -412,7 +425,9 @@ func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Serv
 	c := &container{s: s, rec: rec}
 	s.add(c)
 	if ns.owned {
-		s.serveDNS(ctx, rec)
+		// The container exists now: its DNS is set up even if this up
+		// is being cancelled.
+		s.serveDNS(s.ctx, rec)
 	}
 	s.emit(ev(c, "create"))
 	return c, nil

@@ -37,16 +37,20 @@ type Supervisor struct {
 	proxyLog *slog.Logger // the proxies' warnings, into the supervisor's log
 	maxConns int          // per published port; 0: the proxy's default
 
-	// opMu runs up, down and the container operations one at a time: two
-	// CLIs converging one project at once would both create replica 1.
-	opMu sync.Mutex
+	// opLock runs up, down and the container operations one at a time:
+	// two CLIs converging one project at once would both create replica 1.
+	// A channel rather than a mutex, so that an up cancelled while it
+	// waits for its turn stops waiting.
+	opLock chan struct{}
 
 	mu         sync.Mutex
 	containers map[string]*container // by ID
 	busy       int                   // requests in flight
 	changed    chan struct{}         // closed and replaced at every state change
 	subs       map[chan Event]struct{}
-	idle       chan struct{} // signalled when the project may have become empty
+	idle       chan struct{}                   // signalled when the project may have become empty
+	ups        map[int]context.CancelCauseFunc // ups in flight, for down to cancel
+	nextUp     int
 }
 
 // Run is the supervisor process's main: it takes the project's lock (one
@@ -97,6 +101,8 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 		containers: map[string]*container{},
 		changed:    make(chan struct{}),
 		subs:       map[chan Event]struct{}{},
+		ups:        map[int]context.CancelCauseFunc{},
+		opLock:     make(chan struct{}, 1),
 		idle:       make(chan struct{}, 1),
 	}
 	s.proxyLog = slog.New(slog.NewTextHandler(s.log.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn}))
