@@ -139,3 +139,38 @@ func TestProxyReleasesDescriptors(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "descriptors released", func() bool { return openFDs(t) <= before+5 })
 }
+
+// TestProxyRestartedBackend: connections made before a replica's restart
+// went to the process that ended; they are closed after the drain grace
+// even though the replica is back under the same ID, and the new run's are
+// not.
+func TestProxyRestartedBackend(t *testing.T) {
+	servers := startIDServers(t, 1)
+	b := Backend{ID: "b0", Addr: servers[0].addr(), Healthy: true, Run: "1"}
+	p := startProxy(t, PortSpec{DrainGrace: 200 * time.Millisecond}, []Backend{b})
+	addr := p.Addr().String()
+	before := openLong(t, addr)
+
+	b.Run = "2"
+	p.SetBackends([]Backend{b})
+	after := openLong(t, addr)
+	if !before.closedWithin(3 * time.Second) {
+		t.Error("a connection of the run before the restart outlived the drain grace")
+	}
+	if err := after.echo("still here"); err != nil {
+		t.Errorf("connection of the new run: %v", err)
+	}
+
+	// Removed and listed again with a new run before the drain ends: the
+	// same.
+	old := openLong(t, addr)
+	p.SetBackends(nil)
+	b.Run = "3"
+	p.SetBackends([]Backend{b})
+	if !old.closedWithin(3 * time.Second) {
+		t.Error("a connection of the run before a stop and start outlived the drain grace")
+	}
+	if id, err := ask(addr); err != nil || id != "b0" {
+		t.Errorf("connection after the restart: %q, %v", id, err)
+	}
+}

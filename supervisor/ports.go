@@ -253,6 +253,7 @@ func (s *Supervisor) refreshBackends() {
 		addr        string
 		healthy     bool
 		ip          string
+		run         string
 	}
 	var targets []target
 	for _, c := range s.list() {
@@ -260,7 +261,8 @@ func (s *Supervisor) refreshBackends() {
 		if r.State.Status != StatusRunning || len(r.Endpoints) == 0 || c.isLeaving() {
 			continue
 		}
-		targets = append(targets, target{id: r.ID, service: r.Service, ip: r.Endpoints[0].IP.String(), healthy: r.State.Health != "unhealthy"})
+		targets = append(targets, target{id: r.ID, service: r.Service, ip: r.Endpoints[0].IP.String(), healthy: r.State.Health != "unhealthy",
+			run: r.State.StartedAt.Format(time.RFC3339Nano)})
 	}
 	s.ports.mu.Lock()
 	defer s.ports.mu.Unlock()
@@ -270,7 +272,7 @@ func (s *Supervisor) refreshBackends() {
 			if t.service != p.service || p.container != "" && p.container != t.id {
 				continue
 			}
-			backends = append(backends, scale.Backend{ID: t.id, Addr: net.JoinHostPort(t.ip, strconv.Itoa(int(p.binding.Target))), Healthy: t.healthy})
+			backends = append(backends, scale.Backend{ID: t.id, Addr: net.JoinHostPort(t.ip, strconv.Itoa(int(p.binding.Target))), Healthy: t.healthy, Run: t.run})
 		}
 		sort.Slice(backends, func(i, j int) bool { return backends[i].ID < backends[j].ID })
 		p.proxy.SetBackends(backends)
