@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime/debug"
@@ -121,9 +122,14 @@ func (s *Supervisor) handler() http.Handler {
 }
 
 // track counts a request as in flight, so that the supervisor does not exit
-// under it.
+// under it. A request that comes once the supervisor has decided to exit
+// gets no answer at all: the client sends it again, to the next supervisor.
 func (s *Supervisor) track(fn func()) {
 	s.mu.Lock()
+	if s.exiting {
+		s.mu.Unlock()
+		panic(http.ErrAbortHandler)
+	}
 	s.busy++
 	s.mu.Unlock()
 	defer func() {
@@ -222,8 +228,14 @@ func streamed[T any](s *Supervisor, kind opKind, fn func(context.Context, T, fun
 			case <-ctx.Done():
 				err = context.Cause(ctx)
 			}
-			if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-				err = context.Cause(ctx)
+			if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
+				// What a cancelled step reports (a killed command, a
+				// cancelled context) matters less than why.
+				if errors.Is(err, context.Canceled) {
+					err = cause
+				} else {
+					err = fmt.Errorf("%w (%v)", cause, err)
+				}
 			}
 			m := message{Done: true}
 			if err != nil {

@@ -48,16 +48,30 @@ func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 		n, _ := ready.Read(b)
 		readyc <- n == 1
 	}()
+	// Another CLI may have spawned one at the same moment, which won the
+	// lock: ours then waits for it to exit, so the winner is looked for
+	// meanwhile.
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
-	select {
-	case ok := <-readyc:
-		if ok {
-			return c, nil
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case ok := <-readyc:
+			if ok {
+				return c, nil
+			}
+			break wait
+		case <-tick.C:
+			if c.alive(ctx) {
+				return c, nil
+			}
+		case <-deadline.C:
+			break wait
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-	case <-deadline.C:
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if c.alive(ctx) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,6 +47,7 @@ type Supervisor struct {
 	mu         sync.Mutex
 	containers map[string]*container // by ID
 	busy       int                   // requests in flight
+	exiting    bool                  // decided to exit: requests get no answer
 	changed    chan struct{}         // closed and replaced at every state change
 	subs       map[chan Event]struct{}
 	idle       chan struct{}                   // signalled when the project may have become empty
@@ -62,11 +64,21 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	lock, err := lockFile(ctx, paths.Lock(proj))
+	// While another supervisor serves the project, waiting for its lock
+	// is pointless: the CLI that started this one reaches that one.
+	serving := func() bool {
+		c, err := net.DialTimeout("unix", paths.Socket(proj), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	lock, err := lockFile(ctx, paths.Lock(proj), serving)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
+	reattachLog(paths.Log(proj))
 
 	// Containers are our children; their init processes are re-parented to
 	// us when libcontainer's intermediate processes exit.
@@ -159,6 +171,7 @@ func (s *Supervisor) waitIdle(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		empty := len(s.containers) == 0 && s.busy == 0
+		s.exiting = empty
 		s.mu.Unlock()
 		if empty {
 			return nil
@@ -289,29 +302,60 @@ func (s *Supervisor) forget(c *container) {
 }
 
 // lockFile takes an exclusive flock on path, waiting while another
-// supervisor of the project is still shutting down.
-func lockFile(ctx context.Context, path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
+// supervisor of the project is still shutting down, and giving up when
+// otherServes reports that it is not. A supervisor that
+// exits removes the lock file and the project's directory: the lock won on
+// a file no longer at path is let go and taken again on the new one, so
+// that two supervisors never both believe they hold the project.
+func lockFile(ctx context.Context, path string, otherServes func() bool) (*os.File, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return f, nil
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			held, serr := f.Stat()
+			onPath, perr := os.Stat(path)
+			if serr == nil && perr == nil && os.SameFile(held, onPath) {
+				return f, nil
+			}
+			err = unix.EWOULDBLOCK // removed meanwhile: try the new one
+		}
+		f.Close()
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) || otherServes() {
 			return nil, ErrAlreadyRunning
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// reattachLog points stdout and stderr at the project's log again when the
+// file the spawning CLI opened has been removed meanwhile (with the
+// directory, by the supervisor that held the lock before).
+func reattachLog(path string) {
+	fi, err := os.Stderr.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Nlink > 0 {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = unix.Dup3(int(f.Fd()), 1, 0)
+	_ = unix.Dup3(int(f.Fd()), 2, 0)
 }
 
 // ErrAlreadyRunning says another supervisor holds the project.
