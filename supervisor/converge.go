@@ -41,19 +41,8 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 		}
 		svc.Replicas = n
 	}
-	// Checked again here, before anything is made: the CLI checked its
-	// own ceiling, but the supervisor must not take thousands from any client.
-	limit := req.MaxReplicas
-	if limit <= 0 {
-		var err error
-		if limit, err = model.MaxReplicas(); err != nil {
-			return err
-		}
-	}
-	for i := range m.Services {
-		if err := model.CheckReplicas(m.Services[i].Name, m.Services[i].Replicas, limit); err != nil {
-			return err
-		}
+	if err := checkReplicas(m, req.MaxReplicas); err != nil {
+		return err
 	}
 	g, err := modelGraph(m)
 	if err != nil {
@@ -185,6 +174,25 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 		}
 		return err
 	})
+}
+
+// checkReplicas holds every service of m to the replica ceiling: the
+// client's when it sent one, else the supervisor's own. The CLI checked
+// already; the supervisor checks before anything is made, whoever asks.
+func checkReplicas(m *model.Model, clientLimit int) error {
+	limit := clientLimit
+	if limit <= 0 {
+		var err error
+		if limit, err = model.MaxReplicas(); err != nil {
+			return err
+		}
+	}
+	for i := range m.Services {
+		if err := model.CheckReplicas(m.Services[i].Name, m.Services[i].Replicas, limit); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // convergePlan is what up decided for one service beyond its own changes.
