@@ -36,6 +36,14 @@ type container struct {
 	saved atomic.Pointer[Record] // what save wrote last, for snapshot
 }
 
+// newContainer holds rec, which is on disk as it is.
+func newContainer(s *Supervisor, rec *Record) *container {
+	c := &container{s: s, rec: rec}
+	r := *rec
+	c.saved.Store(&r)
+	return c
+}
+
 func (c *container) record() Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()

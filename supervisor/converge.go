@@ -430,7 +430,7 @@ func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Serv
 	if err := saveRecord(s.paths, rec); err != nil {
 		return nil, err
 	}
-	c := &container{s: s, rec: rec}
+	c := newContainer(s, rec)
 	s.add(c)
 	if ns.owned {
 		// The container exists now: its DNS is set up even if this up

@@ -213,7 +213,7 @@ func (s *Supervisor) adoptAll() error {
 		return err
 	}
 	for _, r := range recs {
-		c := &container{s: s, rec: r}
+		c := newContainer(s, r)
 		s.containers[r.ID] = c
 		s.serveDNS(s.ctx, r)
 		c.adopt()

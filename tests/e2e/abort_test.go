@@ -137,6 +137,8 @@ func TestDownCancelsUp(t *testing.T) {
 	upDone := make(chan error, 1)
 	go func() { upDone <- up.Wait() }()
 	waitFor(t, 60*time.Second, "a couple of containers", func() bool { return containerCount(t, e) >= 2 })
+	// The supervisor answers while it creates.
+	runWithin(t, e, 10*time.Second, "ps", "-a")
 	runWithin(t, e, 2*time.Minute, "down", "-v", "-t", "1")
 	select {
 	case err := <-upDone:
