@@ -201,6 +201,10 @@ services:
 	if strings.Contains(string(log), "too many open files") {
 		t.Errorf("the supervisor ran out of descriptors:\n%s", lastLogLines(string(log), 10))
 	}
+	// The proxy logs into the supervisor's log, once per streak.
+	if n := strings.Count(string(log), "connection limit reached"); n == 0 || n > 10 {
+		t.Errorf("%d lines about the connection limit in the supervisor's log:\n%s", n, lastLogLines(string(log), 10))
+	}
 	e.MustRun("down", "-t", "1")
 }
 
