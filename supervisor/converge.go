@@ -361,6 +361,9 @@ func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Serv
 	id := newID()
 	rootfs, err := s.images.Mount(ctx, id, svc.Image)
 	if err != nil {
+		// A mount cancelled or failed half-way leaves its directories
+		// and the image's use record.
+		_ = s.images.RemoveRootfs(id)
 		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
 	}
 	dir := s.paths.ContainerDir(id)

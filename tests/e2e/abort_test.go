@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +74,36 @@ func TestReplicaCeiling(t *testing.T) {
 	e.MustRun("down", "-t", "1")
 }
 
+// containerDirs lists what is left on disk of containers: records and logs,
+// and rootfs directories in the image store (the harness checks mounts and
+// runtime state).
+func containerDirs(t *testing.T, e *harness.Env) []string {
+	t.Helper()
+	var out []string
+	for _, dir := range []string{filepath.Join(e.Root, "containers"), filepath.Join(e.Root, "image", "containers")} {
+		ents, err := os.ReadDir(dir)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		for _, d := range ents {
+			out = append(out, filepath.Join(dir, d.Name()))
+		}
+	}
+	return out
+}
+
+// checkNothingLeft fails the test if a container or its directories are
+// left.
+func checkNothingLeft(t *testing.T, e *harness.Env) {
+	t.Helper()
+	if n := containerCount(t, e); n != 0 {
+		t.Errorf("%d containers after down -v", n)
+	}
+	if left := containerDirs(t, e); len(left) > 0 {
+		t.Errorf("left on disk after down -v: %v", left)
+	}
+}
+
 // containerCount counts the project's containers, as ps lists them.
 func containerCount(t *testing.T, e *harness.Env) int {
 	t.Helper()
@@ -112,9 +144,7 @@ func TestUpStopsWithItsClient(t *testing.T) {
 		t.Fatalf("all %d replicas created: the up was not cancelled", replicas)
 	}
 	runWithin(t, e, 2*time.Minute, "down", "-v", "-t", "1")
-	if n := containerCount(t, e); n != 0 {
-		t.Errorf("%d containers after down -v", n)
-	}
+	checkNothingLeft(t, e)
 }
 
 // replicaWorkers is an upper bound on the replicas a supervisor converges
@@ -151,9 +181,7 @@ func TestDownCancelsUp(t *testing.T) {
 		_ = up.Process.Kill()
 		t.Fatalf("up still running 30 s after the down ended:\n%s", upOut.String())
 	}
-	if n := containerCount(t, e); n != 0 {
-		t.Errorf("%d containers after down -v", n)
-	}
+	checkNothingLeft(t, e)
 }
 
 // TestUpAndDownInParallel: ups and downs sent at the same moment end, in
@@ -183,7 +211,5 @@ func TestUpAndDownInParallel(t *testing.T) {
 		wg.Wait()
 	}
 	runWithin(t, e, 2*time.Minute, "down", "-v", "-t", "1")
-	if n := containerCount(t, e); n != 0 {
-		t.Errorf("%d containers after down -v", n)
-	}
+	checkNothingLeft(t, e)
 }
