@@ -159,7 +159,12 @@ func (p *Project) service(s types.ServiceConfig) (model.Service, error) {
 	}
 	sort.Strings(out.ExtraHosts)
 	for _, pc := range s.Ports {
-		out.Ports = append(out.Ports, model.Port{HostIP: pc.HostIP, Published: pc.Published, Target: pc.Target, Protocol: orDefault(pc.Protocol, "tcp")})
+		published := pc.Published
+		if published == "0" {
+			// Docker's spelling of "any free port", as "80" alone.
+			published = ""
+		}
+		out.Ports = append(out.Ports, model.Port{HostIP: pc.HostIP, Published: published, Target: pc.Target, Protocol: orDefault(pc.Protocol, "tcp")})
 	}
 	for _, v := range s.Volumes {
 		out.Volumes = append(out.Volumes, volumeMount(v))

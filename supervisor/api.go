@@ -59,7 +59,6 @@ type ContainersRequest struct {
 	Index    int            `json:"index,omitempty"`    // a replica number, 0 for all
 	Timeout  *time.Duration `json:"timeout,omitempty"`
 	Signal   string         `json:"signal,omitempty"`
-	Force    bool           `json:"force,omitempty"`
 	Stop     bool           `json:"stop,omitempty"`
 	Volumes  bool           `json:"volumes,omitempty"` // rm -v: anonymous volumes too
 }
@@ -240,6 +239,10 @@ func streamed[T any](s *Supervisor, kind opKind, fn func(context.Context, T, fun
 			m := message{Done: true}
 			if err != nil {
 				m.Error = err.Error()
+				// The CLI may be gone: the supervisor's log and `berth
+				// events` keep the failure too.
+				s.logf("%s failed: %v", r.URL.Path[1:], err)
+				s.emit(Event{Action: "error", Message: r.URL.Path[1:] + ": " + err.Error()})
 			}
 			mu.Lock()
 			_ = rc.SetWriteDeadline(time.Now().Add(progressWriteTimeout))

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/berthrun/berth/internal/fault"
 )
 
 // Client talks to a project's supervisor.
@@ -30,17 +30,52 @@ type Client struct {
 
 // Connect reaches the project's supervisor, starting one (the berth binary
 // re-executed as `berth __supervise`, in its own session) when none runs.
+//
+// Two CLIs may spawn one each at once: the one that loses the project's lock
+// exits at once, and its CLI reaches the winner as soon as it listens (or
+// spawns again if the holder was a supervisor on its way out).
 func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
-	c := newClient(paths, proj)
-	if ok, err := c.reach(ctx); ok || err != nil {
-		return c, err
-	}
-	ready, err := spawn(paths, proj)
-	if err != nil {
+	if err := paths.CheckProject(proj); err != nil {
 		return nil, err
 	}
-	// The new supervisor says when it listens; if it exits instead (another
-	// one won the project's lock), the winner is reached by polling.
+	c := newClient(paths, proj)
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; ; attempt++ {
+		if c.alive(ctx) {
+			return c, nil
+		}
+		if attempt == 3 || time.Now().After(deadline) {
+			return nil, fmt.Errorf("the supervisor of project %q did not start: %s", proj, lastLines(paths.Log(proj), 5))
+		}
+		ready, err := spawn(paths, proj)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := waitReady(ctx, ready)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return c, nil
+		}
+		// It exited: another supervisor holds the lock. It listens once it
+		// has adopted the project's containers.
+		for time.Now().Before(deadline) && lockHeld(paths.Lock(proj)) {
+			if c.alive(ctx) {
+				return c, nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// waitReady waits for a spawned supervisor's readiness byte: true when it
+// listens, false when it exited without listening.
+func waitReady(ctx context.Context, ready *os.File) (bool, error) {
 	readyc := make(chan bool, 1)
 	go func() {
 		defer ready.Close()
@@ -48,90 +83,51 @@ func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 		n, _ := ready.Read(b)
 		readyc <- n == 1
 	}()
-	// Another CLI may have spawned one at the same moment, which won the
-	// lock: ours then waits for it to exit, so the winner is looked for
-	// meanwhile.
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-wait:
-	for {
-		select {
-		case ok := <-readyc:
-			if ok {
-				return c, nil
-			}
-			break wait
-		case <-tick.C:
-			if c.alive(ctx) {
-				return c, nil
-			}
-		case <-deadline.C:
-			break wait
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	select {
+	case ok := <-readyc:
+		return ok, nil
+	case <-deadline.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if c.alive(ctx) {
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("the supervisor of project %q did not start: %s", proj, lastLines(paths.Log(proj), 5))
 }
 
 // Running returns a client when the project's supervisor is up, else nil.
 func Running(ctx context.Context, paths Paths, proj string) *Client {
+	if paths.CheckProject(proj) != nil {
+		return nil
+	}
 	c := newClient(paths, proj)
-	if ok, _ := c.reach(ctx); ok {
+	if c.reach(ctx) {
 		return c
 	}
 	return nil
 }
 
 // busyWait bounds the wait for a supervisor that holds the project's lock
-// but takes no connection (starting, on its way out, or overwhelmed).
+// but takes no connection yet (starting, adopting).
 const busyWait = 15 * time.Second
 
-// reach reports whether the project's supervisor can be reached. A
-// supervisor that holds the project's lock is alive even when it does not
-// answer at once: it is waited for, up to busyWait, rather than taken for
-// dead, since a second one would only fail on the lock.
-func (c *Client) reach(ctx context.Context) (bool, error) {
-	if c.alive(ctx) {
-		return true, nil
-	}
+// reach reports whether the project's supervisor can be reached, waiting up
+// to busyWait for one that holds the project's lock but does not listen yet.
+func (c *Client) reach(ctx context.Context) bool {
 	deadline := time.Now().Add(busyWait)
-	for lockHeld(c.paths.Lock(c.project)) {
-		if time.Now().After(deadline) {
-			return false, fmt.Errorf("the supervisor of project %q holds its lock but does not answer on %s", c.project, c.paths.Socket(c.project))
+	for {
+		if c.alive(ctx) {
+			return true
+		}
+		if !lockHeld(c.paths.Lock(c.project)) || time.Now().After(deadline) {
+			return false
 		}
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return false
 		case <-time.After(50 * time.Millisecond):
 		}
-		if c.alive(ctx) {
-			return true, nil
-		}
 	}
-	return false, nil
-}
-
-// lockHeld reports whether a process holds the flock of path.
-func lockHeld(path string) bool {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	if err == nil {
-		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		return false
-	}
-	return errors.Is(err, unix.EWOULDBLOCK)
 }
 
 func newClient(paths Paths, proj string) *Client {
@@ -173,6 +169,11 @@ func spawn(paths Paths, proj string) (*os.File, error) {
 	if err := os.MkdirAll(paths.ProjectRunDir(proj), 0o700); err != nil {
 		return nil, err
 	}
+	// The supervisor's stderr goes to its log too (what it prints when it
+	// cannot run): keep that under the log's cap as well.
+	if fi, err := os.Stat(paths.Log(proj)); err == nil && fi.Size() >= logMaxSize {
+		_ = os.Rename(paths.Log(proj), paths.Log(proj)+".1")
+	}
 	logf, err := os.OpenFile(paths.Log(proj), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -193,6 +194,9 @@ func spawn(paths Paths, proj string) (*os.File, error) {
 		r.Close()
 		return nil, fmt.Errorf("starting the supervisor: %w", err)
 	}
+	// The fault hook arms the first supervisor only: one spawned again to
+	// retry the request must get through.
+	os.Unsetenv(fault.Env)
 	// The supervisor outlives us; its parent becomes init (or our subreaper).
 	return r, cmd.Process.Release()
 }

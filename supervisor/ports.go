@@ -250,7 +250,6 @@ func (s *Supervisor) republish(ctx context.Context) {
 func (s *Supervisor) refreshBackends() {
 	type target struct {
 		id, service string
-		addr        string
 		healthy     bool
 		ip          string
 		run         string

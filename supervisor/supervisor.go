@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -60,25 +59,18 @@ type Supervisor struct {
 // serves the socket, and returns once the project has no containers left
 // and no request is in flight.
 func Run(ctx context.Context, paths Paths, proj string) error {
+	if err := paths.CheckProject(proj); err != nil {
+		return err
+	}
 	dir := paths.ProjectRunDir(proj)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	// While another supervisor serves the project, waiting for its lock
-	// is pointless: the CLI that started this one reaches that one.
-	serving := func() bool {
-		c, err := net.DialTimeout("unix", paths.Socket(proj), time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}
-	lock, err := lockFile(ctx, paths.Lock(proj), serving)
+	lock, err := lockFile(paths.Lock(proj))
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	reattachLog(paths.Log(proj))
 
 	// Containers are our children; their init processes are re-parented to
 	// us when libcontainer's intermediate processes exit.
@@ -109,7 +101,7 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 		images:     images,
 		volumes:    volumes,
 		ctx:        ctx,
-		log:        log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds),
+		log:        log.New(newLogWriter(paths.Log(proj), logMaxSize), "", log.LstdFlags|log.Lmicroseconds),
 		containers: map[string]*container{},
 		changed:    make(chan struct{}),
 		subs:       map[chan Event]struct{}{},
@@ -202,6 +194,7 @@ func (s *Supervisor) cleanup() {
 	}
 	removeCgroupParent(s.paths.CgroupParent())
 	_ = os.Remove(s.paths.Log(s.project))
+	_ = os.Remove(s.paths.Log(s.project) + ".1")
 	_ = os.Remove(s.paths.Lock(s.project))
 	_ = os.Remove(s.paths.ProjectRunDir(s.project))
 }
@@ -212,6 +205,8 @@ func (s *Supervisor) adoptAll() error {
 	if err != nil {
 		return err
 	}
+	recs = s.finishIntents(recs)
+	s.sweepOrphans()
 	for _, r := range recs {
 		c := newContainer(s, r)
 		s.containers[r.ID] = c
@@ -301,61 +296,50 @@ func (s *Supervisor) forget(c *container) {
 	s.notify()
 }
 
-// lockFile takes an exclusive flock on path, waiting while another
-// supervisor of the project is still shutting down, and giving up when
-// otherServes reports that it is not. A supervisor that
-// exits removes the lock file and the project's directory: the lock won on
-// a file no longer at path is let go and taken again on the new one, so
-// that two supervisors never both believe they hold the project.
-func lockFile(ctx context.Context, path string, otherServes func() bool) (*os.File, error) {
-	deadline := time.Now().Add(10 * time.Second)
+// lockFile takes an exclusive flock on path without waiting: a supervisor
+// that finds it held exits at once (ErrAlreadyRunning), and the CLI that
+// spawned it reaches the holder, or spawns again once the holder is gone.
+// Any other error is reported as it is.
+func lockFile(path string) (*os.File, error) {
 	for {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 		if err != nil {
 			return nil, err
 		}
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			held, serr := f.Stat()
-			onPath, perr := os.Stat(path)
-			if serr == nil && perr == nil && os.SameFile(held, onPath) {
-				return f, nil
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, ErrAlreadyRunning
 			}
-			err = unix.EWOULDBLOCK // removed meanwhile: try the new one
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		// A supervisor that exits removes its lock file while it holds it:
+		// a lock taken on that unlinked file locks nothing.
+		if sameFile(f, path) {
+			return f, nil
 		}
 		f.Close()
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) || otherServes() {
-			return nil, ErrAlreadyRunning
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }
 
-// reattachLog points stdout and stderr at the project's log again when the
-// file the spawning CLI opened has been removed meanwhile (with the
-// directory, by the supervisor that held the lock before).
-func reattachLog(path string) {
-	fi, err := os.Stderr.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Nlink > 0 {
-		return
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+// lockHeld says whether some process holds the flock on path.
+func lockHeld(path string) bool {
+	f, err := os.Open(path)
 	if err != nil {
-		return
+		return false
 	}
 	defer f.Close()
-	_ = unix.Dup3(int(f.Fd()), 1, 0)
-	_ = unix.Dup3(int(f.Fd()), 2, 0)
+	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	return errors.Is(err, unix.EWOULDBLOCK)
+}
+
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
 }
 
 // ErrAlreadyRunning says another supervisor holds the project.

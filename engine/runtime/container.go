@@ -17,6 +17,8 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/internal/atomicfile"
 )
 
 // Errors callers branch on.
@@ -158,11 +160,7 @@ func (c *Container) writeMeta() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(c.stateDir(), metaFile+".tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(c.stateDir(), metaFile))
+	return atomicfile.WriteFile(filepath.Join(c.stateDir(), metaFile), data, 0o600)
 }
 
 // Load adopts container id of stateRoot, created by this or another process.

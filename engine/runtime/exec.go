@@ -45,6 +45,9 @@ type ExecSpec struct {
 	// (/dev/null).
 	Stdout io.Writer
 	Stderr io.Writer
+	// Detach starts the process and returns at once (`exec -d`) with
+	// code 0; its stdio is the container's own /dev/null.
+	Detach bool
 }
 
 // WinSize is a terminal's size in characters; zero fields are left as
@@ -97,6 +100,9 @@ func (c *Container) Exec(ctx context.Context, spec ExecSpec) (int, error) {
 		AdditionalGroups: u.AdditionalGIDs,
 		Capabilities:     caps,
 		Init:             false,
+	}
+	if spec.Detach {
+		return c.startDetached(p)
 	}
 	sio, err := newExecIO(p, spec)
 	if err != nil {
