@@ -35,12 +35,19 @@ func (p *Project) Model() (*model.Model, error) {
 		m.Volumes[key] = model.Volume{Name: p.VolumeName(key), External: bool(v.External),
 			Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: v.Labels}
 	}
+	limit, err := model.MaxReplicas()
+	if err != nil {
+		return nil, err
+	}
 	names := p.ServiceNames()
 	sort.Strings(names)
 	for _, name := range names {
 		s, err := p.service(p.Services[name])
 		if err != nil {
 			return nil, fmt.Errorf("service %q: %w", name, err)
+		}
+		if err := model.CheckReplicas(name, s.Replicas, limit); err != nil {
+			return nil, err
 		}
 		m.Services = append(m.Services, s)
 	}

@@ -101,10 +101,33 @@ func Running(ctx context.Context, paths Paths, proj string) *Client {
 		return nil
 	}
 	c := newClient(paths, proj)
-	if c.alive(ctx) {
+	if c.reach(ctx) {
 		return c
 	}
 	return nil
+}
+
+// busyWait bounds the wait for a supervisor that holds the project's lock
+// but takes no connection yet (starting, adopting).
+const busyWait = 15 * time.Second
+
+// reach reports whether the project's supervisor can be reached, waiting up
+// to busyWait for one that holds the project's lock but does not listen yet.
+func (c *Client) reach(ctx context.Context) bool {
+	deadline := time.Now().Add(busyWait)
+	for {
+		if c.alive(ctx) {
+			return true
+		}
+		if !lockHeld(c.paths.Lock(c.project)) || time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func newClient(paths Paths, proj string) *Client {
@@ -119,16 +142,18 @@ func newClient(paths Paths, proj string) *Client {
 	return &Client{paths: paths, project: proj, http: &http.Client{Transport: tr}}
 }
 
+// alive reports whether a supervisor listens on the project's socket. A
+// connection made is enough: the kernel queues it even while the
+// supervisor is too busy to answer, and a request with a timeout took a
+// busy supervisor for a dead one.
 func (c *Client) alive(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://berth/ps", nil)
-	resp, err := c.http.Do(req)
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "unix", c.paths.Socket(c.project))
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	conn.Close()
+	return true
 }
 
 // spawn starts a detached supervisor for the project. It returns the read

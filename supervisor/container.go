@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,6 +33,16 @@ type container struct {
 	backoff  time.Duration
 	restartT *time.Timer
 	leaving  bool // being scaled away: no new connections
+
+	saved atomic.Pointer[Record] // what save wrote last, for snapshot
+}
+
+// newContainer holds rec, which is on disk as it is.
+func newContainer(s *Supervisor, rec *Record) *container {
+	c := &container{s: s, rec: rec}
+	r := *rec
+	c.saved.Store(&r)
+	return c
 }
 
 func (c *container) record() Record {
@@ -47,7 +58,19 @@ func (c *container) isLeaving() bool {
 	return c.leaving
 }
 
+// snapshot returns the record as last saved, without waiting for c.mu,
+// which a start or a removal holds for as long as it takes: ps must answer
+// meanwhile.
+func (c *container) snapshot() Record {
+	if r := c.saved.Load(); r != nil {
+		return *r
+	}
+	return c.record()
+}
+
 func (c *container) save() error {
+	r := *c.rec
+	c.saved.Store(&r)
 	return saveRecord(c.s.paths, c.rec)
 }
 
@@ -390,13 +413,23 @@ func (c *container) stop(ctx context.Context, grace *time.Duration) error {
 	if err := ctr.Stop(ctx, sig, g); err != nil {
 		return err
 	}
+	// The init is gone; recording its end (logs drained, state destroyed)
+	// is bounded too, so that no caller holds the operation lock for ever.
+	t := time.NewTimer(exitRecordWait)
+	defer t.Stop()
 	select {
 	case <-exited:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("container %s: its exit was not recorded within %v", c.rec.Name, exitRecordWait)
 	}
 	return nil
 }
+
+// exitRecordWait bounds how long stop waits, once the init is gone, for
+// the container's exit to be recorded.
+const exitRecordWait = 30 * time.Second
 
 // kill sends sig to the container's init. As with docker, a fatal signal
 // (SIGKILL or the stop signal) suspends the restart policy until the next

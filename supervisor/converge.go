@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,9 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 			return fmt.Errorf("services.%s: container_name allows one container only, so the service cannot be scaled to %d", name, n)
 		}
 		svc.Replicas = n
+	}
+	if err := checkReplicas(m, req.MaxReplicas); err != nil {
+		return err
 	}
 	g, err := modelGraph(m)
 	if err != nil {
@@ -171,6 +175,25 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 	})
 }
 
+// checkReplicas holds every service of m to the replica ceiling: the
+// client's when it sent one, else the supervisor's own. The CLI checked
+// already; the supervisor checks before anything is made, whoever asks.
+func checkReplicas(m *model.Model, clientLimit int) error {
+	limit := clientLimit
+	if limit <= 0 {
+		var err error
+		if limit, err = model.MaxReplicas(); err != nil {
+			return err
+		}
+	}
+	for i := range m.Services {
+		if err := model.CheckReplicas(m.Services[i].Name, m.Services[i].Replicas, limit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // convergePlan is what up decided for one service beyond its own changes.
 type convergePlan struct {
 	force   bool // recreate even if unchanged
@@ -258,9 +281,15 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 
 	var changed atomic.Bool
 	eg, ctx := errgroup.WithContext(ctx)
+	// A few replicas at a time: each costs a CPU-bound container start, and
+	// a cancelled up (its client gone, a down) stops at the next one.
+	eg.SetLimit(replicaConcurrency())
 	for _, n := range numbers {
 		c := byNumber[n]
 		eg.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			var inherit map[string]string
 			if c != nil {
 				diverged := c.rec.Hash != svc.Hash || c.rec.ImageID != img.ID
@@ -303,6 +332,12 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 	// eg.Wait first: the replicas' goroutines set changed.
 	err := eg.Wait()
 	return changed.Load(), err
+}
+
+// replicaConcurrency is how many replicas of one service are converged at
+// once: enough to keep the CPUs busy while one waits on I/O.
+func replicaConcurrency() int {
+	return max(4, 2*runtime.NumCPU())
 }
 
 // startAsked starts c because a command asked for it: a restart policy
@@ -402,10 +437,12 @@ func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Serv
 		return nil, err
 	}
 	fault.Point("create.after-record")
-	c := &container{s: s, rec: rec}
+	c := newContainer(s, rec)
 	s.add(c)
 	if ns.owned {
-		s.serveDNS(ctx, rec)
+		// The container exists now: its DNS is set up even if this up
+		// is being cancelled.
+		s.serveDNS(s.ctx, rec)
 	}
 	s.emit(ev(c, "create"))
 	return c, nil

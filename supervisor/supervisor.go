@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/netmgr"
+	"github.com/berthrun/berth/scale"
 	"github.com/berthrun/berth/volmgr"
 )
 
@@ -32,16 +34,24 @@ type Supervisor struct {
 	ctx     context.Context // cancelled when the supervisor stops
 	log     *log.Logger
 
-	// opMu runs up, down and the container operations one at a time: two
-	// CLIs converging one project at once would both create replica 1.
-	opMu sync.Mutex
+	proxyLog *slog.Logger // the proxies' warnings, into the supervisor's log
+	maxConns int          // per published port; 0: the proxy's default
+
+	// opLock runs up, down and the container operations one at a time:
+	// two CLIs converging one project at once would both create replica 1.
+	// A channel rather than a mutex, so that an up cancelled while it
+	// waits for its turn stops waiting.
+	opLock chan struct{}
 
 	mu         sync.Mutex
 	containers map[string]*container // by ID
 	busy       int                   // requests in flight
+	exiting    bool                  // decided to exit: requests get no answer
 	changed    chan struct{}         // closed and replaced at every state change
 	subs       map[chan Event]struct{}
-	idle       chan struct{} // signalled when the project may have become empty
+	idle       chan struct{}                   // signalled when the project may have become empty
+	ups        map[int]context.CancelCauseFunc // ups in flight, for down to cancel
+	nextUp     int
 }
 
 // Run is the supervisor process's main: it takes the project's lock (one
@@ -95,7 +105,13 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 		containers: map[string]*container{},
 		changed:    make(chan struct{}),
 		subs:       map[chan Event]struct{}{},
+		ups:        map[int]context.CancelCauseFunc{},
+		opLock:     make(chan struct{}, 1),
 		idle:       make(chan struct{}, 1),
+	}
+	s.proxyLog = slog.New(slog.NewTextHandler(s.log.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if s.maxConns, err = proxyMaxConns(); err != nil {
+		s.logf("%v; using the default of %d", err, scale.DefaultMaxConns())
 	}
 	defer s.dns.Close()
 	defer s.closeAllPublishers()
@@ -147,6 +163,7 @@ func (s *Supervisor) waitIdle(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		empty := len(s.containers) == 0 && s.busy == 0
+		s.exiting = empty
 		s.mu.Unlock()
 		if empty {
 			return nil
@@ -191,7 +208,7 @@ func (s *Supervisor) adoptAll() error {
 	recs = s.finishIntents(recs)
 	s.sweepOrphans()
 	for _, r := range recs {
-		c := &container{s: s, rec: r}
+		c := newContainer(s, r)
 		s.containers[r.ID] = c
 		s.serveDNS(s.ctx, r)
 		c.adopt()

@@ -14,6 +14,7 @@ import (
 	"github.com/berthrun/berth/internal/names"
 	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
 )
 
@@ -213,14 +214,22 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 	return cmd
 }
 
-// parseScale reads --scale SERVICE=NUM flags.
+// parseScale reads --scale SERVICE=NUM flags; a count over the replica
+// ceiling fails before anything is asked of the supervisor.
 func parseScale(vals []string) (map[string]int, error) {
+	limit, err := model.MaxReplicas()
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]int{}
 	for _, v := range vals {
 		name, num, ok := strings.Cut(v, "=")
 		n, err := strconv.Atoi(num)
 		if !ok || err != nil || n < 0 || name == "" {
 			return nil, fmt.Errorf("invalid scale %q: use SERVICE=NUM", v)
+		}
+		if err := model.CheckReplicas(name, n, limit); err != nil {
+			return nil, err
 		}
 		out[name] = n
 	}
