@@ -13,6 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/berthrun/berth/internal/names"
 )
 
 // AttachSpec connects a container's network namespace to a network.
@@ -54,7 +56,7 @@ func (m *Manager) Attach(ctx context.Context, spec AttachSpec) (Endpoint, error)
 	if spec.IfName == "" {
 		spec.IfName = "eth0"
 	}
-	if len(spec.IfName) > 15 || !nameRE.MatchString(spec.IfName) {
+	if len(spec.IfName) > 15 || names.Network(spec.IfName) != nil {
 		return Endpoint{}, invalidf("interface name %q", spec.IfName)
 	}
 	unlock, err := m.lock(ctx)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -107,10 +106,10 @@ func (s *DNSServer) Add(ctx context.Context, c DNSContainer) error {
 	}
 	if len(ups) == 0 {
 		// The host's resolvers; an entry berth cannot use is skipped
-		// rather than failing the container.
-		if rc, err := os.ReadFile("/etc/resolv.conf"); err == nil {
-			servers, _, _ := ParseResolvConf(rc)
-			for _, sv := range servers {
+		// rather than failing the container, and so is a host without
+		// a resolv.conf.
+		if rc, err := dns.ClientConfigFromFile("/etc/resolv.conf"); err == nil {
+			for _, sv := range rc.Servers {
 				if _, err := normalizeUpstreams([]string{sv}); err == nil {
 					ups = append(ups, sv)
 				}

@@ -26,8 +26,8 @@
 //
 // Choices made here:
 //   - NAT and isolation are nftables rules in one table, "ip berth",
-//     applied by running the nft binary with whole-transaction scripts
-//     (see nat.go); no iptables, no extra Go module.
+//     written through netlink with github.com/google/nftables in one
+//     batch per change (see nat.go); no iptables, no nft binary.
 //   - Owned DNS names are answered with TTL 0 (docker: 600) so that scaling
 //     and health changes reach caching resolvers at once; the server
 //     rereads the state at most every 250 ms.

@@ -1,37 +1,12 @@
 package netmgr
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 )
-
-// ParseResolvConf reads the nameservers, search domains and options of a
-// resolv.conf. A later "search" or "domain" line replaces an earlier one,
-// as in glibc.
-func ParseResolvConf(b []byte) (servers, search, options []string) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		line, _, _ = strings.Cut(line, ";")
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "nameserver":
-			servers = append(servers, f[1])
-		case "search", "domain":
-			search = slices.Clone(f[1:])
-		case "options":
-			options = append(options, f[1:]...)
-		}
-	}
-	return servers, search, options
-}
 
 // ResolvConf renders a container's /etc/resolv.conf: the embedded DNS
 // server as the only nameserver, the search domains, and the options with

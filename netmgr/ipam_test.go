@@ -131,8 +131,8 @@ func TestPickSubnet(t *testing.T) {
 	}
 }
 
-// listKernel returns the berth links and the rule lines of the berth table
-// in the sandbox.
+// listKernel returns the berth links and the number of rules and map
+// elements of the berth table in the sandbox.
 func listKernel(t *testing.T) (links []string, rules int) {
 	t.Helper()
 	all, err := netlink.LinkList()
@@ -144,13 +144,7 @@ func listKernel(t *testing.T) (links []string, rules int) {
 			links = append(links, n)
 		}
 	}
-	out, _ := exec.Command(nftCommand, "list", "table", "ip", nftTable).CombinedOutput()
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, "drop") || strings.Contains(line, "masquerade") || strings.Contains(line, "jump") {
-			rules++
-		}
-	}
-	return links, rules
+	return links, nftObjects(t)
 }
 
 // TestCycles runs 200 create/attach/detach/remove cycles next to a

@@ -7,10 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -93,13 +95,64 @@ func assertClean(t *testing.T) {
 			t.Errorf("left behind: link %s (%s)", name, l.Type())
 		}
 	}
-	out, err := exec.Command(nftCommand, "list", "tables").CombinedOutput()
+	c, err := nftables.New()
 	if err != nil {
-		t.Fatalf("nft list tables: %v: %s", err, out)
+		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "berth") {
-		t.Errorf("left behind: nft table: %s", out)
+	tables, err := c.ListTables()
+	if err != nil {
+		t.Fatalf("listing nftables tables: %v", err)
 	}
+	for _, tb := range tables {
+		if strings.Contains(tb.Name, "berth") {
+			t.Errorf("left behind: nftables table %s", tb.Name)
+		}
+	}
+}
+
+// nftObjects counts the rules in the berth table's chains and the elements
+// of its maps: what a network adds and its removal must take away.
+func nftObjects(t *testing.T) int {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(tables, func(tb *nftables.Table) bool { return tb.Name == nftTable }) {
+		return 0
+	}
+	table := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ch := range chains {
+		if ch.Table.Name != nftTable {
+			continue
+		}
+		rules, err := c.GetRules(table, ch)
+		if err != nil {
+			t.Fatalf("rules of %s: %v", ch.Name, err)
+		}
+		n += len(rules)
+	}
+	sets, err := c.GetSets(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sets {
+		elems, err := c.GetSetElements(s)
+		if err != nil {
+			t.Fatalf("elements of %s: %v", s.Name, err)
+		}
+		n += len(elems)
+	}
+	return n
 }
 
 // newNS makes a netns file in the test's temporary directory and removes

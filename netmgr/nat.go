@@ -1,11 +1,14 @@
 package netmgr
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"os/exec"
-	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // The nftables ruleset lives in one table, "ip berth". Its base chains only
@@ -18,110 +21,248 @@ import (
 //	             oifname vmap @fwd_out  -> out-<bridge>  (traffic entering a bridge)
 //	postrouting: iifname vmap @nat_in   -> nat-<bridge>  (masquerade out)
 //
-// Every change is one `nft -f` transaction: it applies whole or not at all.
+// Every change is one netlink batch (one Flush): the kernel applies it
+// whole or not at all. The table is shared by every berth state directory
+// on the host (each --run-root), so nothing here flushes the whole table.
 const nftTable = "berth"
 
-// nftCommand is the nft binary; a variable so tests can point elsewhere.
-var nftCommand = "nft"
+// nftRules is one batch under construction on the berth table.
+type nftRules struct {
+	c     *nftables.Conn
+	table *nftables.Table
+	maps  map[string]*nftables.Set
+}
 
-const nftSkeleton = `add table ip berth
-add map ip berth fwd_in { type ifname : verdict; }
-add map ip berth fwd_out { type ifname : verdict; }
-add map ip berth nat_in { type ifname : verdict; }
-add chain ip berth forward { type filter hook forward priority filter; policy accept; }
-add chain ip berth postrouting { type nat hook postrouting priority srcnat; policy accept; }
-`
+// newNFTRules starts a batch that (re)declares the table and its three
+// maps (baseChains adds the base chains). Adding what exists is a no-op in
+// nftables, so every batch can start this way without looking at the
+// kernel first.
+func newNFTRules() (*nftRules, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	r := &nftRules{c: c, maps: map[string]*nftables.Set{}}
+	r.table = c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable})
+	// Set IDs only name a set inside one batch; fixed ones keep the
+	// library's process-wide counter out of it. The key byte order is the
+	// one nft records for interface names, so `nft list` shows them.
+	for i, name := range []string{"fwd_in", "fwd_out", "nat_in"} {
+		s := &nftables.Set{
+			Table:        r.table,
+			Name:         name,
+			ID:           uint32(i + 1),
+			IsMap:        true,
+			KeyType:      nftables.TypeIFName,
+			DataType:     nftables.TypeVerdict,
+			KeyByteOrder: binaryutil.NativeEndian,
+		}
+		if err := c.AddSet(s, nil); err != nil {
+			return nil, fmt.Errorf("nftables: map %s: %w", name, err)
+		}
+		r.maps[name] = s
+	}
+	return r, nil
+}
 
-// ensureNAT installs (or reinstalls) a network's rules. The base chains are
-// flushed and refilled in the same transaction, so running it again never
-// duplicates a rule.
-func ensureNAT(ctx context.Context, n *Network) error {
+// baseChains declares the two hooked chains that dispatch through the maps.
+func (r *nftRules) baseChains() (forward, postrouting *nftables.Chain) {
+	accept := nftables.ChainPolicyAccept
+	forward = r.c.AddChain(&nftables.Chain{
+		Name:     "forward",
+		Table:    r.table,
+		Type:     nftables.ChainTypeFilter,
+		Hooknum:  nftables.ChainHookForward,
+		Priority: nftables.ChainPriorityFilter,
+		Policy:   &accept,
+	})
+	postrouting = r.c.AddChain(&nftables.Chain{
+		Name:     "postrouting",
+		Table:    r.table,
+		Type:     nftables.ChainTypeNAT,
+		Hooknum:  nftables.ChainHookPostrouting,
+		Priority: nftables.ChainPriorityNATSource,
+		Policy:   &accept,
+	})
+	return forward, postrouting
+}
+
+func (r *nftRules) chain(name string) *nftables.Chain {
+	return r.c.AddChain(&nftables.Chain{Name: name, Table: r.table})
+}
+
+func (r *nftRules) rule(ch *nftables.Chain, exprs ...expr.Any) {
+	r.c.AddRule(&nftables.Rule{Table: r.table, Chain: ch, Exprs: exprs})
+}
+
+// element is the map element "<bridge> : jump <chain>".
+func element(bridge, chain string) []nftables.SetElement {
+	return []nftables.SetElement{{
+		Key:         ifname(bridge),
+		VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: chain},
+	}}
+}
+
+func (r *nftRules) flush(what string) error {
+	if err := r.c.Flush(); err != nil {
+		return fmt.Errorf("nftables: %s: %w", what, err)
+	}
+	return nil
+}
+
+// ensureNAT installs (or reinstalls) a network's rules. The base chains and
+// the network's chains are flushed and refilled in the same batch, so
+// running it again never duplicates a rule.
+func ensureNAT(_ context.Context, n *Network) error {
 	br := n.Bridge
-	var b strings.Builder
-	b.WriteString(nftSkeleton)
-	b.WriteString(`flush chain ip berth forward
-flush chain ip berth postrouting
-add rule ip berth forward iifname vmap @fwd_in
-add rule ip berth forward oifname vmap @fwd_out
-add rule ip berth postrouting iifname vmap @nat_in
-`)
-	for _, c := range []string{"in-", "out-", "nat-"} {
-		fmt.Fprintf(&b, "add chain ip berth %s%s\nflush chain ip berth %[1]s%[2]s\n", c, br)
+	r, err := newNFTRules()
+	if err != nil {
+		return err
+	}
+	forward, postrouting := r.baseChains()
+	r.c.FlushChain(forward)
+	r.c.FlushChain(postrouting)
+	r.rule(forward, loadIf(expr.MetaKeyIIFNAME), vmap(r.maps["fwd_in"]))
+	r.rule(forward, loadIf(expr.MetaKeyOIFNAME), vmap(r.maps["fwd_out"]))
+	r.rule(postrouting, loadIf(expr.MetaKeyIIFNAME), vmap(r.maps["nat_in"]))
+
+	in, out, nat := r.chain("in-"+br), r.chain("out-"+br), r.chain("nat-"+br)
+	for _, ch := range []*nftables.Chain{in, out, nat} {
+		r.c.FlushChain(ch)
 	}
 	// Leaving the bridge: to the same bridge is fine (seen only with
 	// br_netfilter), to another berth bridge never, out of the host only
 	// when not internal.
-	fmt.Fprintf(&b, "add rule ip berth in-%s oifname %q accept\n", br, br)
-	fmt.Fprintf(&b, "add rule ip berth in-%s oifname %q drop\n", br, bridgePrefix+"*")
+	r.rule(in, append(ifIs(expr.MetaKeyOIFNAME, expr.CmpOpEq, ifname(br)), verdict(expr.VerdictAccept))...)
+	r.rule(in, append(ifIs(expr.MetaKeyOIFNAME, expr.CmpOpEq, anyBridge), verdict(expr.VerdictDrop))...)
 	if n.Internal {
-		fmt.Fprintf(&b, "add rule ip berth in-%s drop\n", br)
+		r.rule(in, verdict(expr.VerdictDrop))
 	}
 	// Entering the bridge from elsewhere: never from another berth bridge;
 	// replies to the containers' own connections only. Published ports go
 	// through the userspace proxy, which connects from the host itself and
 	// so does not pass this hook.
-	fmt.Fprintf(&b, "add rule ip berth out-%s iifname %q drop\n", br, bridgePrefix+"*")
+	r.rule(out, append(ifIs(expr.MetaKeyIIFNAME, expr.CmpOpEq, anyBridge), verdict(expr.VerdictDrop))...)
 	if !n.Internal {
-		fmt.Fprintf(&b, "add rule ip berth out-%s ct state established,related accept\n", br)
+		r.rule(out, append(ctEstablished(), verdict(expr.VerdictAccept))...)
 	}
-	fmt.Fprintf(&b, "add rule ip berth out-%s drop\n", br)
-	fmt.Fprintf(&b, "add element ip berth fwd_in { %q : jump in-%s }\n", br, br)
-	fmt.Fprintf(&b, "add element ip berth fwd_out { %q : jump out-%s }\n", br, br)
+	r.rule(out, verdict(expr.VerdictDrop))
+	if err := r.c.SetAddElements(r.maps["fwd_in"], element(br, in.Name)); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	if err := r.c.SetAddElements(r.maps["fwd_out"], element(br, out.Name)); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
 	if !n.Internal {
-		fmt.Fprintf(&b, "add rule ip berth nat-%s oifname != %q masquerade\n", br, br)
-		fmt.Fprintf(&b, "add element ip berth nat_in { %q : jump nat-%s }\n", br, br)
+		r.rule(nat, append(ifIs(expr.MetaKeyOIFNAME, expr.CmpOpNeq, ifname(br)), &expr.Masq{})...)
+		if err := r.c.SetAddElements(r.maps["nat_in"], element(br, nat.Name)); err != nil {
+			return fmt.Errorf("nftables: %w", err)
+		}
 	}
-	return runNFT(ctx, b.String())
+	return r.flush("rules of " + br)
 }
 
 // removeNAT removes a network's chains and map elements, and the table
-// once no network uses it. Deleting what does not exist fails in nft 1.0.6
-// (no "destroy" yet), so each object is first added, a no-op when it
-// exists, then deleted, all in one transaction.
-func removeNAT(ctx context.Context, bridge string) error {
-	var b strings.Builder
-	b.WriteString(nftSkeleton)
-	for _, c := range []string{"in-", "out-", "nat-"} {
-		fmt.Fprintf(&b, "add chain ip berth %s%s\n", c, bridge)
-	}
-	for _, m := range []struct{ set, chain string }{{"fwd_in", "in-"}, {"fwd_out", "out-"}, {"nat_in", "nat-"}} {
-		fmt.Fprintf(&b, "add element ip berth %s { %q : jump %s%s }\n", m.set, bridge, m.chain, bridge)
-		fmt.Fprintf(&b, "delete element ip berth %s { %q }\n", m.set, bridge)
-	}
-	for _, c := range []string{"in-", "out-", "nat-"} {
-		fmt.Fprintf(&b, "flush chain ip berth %s%s\ndelete chain ip berth %[1]s%[2]s\n", c, bridge)
-	}
-	if err := runNFT(ctx, b.String()); err != nil {
+// once no network uses it. Deleting what does not exist fails the whole
+// batch, so each object is first added, a no-op when it exists, then
+// deleted, all in one batch: there is no "not found" to tell apart from a
+// real failure.
+func removeNAT(_ context.Context, bridge string) error {
+	r, err := newNFTRules()
+	if err != nil {
 		return err
 	}
-	// The table goes with the last network's chains. The check reads the
-	// kernel rather than our state: another state directory (another
-	// --run-root) may have networks in the same table.
-	out, err := nftOutput(ctx, "list", "table", "ip", nftTable)
-	if err != nil {
-		return nil // gone already
+	r.baseChains()
+	chains := map[string]*nftables.Chain{}
+	for _, m := range []struct{ set, chain string }{{"fwd_in", "in-"}, {"fwd_out", "out-"}, {"nat_in", "nat-"}} {
+		ch := r.chain(m.chain + bridge)
+		chains[m.set] = ch
+		if err := r.c.SetAddElements(r.maps[m.set], element(bridge, ch.Name)); err != nil {
+			return fmt.Errorf("nftables: %w", err)
+		}
+		if err := r.c.SetDeleteElements(r.maps[m.set], element(bridge, ch.Name)); err != nil {
+			return fmt.Errorf("nftables: %w", err)
+		}
 	}
-	if strings.Contains(out, "jump ") {
-		return nil
+	for _, ch := range chains {
+		r.c.FlushChain(ch)
+		r.c.DelChain(ch)
 	}
-	return runNFT(ctx, "add table ip berth\ndelete table ip berth\n")
+	if err := r.flush("removing rules of " + bridge); err != nil {
+		return err
+	}
+	return removeNATTable()
 }
 
-func nftOutput(ctx context.Context, args ...string) (string, error) {
-	out, err := exec.CommandContext(ctx, nftCommand, args...).CombinedOutput()
+// removeNATTable deletes the table once no network's chain is left in it.
+// The check reads the kernel rather than our state: another state
+// directory (another --run-root) may have networks in the same table.
+func removeNATTable() error {
+	c, err := nftables.New()
 	if err != nil {
-		return "", fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return fmt.Errorf("nftables: %w", err)
 	}
-	return string(out), nil
-}
-
-func runNFT(ctx context.Context, script string) error {
-	cmd := exec.CommandContext(ctx, nftCommand, "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("nft: %w: %s", err, strings.TrimSpace(out.String()))
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return fmt.Errorf("nftables: listing chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name == nftTable && ch.Name != "forward" && ch.Name != "postrouting" {
+			return nil
+		}
+	}
+	c.DelTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable})
+	if err := c.Flush(); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil // removed by another state directory meanwhile
+		}
+		return fmt.Errorf("nftables: removing table %s: %w", nftTable, err)
 	}
 	return nil
+}
+
+// anyBridge matches every berth bridge: an interface name compared on its
+// prefix only, as nft does for "brb-*".
+var anyBridge = []byte(bridgePrefix)
+
+// ifname is an interface name as the kernel compares it: IFNAMSIZ bytes,
+// NUL padded, so that the comparison is exact.
+func ifname(name string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b
+}
+
+// loadIf loads the input or output interface name into register 1.
+func loadIf(key expr.MetaKey) expr.Any {
+	return &expr.Meta{Key: key, Register: 1}
+}
+
+// ifIs compares the input or output interface name.
+func ifIs(key expr.MetaKey, op expr.CmpOp, name []byte) []expr.Any {
+	return []expr.Any{loadIf(key), &expr.Cmp{Op: op, Register: 1, Data: name}}
+}
+
+// vmap jumps to the verdict the map holds for the loaded name, if any.
+func vmap(s *nftables.Set) expr.Any {
+	return &expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID, IsDestRegSet: true, DestRegister: 0}
+}
+
+func verdict(k expr.VerdictKind) expr.Any {
+	return &expr.Verdict{Kind: k}
+}
+
+// ctEstablished matches "ct state established,related".
+func ctEstablished() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{
+			SourceRegister: 1,
+			DestRegister:   1,
+			Len:            4,
+			Mask:           binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+			Xor:            binaryutil.NativeEndian.PutUint32(0),
+		},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
 }

@@ -9,13 +9,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/berthrun/berth/internal/atomicfile"
+	"github.com/berthrun/berth/internal/flock"
+	"github.com/berthrun/berth/internal/names"
 )
 
 // Network is a berth network as recorded in the state directory.
@@ -110,10 +111,8 @@ func New(dir string) (*Manager, error) {
 func (m *Manager) Dir() string { return m.dir }
 
 // Network names as compose and docker accept them; they become file names.
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
 func checkName(name string) error {
-	if !nameRE.MatchString(name) || len(name) > 255 {
+	if names.Network(name) != nil {
 		return invalidf("network name %q", name)
 	}
 	return nil
@@ -123,32 +122,15 @@ func (m *Manager) netFile(name string) string {
 	return filepath.Join(m.dir, "networks", name+".json")
 }
 
-// lock takes the state directory's exclusive lock. flock locks belong to
-// the open file, so goroutines of one process exclude each other too.
+// lock takes the state directory's exclusive lock, waiting until ctx is
+// done. flock locks belong to the open file, so goroutines of one process
+// exclude each other too.
 func (m *Manager) lock(ctx context.Context) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(m.dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	l, err := flock.Exclusive(ctx, filepath.Join(m.dir, "lock"))
 	if err != nil {
 		return nil, err
 	}
-	fd := int(f.Fd())
-	wait := 100 * time.Microsecond
-	for {
-		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { unix.Flock(fd, unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", m.dir, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 10*time.Millisecond)
-	}
+	return func() { l.Unlock() }, nil
 }
 
 // load reads one network. It needs no lock: files are replaced by rename.
@@ -196,24 +178,7 @@ func (m *Manager) save(n *Network) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Join(m.dir, "networks"), ".tmp-")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), m.netFile(n.Name)); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(m.netFile(n.Name), append(b, '\n'), 0o600)
 }
 
 func (m *Manager) delete(name string) error {

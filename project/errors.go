@@ -40,7 +40,12 @@ func describe(err error, files []string) error {
 		return located(file, path, what, err)
 	}
 	if m := reInterpolating.FindStringSubmatch(msg); m != nil {
-		return locatedIn(files, m[1], fmt.Sprintf("invalid interpolation in %s: %s", m[1], m[2]), err)
+		// "services.web.ports.[]": the key to point at is the list's.
+		path, _, _ := strings.Cut(m[1], ".[]")
+		if what, ok := strings.CutPrefix(m[2], "failed to cast to expected type: "); ok {
+			return locatedIn(files, path, fmt.Sprintf("%s: %s", path, what), err)
+		}
+		return locatedIn(files, path, fmt.Sprintf("invalid interpolation in %s: %s", m[1], m[2]), err)
 	}
 	if m := reUndefinedDep.FindStringSubmatch(msg); m != nil {
 		return locatedIn(files, "services."+m[1]+".depends_on",

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
@@ -36,7 +37,16 @@ type Project struct {
 // Load reads, interpolates, merges, normalises and validates the compose files
 // the way docker compose does, and returns the project. Errors name the file
 // and line where one is known.
-func Load(ctx context.Context, o Options) (*Project, error) {
+func Load(ctx context.Context, o Options) (_ *Project, err error) {
+	// compose-go panics on some malformed files; a panic must end as one
+	// line of error like any other bad input, not as a stack trace.
+	var files []string
+	defer func() {
+		if r := recover(); r != nil {
+			msg := strings.Join(strings.Fields(fmt.Sprint(r)), " ")
+			err = &Error{Msg: fmt.Sprintf("%s: the compose loader failed on this file: %s", strings.Join(files, ", "), msg)}
+		}
+	}()
 	env := o.Environ
 	if env == nil {
 		env = os.Environ()
@@ -48,22 +58,31 @@ func Load(ctx context.Context, o Options) (*Project, error) {
 			return nil, err
 		}
 	}
+	guard := newFileGuard()
 	opts, err := cli.NewProjectOptions(absFiles(o.Files, wd),
 		cli.WithWorkingDirectory(absDir(o.ProjectDir, wd)),
 		cli.WithEnv(env),
 		cli.WithEnv([]string{"PWD=" + wd}),
 		// Env files must be set before the dot env is read, or .env is ignored.
 		cli.WithEnvFiles(o.EnvFiles...),
+		checkEnvFiles,
 		cli.WithDotEnv,
 		cli.WithConfigFileEnv,
 		withDiscovery(wd),
 		// The project directory may now be the discovered file's directory:
 		// read its .env as compose does.
 		cli.WithEnvFiles(o.EnvFiles...),
+		checkEnvFiles,
 		cli.WithDotEnv,
 		cli.WithDefaultProfiles(o.Profiles...),
 		cli.WithName(o.Name),
 		cli.WithResolvedPaths(true),
+		cli.WithResourceLoader(guard),
+		cli.WithLoadOptions(withPortRangeCheck, guard.withIncludeEnvCheck, func(o *loader.Options) {
+			// env_file and label_file are read below, once validate has
+			// checked that they are bounded regular files.
+			o.SkipResolveEnvironment, o.SkipResolveLabels = true, true
+		}),
 	)
 	if err != nil {
 		return nil, describe(err, o.Files)
@@ -72,9 +91,23 @@ func Load(ctx context.Context, o Options) (*Project, error) {
 		return nil, fmt.Errorf("no configuration file provided: not found (looked for %s in %s and its parents)",
 			strings.Join(cli.DefaultFileNames, ", "), wd)
 	}
+	files = opts.ConfigPaths
+	guard.addBase(opts.WorkingDir)
+	for _, f := range opts.ConfigPaths {
+		if f == "-" {
+			continue
+		}
+		if err := checkFile(f); err != nil {
+			return nil, &Error{Msg: err.Error(), err: err}
+		}
+		guard.addBase(filepath.Dir(f))
+	}
 	p, err := opts.LoadProject(ctx)
 	if err != nil {
 		return nil, describe(err, opts.ConfigPaths)
+	}
+	if err := validate(p, opts.ConfigPaths); err != nil {
+		return nil, err
 	}
 	if err := p.CheckContainerNameUnicity(); err != nil {
 		return nil, describe(err, opts.ConfigPaths)

@@ -35,12 +35,19 @@ func (p *Project) Model() (*model.Model, error) {
 		m.Volumes[key] = model.Volume{Name: p.VolumeName(key), External: bool(v.External),
 			Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: v.Labels}
 	}
+	limit, err := model.MaxReplicas()
+	if err != nil {
+		return nil, err
+	}
 	names := p.ServiceNames()
 	sort.Strings(names)
 	for _, name := range names {
 		s, err := p.service(p.Services[name])
 		if err != nil {
 			return nil, fmt.Errorf("service %q: %w", name, err)
+		}
+		if err := model.CheckReplicas(name, s.Replicas, limit); err != nil {
+			return nil, err
 		}
 		m.Services = append(m.Services, s)
 	}
@@ -152,7 +159,12 @@ func (p *Project) service(s types.ServiceConfig) (model.Service, error) {
 	}
 	sort.Strings(out.ExtraHosts)
 	for _, pc := range s.Ports {
-		out.Ports = append(out.Ports, model.Port{HostIP: pc.HostIP, Published: pc.Published, Target: pc.Target, Protocol: orDefault(pc.Protocol, "tcp")})
+		published := pc.Published
+		if published == "0" {
+			// Docker's spelling of "any free port", as "80" alone.
+			published = ""
+		}
+		out.Ports = append(out.Ports, model.Port{HostIP: pc.HostIP, Published: published, Target: pc.Target, Protocol: orDefault(pc.Protocol, "tcp")})
 	}
 	for _, v := range s.Volumes {
 		out.Volumes = append(out.Volumes, volumeMount(v))

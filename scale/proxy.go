@@ -13,8 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Defaults of a PortSpec's durations when they are left zero.
@@ -55,8 +58,29 @@ type PortSpec struct {
 	// UDPIdleTimeout ends a UDP session after this long without a datagram in
 	// either direction. Zero means DefaultUDPIdleTimeout.
 	UDPIdleTimeout time.Duration
+	// MaxConns bounds the TCP connections proxied at once; more are reset
+	// as soon as they are accepted. Zero means DefaultMaxConns().
+	MaxConns int
 	// Logger receives dial failures and accept errors; nil discards them.
 	Logger *slog.Logger
+}
+
+// fdsPerConn is what one proxied TCP connection holds: the client's and the
+// backend's sockets and a pipe (two descriptors) for each direction.
+const fdsPerConn = 6
+
+// DefaultMaxConns is the per-port connection limit when PortSpec.MaxConns is
+// zero: half of the process's descriptors, less a reserve of 1024 for
+// everything else (containers' FIFOs, records, the API), so that one flooded
+// port can neither exhaust the supervisor nor starve the other ports. With
+// the usual hard limit of 20000 (which Go makes the soft limit) it is 1581.
+func DefaultMaxConns() int {
+	limit := 1024
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
+		limit = int(min(rl.Cur, 1<<20))
+	}
+	return max(64, (limit-1024)/2/fdsPerConn)
 }
 
 // Backend is one replica behind the proxy.
@@ -64,6 +88,10 @@ type Backend struct {
 	ID      string // stable name of the replica, e.g. its container ID
 	Addr    string // host:port the proxy connects to, e.g. "10.0.0.2:80"
 	Healthy bool   // false: no new connections; the open ones go on
+	// Run names the replica's current run (its start time, say); a new
+	// value means it was restarted: its connections from the run before
+	// went to a process that has ended, and are closed after DrainGrace.
+	Run string
 }
 
 // BackendStats is the proxy's view of one backend, for status and tests.
@@ -113,6 +141,11 @@ type Proxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // accept/read loops and per-connection goroutines
 
+	active  atomic.Int64             // TCP connections accepted and not yet ended
+	refused atomic.Uint64            // TCP connections reset over MaxConns
+	limited atomic.Bool              // the last connection was refused: log once per streak
+	sleep   func(time.Duration) bool // replaces pause in tests
+
 	mu       sync.Mutex
 	state    proxyState
 	tcp      *net.TCPListener
@@ -146,8 +179,10 @@ type backend struct {
 	drainGen int  // invalidates the timers of earlier drains
 	timer    *time.Timer
 	deadline time.Time
-	pending  int // dials in flight; keeps a removed record alive for them
-	flows    map[flow]struct{}
+	pending  int          // dials in flight; keeps a removed record alive for them
+	flows    map[flow]int // the run (epoch) each flow was made in
+	run      string
+	epoch    int // counts the runs seen
 	total    uint64
 }
 
@@ -165,6 +200,9 @@ func NewProxy(spec PortSpec) *Proxy {
 	}
 	if spec.UDPIdleTimeout <= 0 {
 		spec.UDPIdleTimeout = DefaultUDPIdleTimeout
+	}
+	if spec.MaxConns <= 0 {
+		spec.MaxConns = DefaultMaxConns()
 	}
 	log := spec.Logger
 	if log == nil {
@@ -332,7 +370,8 @@ func (p *Proxy) Close() error {
 // SetBackends replaces the set of backends; the next new connection sees it.
 // A backend left out starts draining: it gets no new connections and its open
 // ones are closed after the PortSpec's DrainGrace unless they end before.
-// A backend listed again while draining is back in service. Of IDs listed
+// A backend listed again while draining is back in service; with a new Run,
+// its connections from before are closed after DrainGrace. Of IDs listed
 // twice the first wins; a changed Addr applies to new connections only.
 func (p *Proxy) SetBackends(list []Backend) {
 	p.mu.Lock()
@@ -347,11 +386,17 @@ func (p *Proxy) SetBackends(list []Backend) {
 		b := p.byID[nb.ID]
 		switch {
 		case b == nil:
-			b = &backend{id: nb.ID, flows: make(map[flow]struct{})}
+			b = &backend{id: nb.ID, run: nb.Run, flows: make(map[flow]int)}
 			p.byID[nb.ID] = b
+		case b.run != nb.Run:
+			p.retireLocked(b)
+			b.run = nb.Run
+			if !b.inSet {
+				p.undrainLocked(b)
+			}
 		case !b.inSet:
-			// Removed earlier and listed again (a restarted replica): cancel
-			// the drain. A Drain on a listed backend stays until removal.
+			// Removed earlier and listed again: cancel the drain. A Drain
+			// on a listed backend stays until removal.
 			p.undrainLocked(b)
 		}
 		b.addr = nb.Addr
@@ -412,6 +457,37 @@ func (p *Proxy) drainLocked(b *backend, grace time.Duration) {
 		defer p.mu.Unlock()
 		if b.drainGen == gen && p.state != stateClosed {
 			p.expireLocked(b)
+		}
+	})
+}
+
+// retireLocked starts a new run of b (a restarted replica): the flows of
+// the runs before are closed at the deadline of the drain under way, or
+// after DrainGrace. Without this, a replica restarted within its drain
+// grace kept its earlier clients' half-closed connections for ever.
+func (p *Proxy) retireLocked(b *backend) {
+	b.epoch++
+	if len(b.flows) == 0 {
+		return
+	}
+	deadline := time.Now().Add(p.spec.DrainGrace)
+	if b.draining && b.deadline.Before(deadline) {
+		deadline = b.deadline
+	}
+	if b.expired {
+		deadline = time.Now()
+	}
+	epoch := b.epoch
+	time.AfterFunc(time.Until(deadline), func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.state == stateClosed {
+			return
+		}
+		for f, e := range b.flows {
+			if e < epoch {
+				f.close()
+			}
 		}
 	})
 }
@@ -486,7 +562,7 @@ func (p *Proxy) attach(b *backend, f flow) bool {
 		p.forgetLocked(b)
 		return false
 	}
-	b.flows[f] = struct{}{}
+	b.flows[f] = b.epoch
 	b.total++
 	return true
 }

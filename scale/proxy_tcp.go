@@ -7,37 +7,101 @@ import (
 	"time"
 )
 
+// acceptor is what the accept loop needs of a *net.TCPListener; tests
+// stand in for it to fail with EMFILE.
+type acceptor interface {
+	AcceptTCP() (*net.TCPConn, error)
+}
+
+// Bounds of the pause after a failed accept, as net/http's.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
+
+// nextAcceptDelay doubles the pause after each failed accept in a row.
+func nextAcceptDelay(d time.Duration) time.Duration {
+	return min(max(2*d, minAcceptDelay), maxAcceptDelay)
+}
+
 // serveTCP accepts client connections until the listener is closed.
-func (p *Proxy) serveTCP(ln *net.TCPListener) {
+func (p *Proxy) serveTCP(ln acceptor) {
 	defer p.wg.Done()
 	var delay time.Duration
+	failures := 0
 	for {
 		c, err := ln.AcceptTCP()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of file descriptors or a connection reset before accept:
-			// back off a little rather than spin, as net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			p.log.Warn("accept failed", "err", err, "retry", delay)
-			select {
-			case <-time.After(delay):
-				continue
-			case <-p.ctx.Done():
+			// Out of file descriptors (EMFILE, ENFILE) or a connection
+			// reset before accept: the connection stays in the backlog,
+			// so retrying at once would spin. Pause, doubling up to a
+			// second, and say so once per streak.
+			delay = nextAcceptDelay(delay)
+			if failures == 0 {
+				p.log.Warn("accept failed, backing off", "err", err)
+			}
+			failures++
+			if !p.pause(delay) {
 				return
 			}
+			continue
 		}
-		delay = 0
+		if failures > 0 {
+			p.log.Warn("accept works again", "failures", failures)
+		}
+		delay, failures = 0, 0
+		if !p.admit() {
+			// Over the port's limit: a reset now tells the client more
+			// than a connection left hanging in the backlog would.
+			_ = c.SetLinger(0)
+			c.Close()
+			continue
+		}
 		p.wg.Add(1)
 		go p.handleTCP(c)
 	}
+}
+
+// pause waits d, or reports false once the proxy is closed.
+func (p *Proxy) pause(d time.Duration) bool {
+	if p.sleep != nil {
+		return p.sleep(d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// admit counts a new client connection, or refuses it when the port holds
+// MaxConns already. The first refusal of a streak is logged.
+func (p *Proxy) admit() bool {
+	if p.active.Add(1) <= int64(p.spec.MaxConns) {
+		if p.limited.CompareAndSwap(true, false) {
+			p.log.Warn("connection limit no longer reached", "limit", p.spec.MaxConns, "refused", p.refused.Load())
+		}
+		return true
+	}
+	p.active.Add(-1)
+	p.refused.Add(1)
+	if p.limited.CompareAndSwap(false, true) {
+		p.log.Warn("connection limit reached, refusing new connections", "limit", p.spec.MaxConns)
+	}
+	return false
 }
 
 // handleTCP connects client to the first usable backend that accepts, in
 // round-robin order, and splices the two until both directions end.
 func (p *Proxy) handleTCP(client *net.TCPConn) {
 	defer p.wg.Done()
+	defer p.active.Add(-1)
 	up, b := p.dialTCP()
 	if up == nil {
 		// Nothing accepted: closing is all a client can be told.
@@ -105,9 +169,9 @@ func (f *tcpFlow) splice() {
 // (FIN) and lets the other direction go on; on an error (reset, closed by a
 // drain) it closes both so that the other direction ends too.
 func (f *tcpFlow) pipe(dst, src *net.TCPConn) {
-	// ReadFrom between two *net.TCPConn is where Go uses splice(2) on Linux:
-	// the bytes move through a kernel pipe and never reach user space.
-	if _, err := dst.ReadFrom(src); err != nil {
+	// splice(2): the bytes move through a kernel pipe and never reach
+	// user space.
+	if err := spliceConn(dst, src); err != nil {
 		f.close()
 		return
 	}

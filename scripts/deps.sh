@@ -10,7 +10,6 @@ packages=(
 	libseccomp-dev     # build tag seccomp (Docker's default profile)
 	busybox-static     # the offline base of test and sample images
 	iproute2           # ip netns / link checks in tests
-	nftables           # outbound NAT for bridge networks
 	util-linux         # unshare, nsenter, mount
 	ca-certificates
 	make

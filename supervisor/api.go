@@ -3,6 +3,9 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"runtime/debug"
 	"sync"
@@ -27,6 +30,9 @@ type UpRequest struct {
 	// RenewAnonVolumes (-V) gives recreated containers new anonymous
 	// volumes instead of their predecessors'.
 	RenewAnonVolumes bool `json:"renew_anon_volumes,omitempty"`
+	// MaxReplicas is the CLI's replica ceiling (model.MaxReplicas); zero
+	// means the supervisor's own.
+	MaxReplicas int `json:"max_replicas,omitempty"`
 }
 
 // DownRequest asks the supervisor to stop and remove the model.
@@ -53,7 +59,6 @@ type ContainersRequest struct {
 	Index    int            `json:"index,omitempty"`    // a replica number, 0 for all
 	Timeout  *time.Duration `json:"timeout,omitempty"`
 	Signal   string         `json:"signal,omitempty"`
-	Force    bool           `json:"force,omitempty"`
 	Stop     bool           `json:"stop,omitempty"`
 	Volumes  bool           `json:"volumes,omitempty"` // rm -v: anonymous volumes too
 }
@@ -71,20 +76,20 @@ func (s *Supervisor) handler() http.Handler {
 		s.track(func() {
 			recs := []Record{}
 			for _, c := range s.list() {
-				recs = append(recs, c.record())
+				recs = append(recs, c.snapshot())
 			}
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(recs)
 		})
 	})
-	mux.HandleFunc("POST /up", streamed(s, func(ctx context.Context, req UpRequest, progress func(Event)) error {
+	mux.HandleFunc("POST /up", streamed(s, opUp, func(ctx context.Context, req UpRequest, progress func(Event)) error {
 		return s.up(ctx, req, progress)
 	}))
-	mux.HandleFunc("POST /down", streamed(s, func(ctx context.Context, req DownRequest, progress func(Event)) error {
+	mux.HandleFunc("POST /down", streamed(s, opDown, func(ctx context.Context, req DownRequest, progress func(Event)) error {
 		return s.down(ctx, req, progress)
 	}))
 	for _, op := range []string{"start", "stop", "restart", "kill", "rm", "pause", "unpause"} {
-		mux.HandleFunc("POST /"+op, streamed(s, func(ctx context.Context, req ContainersRequest, progress func(Event)) error {
+		mux.HandleFunc("POST /"+op, streamed(s, opOther, func(ctx context.Context, req ContainersRequest, progress func(Event)) error {
 			return s.containersOp(ctx, op, req, progress)
 		}))
 	}
@@ -134,9 +139,14 @@ func (s *Supervisor) handler() http.Handler {
 }
 
 // track counts a request as in flight, so that the supervisor does not exit
-// under it.
+// under it. A request that comes once the supervisor has decided to exit
+// gets no answer at all: the client sends it again, to the next supervisor.
 func (s *Supervisor) track(fn func()) {
 	s.mu.Lock()
+	if s.exiting {
+		s.mu.Unlock()
+		panic(http.ErrAbortHandler)
+	}
 	s.busy++
 	s.mu.Unlock()
 	defer func() {
@@ -154,10 +164,34 @@ func (s *Supervisor) track(fn func()) {
 	fn()
 }
 
+// opKind says how a streamed operation relates to the others.
+type opKind int
+
+const (
+	opOther opKind = iota
+	// opUp ends when its client goes away or a down comes: an up of many
+	// replicas would otherwise go on creating for minutes.
+	opUp
+	// opDown cancels the ups in flight before it waits for its turn.
+	opDown
+)
+
+// Why an up was cancelled, as its error says.
+var (
+	errClientGone = errors.New("up cancelled: the client went away")
+	errDownCame   = errors.New("up cancelled by down")
+)
+
+// progressWriteTimeout bounds one write of a progress line: a client that
+// stops reading must not hold the operation lock.
+const progressWriteTimeout = 10 * time.Second
+
 // streamed decodes a request of type T, runs fn, and streams its progress
-// events and its outcome as JSON lines. The operation goes on if the client
-// goes away: a half-done `up` or `down` is worse than an unread answer.
-func streamed[T any](s *Supervisor, fn func(context.Context, T, func(Event)) error) http.HandlerFunc {
+// events and its outcome as JSON lines. Except for up, the operation goes on
+// if the client goes away: a half-done down is worse than an unread answer.
+// An up stops at its next step (a container being created is finished or
+// rolled back) and leaves what it made for a later up or down.
+func streamed[T any](s *Supervisor, kind opKind, fn func(context.Context, T, func(Event)) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.track(func() {
 			var req T
@@ -165,9 +199,25 @@ func streamed[T any](s *Supervisor, fn func(context.Context, T, func(Event)) err
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
+			// The server watches for the client's going away once the
+			// body has been read to its end.
+			_, _ = io.Copy(io.Discard, r.Body)
+			ctx := s.ctx
+			switch kind {
+			case opUp:
+				var cancel context.CancelCauseFunc
+				ctx, cancel = context.WithCancelCause(s.ctx)
+				defer cancel(nil)
+				stop := context.AfterFunc(r.Context(), func() { cancel(errClientGone) })
+				defer stop()
+				defer s.trackUp(cancel)()
+			case opDown:
+				s.cancelUps(errDownCame)
+			}
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			w.WriteHeader(http.StatusOK)
 			flush(w)
+			rc := http.NewResponseController(w)
 			var mu sync.Mutex
 			enc := json.NewEncoder(w)
 			gone := false
@@ -180,24 +230,68 @@ func streamed[T any](s *Supervisor, fn func(context.Context, T, func(Event)) err
 				if gone {
 					return
 				}
-				if enc.Encode(message{Event: &e}) != nil {
+				_ = rc.SetWriteDeadline(time.Now().Add(progressWriteTimeout))
+				if enc.Encode(message{Event: &e}) != nil || rc.Flush() != nil {
 					gone = true
-					return
 				}
-				flush(w)
 			}
-			s.opMu.Lock()
-			err := fn(s.ctx, req, progress)
-			s.opMu.Unlock()
+			var err error
+			select {
+			case s.opLock <- struct{}{}:
+				if err = context.Cause(ctx); err == nil {
+					err = fn(ctx, req, progress)
+				}
+				<-s.opLock
+			case <-ctx.Done():
+				err = context.Cause(ctx)
+			}
+			if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
+				// What a cancelled step reports (a killed command, a
+				// cancelled context) matters less than why.
+				if errors.Is(err, context.Canceled) {
+					err = cause
+				} else {
+					err = fmt.Errorf("%w (%v)", cause, err)
+				}
+			}
 			m := message{Done: true}
 			if err != nil {
 				m.Error = err.Error()
+				// The CLI may be gone: the supervisor's log and `berth
+				// events` keep the failure too.
+				s.logf("%s failed: %v", r.URL.Path[1:], err)
+				s.emit(Event{Action: "error", Message: r.URL.Path[1:] + ": " + err.Error()})
 			}
 			mu.Lock()
+			_ = rc.SetWriteDeadline(time.Now().Add(progressWriteTimeout))
 			_ = enc.Encode(m)
 			flush(w)
 			mu.Unlock()
 		})
+	}
+}
+
+// trackUp records the cancel function of an up in flight, for a down to
+// call; the function returned forgets it.
+func (s *Supervisor) trackUp(cancel context.CancelCauseFunc) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextUp++
+	id := s.nextUp
+	s.ups[id] = cancel
+	return func() {
+		s.mu.Lock()
+		delete(s.ups, id)
+		s.mu.Unlock()
+	}
+}
+
+// cancelUps cancels every up in flight or waiting for its turn.
+func (s *Supervisor) cancelUps(cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cancel := range s.ups {
+		cancel(cause)
 	}
 }
 

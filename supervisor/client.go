@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/berthrun/berth/internal/fault"
 )
 
 // Client talks to a project's supervisor.
@@ -28,17 +30,52 @@ type Client struct {
 
 // Connect reaches the project's supervisor, starting one (the berth binary
 // re-executed as `berth __supervise`, in its own session) when none runs.
+//
+// Two CLIs may spawn one each at once: the one that loses the project's lock
+// exits at once, and its CLI reaches the winner as soon as it listens (or
+// spawns again if the holder was a supervisor on its way out).
 func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
-	c := newClient(paths, proj)
-	if c.alive(ctx) {
-		return c, nil
-	}
-	ready, err := spawn(paths, proj)
-	if err != nil {
+	if err := paths.CheckProject(proj); err != nil {
 		return nil, err
 	}
-	// The new supervisor says when it listens; if it exits instead (another
-	// one won the project's lock), the winner is reached by polling.
+	c := newClient(paths, proj)
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; ; attempt++ {
+		if c.alive(ctx) {
+			return c, nil
+		}
+		if attempt == 3 || time.Now().After(deadline) {
+			return nil, fmt.Errorf("the supervisor of project %q did not start: %s", proj, lastLines(paths.Log(proj), 5))
+		}
+		ready, err := spawn(paths, proj)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := waitReady(ctx, ready)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return c, nil
+		}
+		// It exited: another supervisor holds the lock. It listens once it
+		// has adopted the project's containers.
+		for time.Now().Before(deadline) && lockHeld(paths.Lock(proj)) {
+			if c.alive(ctx) {
+				return c, nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// waitReady waits for a spawned supervisor's readiness byte: true when it
+// listens, false when it exited without listening.
+func waitReady(ctx context.Context, ready *os.File) (bool, error) {
 	readyc := make(chan bool, 1)
 	go func() {
 		defer ready.Close()
@@ -50,28 +87,47 @@ func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 	defer deadline.Stop()
 	select {
 	case ok := <-readyc:
-		if ok {
-			return c, nil
-		}
+		return ok, nil
 	case <-deadline.C:
+		return false, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return false, ctx.Err()
 	}
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if c.alive(ctx) {
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("the supervisor of project %q did not start: %s", proj, lastLines(paths.Log(proj), 5))
 }
 
 // Running returns a client when the project's supervisor is up, else nil.
 func Running(ctx context.Context, paths Paths, proj string) *Client {
+	if paths.CheckProject(proj) != nil {
+		return nil
+	}
 	c := newClient(paths, proj)
-	if c.alive(ctx) {
+	if c.reach(ctx) {
 		return c
 	}
 	return nil
+}
+
+// busyWait bounds the wait for a supervisor that holds the project's lock
+// but takes no connection yet (starting, adopting).
+const busyWait = 15 * time.Second
+
+// reach reports whether the project's supervisor can be reached, waiting up
+// to busyWait for one that holds the project's lock but does not listen yet.
+func (c *Client) reach(ctx context.Context) bool {
+	deadline := time.Now().Add(busyWait)
+	for {
+		if c.alive(ctx) {
+			return true
+		}
+		if !lockHeld(c.paths.Lock(c.project)) || time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func newClient(paths Paths, proj string) *Client {
@@ -86,16 +142,18 @@ func newClient(paths Paths, proj string) *Client {
 	return &Client{paths: paths, project: proj, http: &http.Client{Transport: tr}}
 }
 
+// alive reports whether a supervisor listens on the project's socket. A
+// connection made is enough: the kernel queues it even while the
+// supervisor is too busy to answer, and a request with a timeout took a
+// busy supervisor for a dead one.
 func (c *Client) alive(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://berth/ps", nil)
-	resp, err := c.http.Do(req)
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "unix", c.paths.Socket(c.project))
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	conn.Close()
+	return true
 }
 
 // spawn starts a detached supervisor for the project. It returns the read
@@ -110,6 +168,11 @@ func spawn(paths Paths, proj string) (*os.File, error) {
 	}
 	if err := os.MkdirAll(paths.ProjectRunDir(proj), 0o700); err != nil {
 		return nil, err
+	}
+	// The supervisor's stderr goes to its log too (what it prints when it
+	// cannot run): keep that under the log's cap as well.
+	if fi, err := os.Stat(paths.Log(proj)); err == nil && fi.Size() >= logMaxSize {
+		_ = os.Rename(paths.Log(proj), paths.Log(proj)+".1")
 	}
 	logf, err := os.OpenFile(paths.Log(proj), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -131,6 +194,9 @@ func spawn(paths Paths, proj string) (*os.File, error) {
 		r.Close()
 		return nil, fmt.Errorf("starting the supervisor: %w", err)
 	}
+	// The fault hook arms the first supervisor only: one spawned again to
+	// retry the request must get through.
+	os.Unsetenv(fault.Env)
 	// The supervisor outlives us; its parent becomes init (or our subreaper).
 	return r, cmd.Process.Release()
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/berthrun/berth/engine/logs"
 	"github.com/berthrun/berth/engine/runtime"
+	"github.com/berthrun/berth/internal/fault"
 )
 
 // container is one container as its supervisor holds it. Its record is the
@@ -38,6 +40,16 @@ type container struct {
 	// runStdinR the read end until the process holds it (see run.go).
 	runStdin, runStdinR *os.File
 	removed             chan struct{} // closed once an auto-removed container is gone
+
+	saved atomic.Pointer[Record] // what save wrote last, for snapshot
+}
+
+// newContainer holds rec, which is on disk as it is.
+func newContainer(s *Supervisor, rec *Record) *container {
+	c := &container{s: s, rec: rec}
+	r := *rec
+	c.saved.Store(&r)
+	return c
 }
 
 func (c *container) record() Record {
@@ -53,14 +65,29 @@ func (c *container) isLeaving() bool {
 	return c.leaving
 }
 
+// snapshot returns the record as last saved, without waiting for c.mu,
+// which a start or a removal holds for as long as it takes: ps must answer
+// meanwhile.
+func (c *container) snapshot() Record {
+	if r := c.saved.Load(); r != nil {
+		return *r
+	}
+	return c.record()
+}
+
 func (c *container) save() error {
+	r := *c.rec
+	c.saved.Store(&r)
 	return saveRecord(c.s.paths, c.rec)
 }
 
 // start runs the container: a fresh libcontainer container from the spec
 // in the record (a stopped one cannot be started again), its output drained
-// into the log file, and a goroutine waiting for its exit.
-func (c *container) start() error {
+// into the log file, and a goroutine waiting for its exit. op names the
+// operation for the fault hook's steps: "start", or "restart" for a restart
+// policy's. A start that fails leaves the container exited with the error
+// in its record, never half started.
+func (c *container) start(op string) (err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctr != nil {
@@ -70,11 +97,24 @@ func (c *container) start() error {
 		c.restartT.Stop()
 		c.restartT = nil
 	}
+	defer func() {
+		if err != nil && c.ctr == nil {
+			c.rec.State.Status = StatusExited
+			c.rec.State.Pid = 0
+			c.rec.State.Error = err.Error()
+			c.rec.State.ExitCode = startFailureCode(err)
+			c.rec.State.FinishedAt = time.Now().UTC()
+			if serr := c.save(); serr != nil {
+				c.s.logf("container %s: saving record: %v", c.rec.Name, serr)
+			}
+		}
+	}()
 	p := c.s.paths
 	stdout, stderr, err := logs.MakeFIFOs(p.FIFODir(c.rec.ID))
 	if err != nil {
 		return err
 	}
+	fault.Point(op + ".after-fifos")
 	if c.logFile == nil {
 		opts, err := logs.ParseOptions(c.rec.Config.Logging.Options)
 		if err != nil {
@@ -104,14 +144,17 @@ func (c *container) start() error {
 		defer func() { c.runStdinR.Close(); c.runStdinR = nil }() // the process holds its own copy
 	}
 	spec.CgroupParent = p.CgroupParent()
-	// A previous run may have left libcontainer state if its supervisor died.
-	if old, err := runtime.Load(p.RuntimeRoot(), c.rec.ID); err == nil {
-		_ = old.Destroy()
+	// A previous run may have left libcontainer state, whole or not (a
+	// supervisor killed inside Create or Start leaves a state directory
+	// without state.json), processes and cgroups.
+	if err := runtime.Purge(p.RuntimeRoot(), p.CgroupParent(), c.rec.ID); err != nil {
+		return fmt.Errorf("cleaning up an earlier run: %w", err)
 	}
 	ctr, warnings, err := runtime.Create(p.RuntimeRoot(), spec)
 	if err != nil {
 		return err
 	}
+	fault.Point(op + ".after-runtime-create")
 	for _, w := range warnings {
 		c.s.logf("container %s: %s", c.rec.Name, w)
 	}
@@ -121,13 +164,9 @@ func (c *container) start() error {
 	if err := ctr.Start(); err != nil {
 		close(runExited)
 		_ = ctr.Destroy()
-		c.rec.State.Status = StatusExited
-		c.rec.State.Error = err.Error()
-		c.rec.State.ExitCode = startFailureCode(err)
-		c.rec.State.FinishedAt = time.Now().UTC()
-		_ = c.save()
 		return err
 	}
+	fault.Point(op + ".after-run")
 	c.ctr = ctr
 	c.exited = exited
 	if console := ctr.Console(); console != nil {
@@ -144,6 +183,7 @@ func (c *container) start() error {
 	if err := c.save(); err != nil {
 		c.s.logf("container %s: saving record: %v", c.rec.Name, err)
 	}
+	fault.Point(op + ".after-record")
 	c.s.emit(Event{Action: "start", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID})
 	go c.wait(ctr, exited, runExited)
 	c.s.startHealth(c)
@@ -153,39 +193,66 @@ func (c *container) start() error {
 }
 
 // adopt takes over a container that a previous supervisor started: it is
-// waited on by pidfd, so its exit is seen but its code stays unknown.
+// waited on by pidfd, so its exit is seen but its code stays unknown. What
+// the kernel shows wins over the record: a container whose supervisor died
+// between starting it and recording that is running; one that died meanwhile
+// has exited, and leftovers of its run are removed.
 func (c *container) adopt() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.s.paths
 	ctr, err := runtime.Load(p.RuntimeRoot(), c.rec.ID)
+	var st runtime.State
 	running := false
 	if err == nil {
-		if st, err := ctr.State(); err == nil && (st.Status == runtime.StatusRunning || st.Status == runtime.StatusPaused) {
+		if st, err = ctr.State(); err == nil && (st.Status == runtime.StatusRunning || st.Status == runtime.StatusPaused) {
 			running = true
 		}
 	}
 	if !running {
-		if err == nil {
-			_ = ctr.Destroy()
+		// A run that never got going (a supervisor killed inside Create or
+		// Start) leaves state without a process: it must not block the next.
+		if err := runtime.Purge(p.RuntimeRoot(), p.CgroupParent(), c.rec.ID); err != nil {
+			c.s.fail(c, "adopt", err)
 		}
-		if c.rec.State.Status == StatusRunning || c.rec.State.Status == StatusPaused || c.rec.State.Status == StatusRestarting {
+		switch c.rec.State.Status {
+		case StatusRunning, StatusPaused:
 			// It ended while nobody was its parent.
 			c.rec.State.Status = StatusExited
 			c.rec.State.ExitUnknown = true
 			c.rec.State.ExitCode = -1
 			c.rec.State.Pid = 0
+			c.rec.State.Health = ""
 			c.rec.State.FinishedAt = time.Now().UTC()
-			_ = c.save()
 			// A restart policy holds across supervisors, as across daemon
 			// restarts for docker.
 			c.maybeRestart(time.Since(c.rec.State.StartedAt))
+			_ = c.save()
 			c.s.afterExit(c)
+		case StatusRestarting:
+			// The exit was counted when the restart was scheduled; the
+			// supervisor died before it happened. Restart without counting
+			// it again.
+			c.rec.State.Pid = 0
+			c.scheduleRestart(backoffStart)
+			_ = c.save()
 		}
 		if c.rec.AutoRemove {
 			go c.s.autoRemove(c) // a run --rm that ended meanwhile
 		}
 		return
+	}
+	if c.rec.State.Status != StatusRunning && c.rec.State.Status != StatusPaused {
+		// Started, but its supervisor died before the record said so.
+		c.rec.State.Status = StatusRunning
+		if st.Status == runtime.StatusPaused {
+			c.rec.State.Status = StatusPaused
+		}
+		c.rec.State.Pid = st.Pid
+		c.rec.State.Error = ""
+		c.rec.State.StartedAt = time.Now().UTC()
+		c.rec.State.Health = c.initialHealth()
+		_ = c.save()
 	}
 	stdout, stderr, err := logs.MakeFIFOs(p.FIFODir(c.rec.ID))
 	if err == nil && c.logFile == nil {
@@ -252,7 +319,10 @@ func (c *container) wait(ctr *runtime.Container, exited, runExited chan struct{}
 	}
 	close(runExited)
 	c.capture.Wait()
-	_ = ctr.Destroy()
+	fault.Point("exit.before-record")
+	if derr := ctr.Destroy(); derr != nil {
+		c.s.fail(c, "cleanup", derr)
+	}
 
 	c.mu.Lock()
 	c.ctr = nil
@@ -268,12 +338,17 @@ func (c *container) wait(ctr *runtime.Container, exited, runExited chan struct{}
 	if err != nil {
 		s.Error = err.Error()
 	}
-	_ = c.save()
+	// The exit and the restart it causes are saved at once: a supervisor
+	// killed in between must not lose the restart.
+	c.maybeRestart(ran)
+	if err := c.save(); err != nil {
+		c.s.fail(c, "saving record", err)
+	}
 	c.s.serving(c.rec, false)
 	ev := Event{Action: "die", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID, ExitCode: st.Code}
-	c.maybeRestart(ran)
 	close(exited)
 	c.mu.Unlock()
+	fault.Point("exit.after-record")
 	c.s.emit(ev)
 	c.s.afterExit(c)
 	if c.rec.AutoRemove {
@@ -282,17 +357,28 @@ func (c *container) wait(ctr *runtime.Container, exited, runExited chan struct{}
 }
 
 // maybeRestart applies the restart policy to a run that just ended after
-// ran: it schedules a start after the backoff. c.mu is held.
+// ran: it counts the restart and schedules a start after the backoff. The
+// caller saves the record; c.mu is held.
 func (c *container) maybeRestart(ran time.Duration) {
-	policy, _ := parseRestart(c.rec.Config.Restart)
+	policy, err := parseRestart(c.rec.Config.Restart)
+	if err != nil {
+		// The loader refuses such a policy; a record written by an older
+		// berth may still hold one. Say so rather than restart silently never.
+		c.s.logf("container %s: %v; not restarting", c.rec.Name, err)
+	}
 	if !policy.shouldRestart(c.rec.State) {
 		return
 	}
 	c.backoff = nextBackoff(c.backoff, ran)
 	c.rec.State.Status = StatusRestarting
 	c.rec.State.RestartCount++
-	_ = c.save()
-	c.restartT = time.AfterFunc(c.backoff, func() {
+	c.scheduleRestart(c.backoff)
+}
+
+// scheduleRestart starts a restarting container after delay, unless it is
+// stopped meanwhile; c.mu is held.
+func (c *container) scheduleRestart(delay time.Duration) {
+	c.restartT = time.AfterFunc(delay, func() {
 		c.mu.Lock()
 		stillWanted := c.rec.State.Status == StatusRestarting
 		c.restartT = nil
@@ -300,8 +386,9 @@ func (c *container) maybeRestart(ran time.Duration) {
 		if !stillWanted {
 			return
 		}
-		if err := c.start(); err != nil {
-			c.s.logf("container %s: restart: %v", c.rec.Name, err)
+		fault.Point("restart.before-start")
+		if err := c.start("restart"); err != nil {
+			c.s.fail(c, "restart", err)
 			return
 		}
 		c.s.emit(Event{Action: "restart", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID})
@@ -339,16 +426,27 @@ func (c *container) stop(ctx context.Context, grace *time.Duration) error {
 	if st, err := ctr.State(); err == nil && st.Status == runtime.StatusPaused {
 		_ = ctr.Resume() // a frozen process cannot handle its signal
 	}
+	fault.Point("stop.before-signal")
 	if err := ctr.Stop(ctx, sig, g); err != nil {
 		return err
 	}
+	// The init is gone; recording its end (logs drained, state destroyed)
+	// is bounded too, so that no caller holds the operation lock for ever.
+	t := time.NewTimer(exitRecordWait)
+	defer t.Stop()
 	select {
 	case <-exited:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("container %s: its exit was not recorded within %v", c.rec.Name, exitRecordWait)
 	}
 	return nil
 }
+
+// exitRecordWait bounds how long stop waits, once the init is gone, for
+// the container's exit to be recorded.
+const exitRecordWait = 30 * time.Second
 
 // kill sends sig to the container's init. As with docker, a fatal signal
 // (SIGKILL or the stop signal) suspends the restart policy until the next
@@ -368,9 +466,11 @@ func (c *container) kill(sig syscall.Signal) error {
 	return ctr.Signal(sig)
 }
 
-// remove deletes everything of the container: its libcontainer state, its
-// rootfs, its FIFOs, its record and its logs, and releases its volumes
-// (removing its anonymous ones with removeAnon). It must be stopped first.
+// remove deletes everything of the container: its libcontainer state and
+// cgroups, its rootfs, its FIFOs, its network, its record and its logs, and
+// releases its volumes (removing its anonymous ones with removeAnon). It must
+// be stopped first. The record says "removing" before anything goes, so a
+// supervisor killed half way finishes the removal when it adopts.
 func (c *container) remove(removeAnon bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -381,21 +481,19 @@ func (c *container) remove(removeAnon bool) error {
 		c.restartT.Stop()
 		c.restartT = nil
 	}
-	c.rec.State.Status = StatusDead
 	var errs []error
 	if c.logFile != nil {
 		errs = append(errs, c.logFile.Close())
 		c.logFile = nil
 	}
-	_, verr := c.s.volumes.ReleaseAll(c.rec.ID, removeAnon)
-	c.s.unpublishContainer(c.rec.ID)
-	errs = append(errs,
-		verr,
-		c.s.teardownNetwork(c.rec),
-		c.s.images.RemoveRootfs(c.rec.ID),
-		os.RemoveAll(c.s.paths.FIFODir(c.rec.ID)),
-		removeRecord(c.s.paths, c.rec.ID),
-	)
+	c.rec.State.Status = StatusRemoving
+	c.rec.State.RemoveVolumes = removeAnon
+	if err := c.save(); err != nil {
+		return err
+	}
+	fault.Point("remove.intent")
+	errs = append(errs, c.s.purge(c.rec, removeAnon, "remove"))
+	c.rec.State.Status = StatusDead
 	c.s.emit(Event{Action: "destroy", Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID})
 	return errors.Join(errs...)
 }

@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,7 +18,7 @@ import (
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/graph"
-	"github.com/berthrun/berth/netmgr"
+	"github.com/berthrun/berth/internal/fault"
 	"github.com/berthrun/berth/project/model"
 )
 
@@ -39,6 +39,9 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 			return fmt.Errorf("services.%s: container_name allows one container only, so the service cannot be scaled to %d", name, n)
 		}
 		svc.Replicas = n
+	}
+	if err := checkReplicas(m, req.MaxReplicas); err != nil {
+		return err
 	}
 	g, err := modelGraph(m)
 	if err != nil {
@@ -172,6 +175,25 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 	})
 }
 
+// checkReplicas holds every service of m to the replica ceiling: the
+// client's when it sent one, else the supervisor's own. The CLI checked
+// already; the supervisor checks before anything is made, whoever asks.
+func checkReplicas(m *model.Model, clientLimit int) error {
+	limit := clientLimit
+	if limit <= 0 {
+		var err error
+		if limit, err = model.MaxReplicas(); err != nil {
+			return err
+		}
+	}
+	for i := range m.Services {
+		if err := model.CheckReplicas(m.Services[i].Name, m.Services[i].Replicas, limit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // convergePlan is what up decided for one service beyond its own changes.
 type convergePlan struct {
 	force   bool // recreate even if unchanged
@@ -259,9 +281,15 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 
 	var changed atomic.Bool
 	eg, ctx := errgroup.WithContext(ctx)
+	// A few replicas at a time: each costs a CPU-bound container start, and
+	// a cancelled up (its client gone, a down) stops at the next one.
+	eg.SetLimit(replicaConcurrency())
 	for _, n := range numbers {
 		c := byNumber[n]
 		eg.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			var inherit map[string]string
 			if c != nil {
 				diverged := c.rec.Hash != svc.Hash || c.rec.ImageID != img.ID
@@ -281,6 +309,7 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 				var err error
 				progress(Event{Action: "Creating", Container: model.ContainerName(s.project, svc, n), Service: svc.Name})
 				if c, err = s.create(ctx, &req.Model, svc, img, n, inherit); err != nil {
+					s.failed(model.ContainerName(s.project, svc, n), svc.Name, "create", err)
 					return err
 				}
 				progress(ev(c, "Created"))
@@ -300,7 +329,15 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 			return startAsked(c, progress)
 		})
 	}
-	return changed.Load(), eg.Wait()
+	// eg.Wait first: the replicas' goroutines set changed.
+	err := eg.Wait()
+	return changed.Load(), err
+}
+
+// replicaConcurrency is how many replicas of one service are converged at
+// once: enough to keep the CPUs busy while one waits on I/O.
+func replicaConcurrency() int {
+	return max(4, 2*runtime.NumCPU())
 }
 
 // startAsked starts c because a command asked for it: a restart policy
@@ -310,7 +347,8 @@ func startAsked(c *container, progress func(Event)) error {
 	c.mu.Lock()
 	c.rec.State.StoppedByUser = false
 	c.mu.Unlock()
-	if err := c.start(); err != nil {
+	if err := c.start("start"); err != nil {
+		c.s.fail(c, "start", err)
 		return fmt.Errorf("container %s: %w", c.rec.Name, err)
 	}
 	progress(ev(c, "Started"))
@@ -321,59 +359,62 @@ func ev(c *container, action string) Event {
 	return Event{Action: action, Container: c.rec.Name, Service: c.rec.Service, ID: c.rec.ID}
 }
 
-// create makes replica n of svc: its rootfs, its spec and its record.
+// create makes replica n of svc: its rootfs, volumes, network, ports, spec
+// and record. The record is written first, as an intent ("creating"): a
+// supervisor killed at any later step leaves objects that the next one
+// finds by the container's ID and removes (see finishIntents).
 func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Service, img *image.Image, n int, inherit map[string]string) (_ *container, err error) {
 	id := newID()
-	rootfs, err := s.images.Mount(ctx, id, svc.Image)
-	if err != nil {
-		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
-	}
-	dir := s.paths.ContainerDir(id)
-	defer func() {
-		if err != nil {
-			_, _ = s.volumes.ReleaseAll(id, len(inherit) == 0)
-			_ = s.images.RemoveRootfs(id)
-			_ = os.RemoveAll(dir)
-		}
-	}()
-	mounts, err := s.prepareMounts(m, svc, img, id, rootfs, inherit)
-	if err != nil {
-		return nil, err
-	}
 	name := model.ContainerName(s.project, svc, n)
-	ns, err := s.setupNetwork(ctx, svc, id, name, hostnameOf(svc, id))
-	if err != nil {
-		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
-	}
-	defer func() {
-		if err != nil && ns.owned {
-			_ = s.net.DetachAll(context.Background(), id)
-			_ = netmgr.RemoveNetNS(ns.netns)
-		}
-	}()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
 	rec := &Record{
-		ID:      id,
-		Name:    name,
-		Project: s.project,
-		Service: svc.Name,
-		Number:  n,
-		Image:   svc.Image,
-		ImageID: img.ID,
-		Hash:    svc.Hash,
-		Created: time.Now().UTC(),
-		Config:  *svc,
+		ID:              id,
+		Name:            name,
+		Project:         s.project,
+		Service:         svc.Name,
+		Number:          n,
+		Image:           svc.Image,
+		ImageID:         img.ID,
+		Hash:            svc.Hash,
+		Created:         time.Now().UTC(),
+		Config:          *svc,
+		InheritsVolumes: len(inherit) > 0,
 	}
 	rec.Labels = containerLabels(s.project, svc, n, img)
 	rec.Labels[model.LabelWorkingDir] = m.WorkingDir
 	rec.Labels[model.LabelConfigFiles] = strings.Join(m.ConfigFiles, ",")
-	rec.Endpoints = ns.endpoints
-	if err := s.publishContainer(ctx, svc, rec); err != nil {
-		s.unpublishContainer(id)
+	rec.State.Status = StatusCreating
+	if err := createRecord(s.paths, rec); err != nil {
+		return nil, err
+	}
+	fault.Point("create.intent")
+	defer func() {
+		if err != nil {
+			if perr := s.purge(rec, len(inherit) == 0, ""); perr != nil {
+				s.logf("container %s: undoing its create: %v", name, perr)
+			}
+		}
+	}()
+	rootfs, err := s.images.Mount(ctx, id, svc.Image)
+	if err != nil {
 		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
 	}
+	fault.Point("create.after-rootfs")
+	mounts, err := s.prepareMounts(m, svc, img, id, rootfs, inherit)
+	if err != nil {
+		return nil, err
+	}
+	fault.Point("create.after-volumes")
+	ns, err := s.setupNetwork(ctx, svc, id, name, hostnameOf(svc, id))
+	if err != nil {
+		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
+	}
+	fault.Point("create.after-network")
+	dir := s.paths.ContainerDir(id)
+	rec.Endpoints = ns.endpoints
+	if err := s.publishContainer(ctx, svc, rec); err != nil {
+		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
+	}
+	fault.Point("create.after-ports")
 	spec, warnings, err := containerSpec(rec, svc, img, rootfs, dir, ns)
 	if err != nil {
 		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
@@ -395,10 +436,13 @@ func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Serv
 	if err := saveRecord(s.paths, rec); err != nil {
 		return nil, err
 	}
-	c := &container{s: s, rec: rec}
+	fault.Point("create.after-record")
+	c := newContainer(s, rec)
 	s.add(c)
 	if ns.owned {
-		s.serveDNS(ctx, rec)
+		// The container exists now: its DNS is set up even if this up
+		// is being cancelled.
+		s.serveDNS(s.ctx, rec)
 	}
 	s.emit(ev(c, "create"))
 	return c, nil
@@ -513,6 +557,7 @@ func (s *Supervisor) stopAndRemove(ctx context.Context, c *container, grace *tim
 	if c.running() {
 		progress(ev(c, "Stopping"))
 		if err := c.stop(ctx, grace); err != nil {
+			s.fail(c, "stop", err)
 			return fmt.Errorf("stopping %s: %w", c.rec.Name, err)
 		}
 		progress(ev(c, "Stopped"))
@@ -529,6 +574,7 @@ func (s *Supervisor) stopAndRemove(ctx context.Context, c *container, grace *tim
 	err := c.remove(removeAnon)
 	s.forget(c)
 	if err != nil {
+		s.fail(c, "remove", err)
 		return fmt.Errorf("removing %s: %w", c.rec.Name, err)
 	}
 	progress(ev(c, "Removed"))
@@ -615,7 +661,11 @@ func (s *Supervisor) down(ctx context.Context, req DownRequest, progress func(Ev
 	if err != nil {
 		return err
 	}
-	networks := append(req.NetworkNames, s.projectNetworks()...)
+	used, err := ProjectNetworks(s.net, s.project)
+	if err != nil {
+		return err
+	}
+	networks := append(req.NetworkNames, used...)
 	for _, c := range cs {
 		for _, e := range c.rec.Endpoints {
 			networks = append(networks, e.Network)

@@ -9,7 +9,7 @@ import (
 // `up` prints it and `berth events` streams it.
 type Event struct {
 	Time      time.Time `json:"time"`
-	Action    string    `json:"action"` // create, start, die, stop, kill, restart, destroy, health_status, pause, unpause
+	Action    string    `json:"action"` // create, start, die, stop, kill, restart, destroy, health_status, pause, unpause, error (Message says what failed)
 	Container string    `json:"container,omitempty"`
 	Service   string    `json:"service,omitempty"`
 	ID        string    `json:"id,omitempty"`

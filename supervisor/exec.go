@@ -28,6 +28,9 @@ type ExecRequest struct {
 	Tty       bool     `json:"tty,omitempty"`
 	// Stdin relays the CLI's input; without it the process reads /dev/null.
 	Stdin bool `json:"stdin,omitempty"`
+	// Detach starts the command and answers at once (`exec -d`): the
+	// command outlives the connection, its stdio the container's /dev/null.
+	Detach bool `json:"detach,omitempty"`
 	// Rows and Cols are the terminal's size at the start (Tty).
 	Rows uint16 `json:"rows,omitempty"`
 	Cols uint16 `json:"cols,omitempty"`
@@ -105,9 +108,21 @@ func (s *Supervisor) serveExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	fw := stream.NewWriter(conn)
+	if req.Detach {
+		// Started, not waited for: neither the CLI's going away nor the
+		// supervisor's stopping ends it; the container's end does.
+		spec.Detach = true
+		code, err := ctr.Exec(context.Background(), spec)
+		st := stream.ExitStatus{Code: code}
+		if err != nil {
+			st.Error = err.Error()
+		}
+		_ = fw.Exit(st)
+		return
+	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	fw := stream.NewWriter(conn)
 	spec.Stdout = fw.Stream(stream.Stdout)
 	if !req.Tty {
 		spec.Stderr = fw.Stream(stream.Stderr)

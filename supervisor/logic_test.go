@@ -186,3 +186,15 @@ func TestStartFailureCode(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckProject(t *testing.T) {
+	p := Paths{Root: "/r", RunRoot: "/run/x"}
+	for name, ok := range map[string]bool{
+		"app": true, "my_app-2": true,
+		"": false, ".": false, "..": false, "../../../var/tmp/x": false, "a/b": false, "A": false, "a\x00": false,
+	} {
+		if err := p.CheckProject(name); (err == nil) != ok {
+			t.Errorf("CheckProject(%q) = %v, want ok = %v", name, err, ok)
+		}
+	}
+}

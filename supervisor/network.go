@@ -222,18 +222,6 @@ func (s *Supervisor) setupNetwork(ctx context.Context, svc *model.Service, id, n
 	return ns, nil
 }
 
-// teardownNetwork removes a container's endpoints and namespace.
-func (s *Supervisor) teardownNetwork(r *Record) error {
-	s.dns.Remove(r.ID)
-	if r.Spec.NetNSPath != s.paths.NetNS(r.ID) {
-		return nil // host, or another container's namespace
-	}
-	return errors.Join(
-		s.net.DetachAll(context.Background(), r.ID),
-		netmgr.RemoveNetNS(r.Spec.NetNSPath),
-	)
-}
-
 // serveDNS starts answering at 127.0.0.11 inside the container's namespace.
 func (s *Supervisor) serveDNS(ctx context.Context, r *Record) {
 	if r.Spec.NetNSPath != s.paths.NetNS(r.ID) || len(r.Endpoints) == 0 {
@@ -275,17 +263,12 @@ func (s *Supervisor) serving(r *Record, up bool) {
 	}
 }
 
-// projectNetworks are the networks this project uses, from netmgr's records,
-// for a down without the compose file.
-func (s *Supervisor) projectNetworks() []string {
-	return ProjectNetworks(s.net, s.project)
-}
-
-// ProjectNetworks lists the networks that project uses.
-func ProjectNetworks(m *netmgr.Manager, project string) []string {
+// ProjectNetworks lists the networks that project uses, from netmgr's
+// records (a down without the compose file needs them).
+func ProjectNetworks(m *netmgr.Manager, project string) ([]string, error) {
 	nets, err := m.Networks()
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("networks of project %s: %w", project, err)
 	}
 	var out []string
 	for _, n := range nets {
@@ -296,5 +279,5 @@ func ProjectNetworks(m *netmgr.Manager, project string) []string {
 			}
 		}
 	}
-	return out
+	return out, nil
 }

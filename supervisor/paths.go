@@ -7,13 +7,27 @@ package supervisor
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"path/filepath"
+
+	"github.com/berthrun/berth/internal/names"
 )
 
 // Paths are berth's two roots and everything found under them.
 type Paths struct {
 	Root    string // persistent: images, volumes, container records and logs
 	RunRoot string // runtime: sockets, FIFOs, libcontainer state
+}
+
+// CheckProject refuses a project name that would not stay one directory
+// under the run root. The CLI checks names by compose's rule first; the
+// supervisor's entry points check again, so that no caller can reach
+// outside the roots through a name.
+func (p Paths) CheckProject(project string) error {
+	if err := names.PathElem(project); err != nil {
+		return fmt.Errorf("project %w", err)
+	}
+	return names.Project(project)
 }
 
 // ProjectRunDir holds a project's supervisor socket, lock and log.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -150,7 +151,8 @@ func (s *Supervisor) publishContainer(ctx context.Context, svc *model.Service, r
 
 func (s *Supervisor) openPublisher(ctx context.Context, key, service, ctr string, b PortBinding, grace time.Duration) error {
 	// A replica scaled away keeps its open connections for its grace period.
-	p := scale.NewProxy(scale.PortSpec{Protocol: b.Protocol, HostIP: b.HostIP, HostPort: b.HostPort, Name: "service " + service, DrainGrace: grace})
+	p := scale.NewProxy(scale.PortSpec{Protocol: b.Protocol, HostIP: b.HostIP, HostPort: b.HostPort,
+		Name: "service " + service, DrainGrace: grace, MaxConns: s.maxConns, Logger: s.proxyLog})
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
@@ -248,9 +250,9 @@ func (s *Supervisor) republish(ctx context.Context) {
 func (s *Supervisor) refreshBackends() {
 	type target struct {
 		id, service string
-		addr        string
 		healthy     bool
 		ip          string
+		run         string
 		oneOff      bool // run: only its own listeners
 	}
 	var targets []target
@@ -259,7 +261,8 @@ func (s *Supervisor) refreshBackends() {
 		if r.State.Status != StatusRunning || len(r.Endpoints) == 0 || c.isLeaving() {
 			continue
 		}
-		targets = append(targets, target{id: r.ID, service: r.Service, ip: r.Endpoints[0].IP.String(), healthy: r.State.Health != "unhealthy", oneOff: isOneOff(r.Labels)})
+		targets = append(targets, target{id: r.ID, service: r.Service, ip: r.Endpoints[0].IP.String(), healthy: r.State.Health != "unhealthy",
+			run: r.State.StartedAt.Format(time.RFC3339Nano), oneOff: isOneOff(r.Labels)})
 	}
 	s.ports.mu.Lock()
 	defer s.ports.mu.Unlock()
@@ -269,7 +272,7 @@ func (s *Supervisor) refreshBackends() {
 			if t.service != p.service || p.container != "" && p.container != t.id || p.container == "" && t.oneOff {
 				continue
 			}
-			backends = append(backends, scale.Backend{ID: t.id, Addr: net.JoinHostPort(t.ip, strconv.Itoa(int(p.binding.Target))), Healthy: t.healthy})
+			backends = append(backends, scale.Backend{ID: t.id, Addr: net.JoinHostPort(t.ip, strconv.Itoa(int(p.binding.Target))), Healthy: t.healthy, Run: t.run})
 		}
 		sort.Slice(backends, func(i, j int) bool { return backends[i].ID < backends[j].ID })
 		p.proxy.SetBackends(backends)
@@ -298,4 +301,23 @@ func (s *Supervisor) proxiedConns(id string) int {
 		}
 	}
 	return n
+}
+
+// MaxConnsEnv overrides the per-port connection limit of the proxy
+// (scale.DefaultMaxConns). The supervisor reads it when it starts, from the
+// environment of the command that started it.
+const MaxConnsEnv = "BERTH_PROXY_MAX_CONNS"
+
+// proxyMaxConns returns the per-port connection limit MaxConnsEnv asks
+// for, or 0 for the proxy's default.
+func proxyMaxConns() (int, error) {
+	v := os.Getenv(MaxConnsEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive number of connections", MaxConnsEnv, v)
+	}
+	return n, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berthrun/berth/engine/runtime"
@@ -45,6 +46,9 @@ type Record struct {
 	Endpoints []EndpointInfo `json:"endpoints,omitempty"`
 	// Ports are its published ports, with the host ports actually bound.
 	Ports []PortBinding `json:"ports,omitempty"`
+	// InheritsVolumes is set when the container took over its
+	// predecessor's anonymous volumes: undoing its create keeps them.
+	InheritsVolumes bool `json:"inherits_volumes,omitempty"`
 	// AutoRemove (run --rm) removes the container when its process exits.
 	AutoRemove bool `json:"auto_remove,omitempty"`
 
@@ -53,7 +57,7 @@ type Record struct {
 
 // State is a container's lifecycle, as `ps` shows it.
 type State struct {
-	Status     string    `json:"status"` // created, running, paused, restarting, exited, dead
+	Status     string    `json:"status"` // creating, created, running, paused, restarting, exited, removing, dead
 	Pid        int       `json:"pid,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitempty"`
 	FinishedAt time.Time `json:"finished_at,omitempty"`
@@ -68,10 +72,20 @@ type State struct {
 	// `stop` or `kill` ended.
 	StoppedByUser bool   `json:"stopped_by_user,omitempty"`
 	Error         string `json:"error,omitempty"`
+	// RemoveVolumes is set with the removing status when the removal takes
+	// the container's anonymous volumes too (rm -v, down -v).
+	RemoveVolumes bool `json:"remove_volumes,omitempty"`
 }
 
 // Status values.
+//
+// creating and removing are intents: the record is written with them before
+// the kernel objects are made or removed, so that whatever a supervisor
+// killed half way leaves can be found by the container's ID and undone
+// (creating) or finished (removing) by the next one.
 const (
+	StatusCreating   = "creating"
+	StatusRemoving   = "removing"
 	StatusCreated    = "created"
 	StatusRunning    = "running"
 	StatusPaused     = "paused"
@@ -97,9 +111,60 @@ func saveRecord(p Paths, r *Record) error {
 	return writeFileAtomic(recordPath(p, r.ID), b, 0o600)
 }
 
+// createRecord writes the first record of a new container. The container's
+// directory appears whole, with its record, or not at all: it is made under
+// a temporary name (which names the project, whose supervisor alone may
+// remove it) and renamed.
+func createRecord(p Paths, r *Record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(p.ContainersDir(), creatingPrefix+r.Project+"."+r.ID)
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "record.json"), b, 0o600); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, p.ContainerDir(r.ID)); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return nil
+}
+
 // removeRecord removes a container's directory: its record and its logs.
-func removeRecord(p Paths, id string) error {
-	return os.RemoveAll(p.ContainerDir(id))
+// The directory is renamed first, so that a removal cut short never leaves
+// a container directory without its record.
+func removeRecord(p Paths, project, id string) error {
+	gone := filepath.Join(p.ContainersDir(), removingPrefix+project+"."+id)
+	if err := os.Rename(p.ContainerDir(id), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(gone)
+}
+
+// Prefixes of container directories being made or removed.
+const (
+	creatingPrefix = ".creating-"
+	removingPrefix = ".removing-"
+)
+
+// removeTempRecords removes what createRecord and removeRecord left of
+// project's containers when they were cut short. Only the project's own
+// supervisor calls it: no other process writes them.
+func removeTempRecords(p Paths, project string) {
+	for _, prefix := range []string{creatingPrefix, removingPrefix} {
+		dirs, _ := filepath.Glob(filepath.Join(p.ContainersDir(), prefix+project+".*"))
+		for _, d := range dirs {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // LoadRecords returns the records of project's containers ("" for every
@@ -114,6 +179,9 @@ func LoadRecords(p Paths, proj string) ([]*Record, error) {
 	}
 	var out []*Record
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // being made or removed (createRecord, removeRecord)
+		}
 		b, err := os.ReadFile(recordPath(p, e.Name()))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // being created or removed

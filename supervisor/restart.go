@@ -1,10 +1,9 @@
 package supervisor
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/berthrun/berth/project/model"
 )
 
 // restartPolicy is docker's: no, always, on-failure[:max], unless-stopped.
@@ -14,27 +13,11 @@ type restartPolicy struct {
 }
 
 func parseRestart(s string) (restartPolicy, error) {
-	name, arg, hasArg := strings.Cut(s, ":")
-	switch name {
-	case "", "no":
-		return restartPolicy{name: "no"}, nil
-	case "always", "unless-stopped":
-		if hasArg {
-			return restartPolicy{}, fmt.Errorf("restart policy %q takes no maximum", s)
-		}
-		return restartPolicy{name: name}, nil
-	case "on-failure":
-		p := restartPolicy{name: name}
-		if hasArg {
-			n, err := strconv.Atoi(arg)
-			if err != nil || n < 0 {
-				return restartPolicy{}, fmt.Errorf("invalid restart policy %q: the maximum must be a number", s)
-			}
-			p.max = n
-		}
-		return p, nil
+	name, max, err := model.ParseRestart(s)
+	if err != nil {
+		return restartPolicy{name: "no"}, err
 	}
-	return restartPolicy{}, fmt.Errorf("invalid restart policy %q: use no, always, on-failure[:max] or unless-stopped", s)
+	return restartPolicy{name: name, max: max}, nil
 }
 
 // shouldRestart applies docker's rules to a container that just exited: a

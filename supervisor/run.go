@@ -221,8 +221,13 @@ func (s *Supervisor) createOneOff(ctx context.Context, req RunRequest) (*contain
 			}
 		}
 	}
-	s.opMu.Lock()
-	defer s.opMu.Unlock()
+	// One operation at a time, as up and down (see opLock).
+	select {
+	case s.opLock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.opLock }()
 	if req.RemoveOrphans {
 		if err := s.removeAll(ctx, s.orphans(&m), nil, false, func(Event) {}); err != nil {
 			return nil, err

@@ -1,32 +1,12 @@
 package supervisor
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/berthrun/berth/project/model"
 )
 
 // ParseSignal reads a signal as compose and docker accept it: "SIGINT",
-// "INT", "int" or "2". "" is SIGTERM.
-func ParseSignal(s string) (syscall.Signal, error) {
-	if s == "" {
-		return unix.SIGTERM, nil
-	}
-	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("invalid signal: %s", s)
-		}
-		return syscall.Signal(n), nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("invalid signal: %s", s)
-}
+// "INT", "int" or "2". "" is SIGTERM. The loader checks stop_signal with
+// the same function.
+func ParseSignal(s string) (syscall.Signal, error) { return model.ParseSignal(s) }

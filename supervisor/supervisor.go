@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/netmgr"
+	"github.com/berthrun/berth/scale"
 	"github.com/berthrun/berth/volmgr"
 )
 
@@ -32,16 +34,24 @@ type Supervisor struct {
 	ctx     context.Context // cancelled when the supervisor stops
 	log     *log.Logger
 
-	// opMu runs up, down and the container operations one at a time: two
-	// CLIs converging one project at once would both create replica 1.
-	opMu sync.Mutex
+	proxyLog *slog.Logger // the proxies' warnings, into the supervisor's log
+	maxConns int          // per published port; 0: the proxy's default
+
+	// opLock runs up, down and the container operations one at a time:
+	// two CLIs converging one project at once would both create replica 1.
+	// A channel rather than a mutex, so that an up cancelled while it
+	// waits for its turn stops waiting.
+	opLock chan struct{}
 
 	mu         sync.Mutex
 	containers map[string]*container // by ID
 	busy       int                   // requests in flight
+	exiting    bool                  // decided to exit: requests get no answer
 	changed    chan struct{}         // closed and replaced at every state change
 	subs       map[chan Event]struct{}
-	idle       chan struct{} // signalled when the project may have become empty
+	idle       chan struct{}                   // signalled when the project may have become empty
+	ups        map[int]context.CancelCauseFunc // ups in flight, for down to cancel
+	nextUp     int
 }
 
 // Run is the supervisor process's main: it takes the project's lock (one
@@ -49,11 +59,14 @@ type Supervisor struct {
 // serves the socket, and returns once the project has no containers left
 // and no request is in flight.
 func Run(ctx context.Context, paths Paths, proj string) error {
+	if err := paths.CheckProject(proj); err != nil {
+		return err
+	}
 	dir := paths.ProjectRunDir(proj)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	lock, err := lockFile(ctx, paths.Lock(proj))
+	lock, err := lockFile(paths.Lock(proj))
 	if err != nil {
 		return err
 	}
@@ -88,11 +101,17 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 		images:     images,
 		volumes:    volumes,
 		ctx:        ctx,
-		log:        log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds),
+		log:        log.New(newLogWriter(paths.Log(proj), logMaxSize), "", log.LstdFlags|log.Lmicroseconds),
 		containers: map[string]*container{},
 		changed:    make(chan struct{}),
 		subs:       map[chan Event]struct{}{},
+		ups:        map[int]context.CancelCauseFunc{},
+		opLock:     make(chan struct{}, 1),
 		idle:       make(chan struct{}, 1),
+	}
+	s.proxyLog = slog.New(slog.NewTextHandler(s.log.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if s.maxConns, err = proxyMaxConns(); err != nil {
+		s.logf("%v; using the default of %d", err, scale.DefaultMaxConns())
 	}
 	defer s.dns.Close()
 	defer s.closeAllPublishers()
@@ -144,6 +163,7 @@ func (s *Supervisor) waitIdle(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		empty := len(s.containers) == 0 && s.busy == 0
+		s.exiting = empty
 		s.mu.Unlock()
 		if empty {
 			return nil
@@ -174,6 +194,7 @@ func (s *Supervisor) cleanup() {
 	}
 	removeCgroupParent(s.paths.CgroupParent())
 	_ = os.Remove(s.paths.Log(s.project))
+	_ = os.Remove(s.paths.Log(s.project) + ".1")
 	_ = os.Remove(s.paths.Lock(s.project))
 	_ = os.Remove(s.paths.ProjectRunDir(s.project))
 }
@@ -184,8 +205,10 @@ func (s *Supervisor) adoptAll() error {
 	if err != nil {
 		return err
 	}
+	recs = s.finishIntents(recs)
+	s.sweepOrphans()
 	for _, r := range recs {
-		c := &container{s: s, rec: r}
+		c := newContainer(s, r)
 		s.containers[r.ID] = c
 		s.serveDNS(s.ctx, r)
 		c.adopt()
@@ -273,30 +296,50 @@ func (s *Supervisor) forget(c *container) {
 	s.notify()
 }
 
-// lockFile takes an exclusive flock on path, waiting while another
-// supervisor of the project is still shutting down.
-func lockFile(ctx context.Context, path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(10 * time.Second)
+// lockFile takes an exclusive flock on path without waiting: a supervisor
+// that finds it held exits at once (ErrAlreadyRunning), and the CLI that
+// spawned it reaches the holder, or spawns again once the holder is gone.
+// Any other error is reported as it is.
+func lockFile(path string) (*os.File, error) {
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, ErrAlreadyRunning
+			}
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		// A supervisor that exits removes its lock file while it holds it:
+		// a lock taken on that unlinked file locks nothing.
+		if sameFile(f, path) {
 			return f, nil
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			return nil, ErrAlreadyRunning
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+		f.Close()
 	}
+}
+
+// lockHeld says whether some process holds the flock on path.
+func lockHeld(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	return errors.Is(err, unix.EWOULDBLOCK)
+}
+
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
 }
 
 // ErrAlreadyRunning says another supervisor holds the project.

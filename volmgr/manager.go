@@ -14,6 +14,7 @@
 package volmgr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,6 +28,9 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/internal/atomicfile"
+	"github.com/berthrun/berth/internal/flock"
 )
 
 // Manager manages the volumes under one root directory.
@@ -63,31 +67,16 @@ func (m *Manager) dir(name string) string { return filepath.Join(m.root, name) }
 
 // lock takes the root's exclusive lock; call the returned func to drop it.
 func (m *Manager) lock() (func(), error) {
-	return flock(filepath.Join(m.root, ".lock"))
+	return lockFile(filepath.Join(m.root, ".lock"))
 }
 
-func flock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+// lockFile takes an exclusive lock on path, waiting as long as it takes.
+func lockFile(path string) (func(), error) {
+	l, err := flock.Exclusive(context.Background(), path)
 	if err != nil {
 		return nil, err
 	}
-	if err := flockFd(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil // closing drops the lock
-}
-
-func flockFd(f *os.File) error {
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			if err != nil {
-				return fmt.Errorf("lock %s: %w", f.Name(), err)
-			}
-			return nil
-		}
-	}
+	return func() { l.Unlock() }, nil
 }
 
 // Create creates a volume, or returns the existing one of that name:
@@ -174,7 +163,7 @@ func (m *Manager) createLocked(v *Volume) error {
 		}
 		return err
 	}
-	return syncDir(m.root)
+	return atomicfile.SyncDir(m.root)
 }
 
 // Inspect returns the volume called name.
@@ -576,7 +565,7 @@ func (m *Manager) CopyUp(name, rootfs, destination string) error {
 	if c.kind == kindBind {
 		data = c.device
 	}
-	unlock, err := flock(filepath.Join(m.dir(name), ".copyup.lock"))
+	unlock, err := lockFile(filepath.Join(m.dir(name), ".copyup.lock"))
 	if err != nil {
 		return err
 	}

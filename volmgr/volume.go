@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
+
+	"github.com/berthrun/berth/internal/atomicfile"
+	namerules "github.com/berthrun/berth/internal/names"
 )
 
 // Labels compose and Docker put on volumes; berth writes and reads the same.
@@ -75,12 +77,10 @@ func (v *Volume) Warning(project string) string {
 	return ""
 }
 
-// The local driver's rule for names; it also keeps names from being paths.
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
-
-// ValidateName checks a volume name.
+// ValidateName checks a volume name by the local driver's rule, which also
+// keeps names from being paths.
 func ValidateName(name string) error {
-	if !validName.MatchString(name) {
+	if namerules.Volume(name) != nil {
 		return invalidf("%q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed (at least two characters); to mount a host directory, use an absolute path", name)
 	}
 	return nil
@@ -116,42 +116,5 @@ func writeVolume(dir string, v *Volume) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, metaFile), append(b, '\n'), 0o600)
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFileSync(filepath.Join(dir, metaFile), append(b, '\n'), 0o600)
 }

@@ -59,7 +59,7 @@ func indexTar(f *os.File) (*tarIndex, error) {
 		}
 		name := path.Clean(hdr.Name)
 		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // tar.Reader turns the old TypeRegA into TypeReg or TypeDir
 			// tar.Reader has consumed exactly the header blocks here: it
 			// reads file data lazily, so or.off is where the data starts.
 			idx.files[name] = tarFile{off: or.off, size: hdr.Size}
@@ -385,7 +385,7 @@ func ociImage(idx *tarIndex, d v1.Descriptor) (*archiveImage, error) {
 	}
 	if rn := d.Annotations["berth.ref"]; rn != "" {
 		// A bare "org.opencontainers.image.ref.name" may be just a tag.
-		if r, err := name.ParseReference(rn); err == nil {
+		if r, err := ParseReference(rn, false); err == nil {
 			if _, ok := r.(name.Tag); ok {
 				ai.tags = append(ai.tags, canonical(r))
 			}

@@ -242,7 +242,10 @@ func parseKeyValues(s string, legacy bool) ([][2]string, error) {
 }
 
 // splitWords splits on blanks, honouring double and single quotes and
-// backslash escapes.
+// backslash escapes, as a Dockerfile's ENV and LABEL do. It is not
+// go-shellwords on purpose: that parser stops silently at an unquoted
+// ; & | < or > and rejects ( and ), all ordinary characters in a value such
+// as ENV URL=http://h/?a=1&b=2.
 func splitWords(s string) ([]string, error) {
 	var words []string
 	var cur strings.Builder

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berthrun/berth/engine/image/unpack"
+	"github.com/berthrun/berth/internal/atomicfile"
 )
 
 // layerInfo is layers/HEX/layer.json.
@@ -61,7 +62,7 @@ func (s *Store) putBlob(data []byte) (string, error) {
 	if s.hasBlob(d) {
 		return d, nil
 	}
-	return d, writeFileAtomic(s.blobPath(d), data, 0o600)
+	return d, atomicfile.WriteFileSync(s.blobPath(d), data, 0o600)
 }
 
 func (s *Store) readBlob(digest string) ([]byte, error) {

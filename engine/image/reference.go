@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/berthrun/berth/internal/names"
 )
 
 // Docker Hub's names: what users type and what the store keeps.
@@ -21,7 +23,12 @@ var (
 
 // ParseReference reads a docker-style image reference ("nginx",
 // "localhost:5000/app:v1", "repo@sha256:...") with Docker Hub defaults.
+// Docker's grammar (distribution/reference) is checked first: the registry
+// library alone takes "../../x", "/etc/passwd" and "a//b".
 func ParseReference(ref string, insecure bool) (name.Reference, error) {
+	if err := names.ImageRef(ref); err != nil {
+		return nil, invalidf("%v", err)
+	}
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)
@@ -61,18 +68,6 @@ func FamiliarName(s string) string {
 		return strings.TrimPrefix(rest, officialRepo)
 	}
 	return s
-}
-
-// splitRef splits a canonical "repo:tag" into repo and tag.
-func splitRef(s string) (repo, tag string) {
-	if i := strings.LastIndex(s, "@"); i >= 0 {
-		return s[:i], s[i+1:]
-	}
-	i := strings.LastIndex(s, ":")
-	if i < 0 || strings.Contains(s[i:], "/") {
-		return s, ""
-	}
-	return s[:i], s[i+1:]
 }
 
 func short(id string) string {

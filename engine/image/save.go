@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/berthrun/berth/internal/atomicfile"
 )
 
 // storedImage serves a stored image's blobs to go-containerregistry.
@@ -112,20 +113,7 @@ func (s *Store) Save(ctx context.Context, w io.Writer, refs ...string) error {
 
 // SaveFile writes the archive to path atomically.
 func (s *Store) SaveFile(ctx context.Context, path string, refs ...string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".berth-save-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := s.Save(ctx, f, refs...); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.WriteFunc(path, 0o644, func(w io.Writer) error {
+		return s.Save(ctx, w, refs...)
+	})
 }

@@ -19,6 +19,7 @@
 package image
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,7 +29,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/berthrun/berth/internal/atomicfile"
+	"github.com/berthrun/berth/internal/flock"
 )
 
 // Store is an image store rooted at a directory.
@@ -111,58 +113,15 @@ func hexOf(digest string) string { return strings.TrimPrefix(digest, "sha256:") 
 // lock takes a flock on locks/name. flock is per open file, so it excludes
 // goroutines of this process as well as other processes.
 func (s *Store) lock(name string, exclusive bool) (unlock func(), err error) {
-	f, err := os.OpenFile(s.path("locks", name), os.O_CREATE|os.O_RDWR, 0o600)
+	take := flock.Shared
+	if exclusive {
+		take = flock.Exclusive
+	}
+	l, err := take(context.Background(), s.path("locks", name))
 	if err != nil {
 		return nil, err
 	}
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", name, err)
-	}
-	return func() { f.Close() }, nil
-}
-
-// writeFileAtomic writes data to path through a temp file and rename.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return func() { l.Unlock() }, nil
 }
 
 func writeJSONAtomic(path string, v any) error {
@@ -170,7 +129,7 @@ func writeJSONAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(data, '\n'), 0o600)
+	return atomicfile.WriteFileSync(path, append(data, '\n'), 0o600)
 }
 
 // refs.json ----------------------------------------------------------------

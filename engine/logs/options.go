@@ -3,10 +3,11 @@ package logs
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/docker/go-units"
 )
 
 // Defaults applied when a compose file sets no logging options. Docker's
@@ -76,7 +77,8 @@ func ParseOptions(m map[string]string) (Options, error) {
 		v := m[k]
 		switch k {
 		case "max-size":
-			n, err := parseSize(v)
+			// Decimal units ("kib" is still 1000), as docker reads it.
+			n, err := units.FromHumanSize(strings.TrimSpace(v))
 			if err != nil {
 				return Options{}, fmt.Errorf("%w: max-size %q: %v", ErrInvalidOption, v, err)
 			}
@@ -104,34 +106,4 @@ func ParseOptions(m map[string]string) (Options, error) {
 		}
 	}
 	return o, nil
-}
-
-// parseSize reads a decimal size: a number, an optional space, and an
-// optional unit among b, k, m, g, t, p, each optionally followed by "b" or
-// "ib" (case does not matter; "kib" is still 1000, as in Docker).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	i := strings.LastIndexAny(s, "0123456789.")
-	if i < 0 {
-		return 0, errors.New("no number")
-	}
-	num, unit := s[:i+1], strings.ToLower(strings.TrimSpace(s[i+1:]))
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || strings.ContainsAny(num, "eE+-") || math.IsNaN(f) {
-		return 0, fmt.Errorf("bad number %q", num)
-	}
-	mult := float64(1)
-	if unit != "" && unit != "b" {
-		exp := strings.IndexByte("kmgtp", unit[0]) + 1
-		rest := unit[1:]
-		if exp == 0 || (rest != "" && rest != "b" && rest != "ib") {
-			return 0, fmt.Errorf("unknown unit %q (want k, m, g, t or p)", unit)
-		}
-		mult = math.Pow(1000, float64(exp))
-	}
-	f *= mult
-	if f >= math.MaxInt64 {
-		return 0, errors.New("too large")
-	}
-	return int64(f), nil
 }

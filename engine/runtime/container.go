@@ -17,6 +17,8 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/internal/atomicfile"
 )
 
 // Errors callers branch on.
@@ -158,11 +160,7 @@ func (c *Container) writeMeta() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(c.stateDir(), metaFile+".tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(c.stateDir(), metaFile))
+	return atomicfile.WriteFile(filepath.Join(c.stateDir(), metaFile), data, 0o600)
 }
 
 // Load adopts container id of stateRoot, created by this or another process.
@@ -436,32 +434,130 @@ func procStartTime(pid int) (uint64, error) {
 	return strconv.ParseUint(fields[19], 10, 64)
 }
 
+// KillWait bounds the wait for an init to exit after SIGKILL; past it Stop
+// reports an error instead of waiting for ever.
+const KillWait = 10 * time.Second
+
 // Stop sends sig (SIGTERM when nil) to the init, waits up to grace for it
-// to exit, then kills it. It returns when the init is gone or ctx is done.
+// to exit, then kills it and waits up to KillWait. It returns when the init
+// is gone, when ctx is done, or with an error once KillWait has passed.
 func (c *Container) Stop(ctx context.Context, sig os.Signal, grace time.Duration) error {
 	if sig == nil {
 		sig = unix.SIGTERM
 	}
-	if err := c.Signal(sig); err != nil {
-		if errors.Is(err, ErrNotRunning) {
-			return nil
-		}
-		return err
-	}
-	gctx, cancel := context.WithTimeout(ctx, grace)
-	_, err := c.Wait(gctx)
-	cancel()
-	if err == nil {
+	gone, serr := c.signalInit(sig)
+	if gone {
 		return nil
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if serr == nil {
+		gctx, cancel := context.WithTimeout(ctx, grace)
+		_, err := c.Wait(gctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
-	if err := c.Signal(unix.SIGKILL); err != nil && !errors.Is(err, ErrNotRunning) {
-		return err
+	// The grace period has passed, or the stop signal could not be sent:
+	// kill.
+	gone, kerr := c.signalInit(unix.SIGKILL)
+	if gone {
+		return nil
 	}
-	_, err = c.Wait(ctx)
-	return err
+	if kerr != nil {
+		return errors.Join(serr, kerr)
+	}
+	kctx, cancel := context.WithTimeout(ctx, KillWait)
+	defer cancel()
+	if _, err := c.Wait(kctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("stop %s: still running %v after SIGKILL: %w", c.id, KillWait, err)
+	}
+	return nil
+}
+
+// signalInit sends sig to the container's init and reports whether the init
+// is known to be gone. libcontainer refuses to signal an init it cannot see
+// alive, and it looks by reading /proc/PID/stat, which fails when this
+// process is out of descriptors: it then reports the container stopped and
+// a stop waited for an exit that never came. So a refusal is checked here,
+// signalling directly where no other process can hold the PID: a child not
+// yet reaped, or a pidfd of the recorded PID whose start time matches.
+func (c *Container) signalInit(sig os.Signal) (gone bool, err error) {
+	err = c.Signal(sig)
+	if err == nil || !errors.Is(err, ErrNotRunning) {
+		return false, err
+	}
+	c.mu.Lock()
+	proc, done := c.proc, c.done
+	c.mu.Unlock()
+	if proc != nil {
+		if done == nil {
+			return true, nil // never started
+		}
+		select {
+		case <-done:
+			return true, nil
+		default:
+		}
+		// Still our unreaped child: its PID is ours until the reaper
+		// waits for it.
+		if err := proc.Signal(sig); err != nil {
+			if errors.Is(err, os.ErrProcessDone) {
+				return true, nil
+			}
+			return false, fmt.Errorf("signal %s: %w", c.id, err)
+		}
+		return false, nil
+	}
+	return c.signalRecorded(sig)
+}
+
+// signalRecorded signals the init recorded in libcontainer's state through
+// a pidfd, once its start time shows the PID still is that init.
+func (c *Container) signalRecorded(sig os.Signal) (gone bool, err error) {
+	s, ok := sig.(unix.Signal)
+	if !ok {
+		return false, fmt.Errorf("signal %s: unsupported signal %v", c.id, sig)
+	}
+	c.lcMu.Lock()
+	st, err := c.lc.State()
+	c.lcMu.Unlock()
+	if err != nil {
+		return false, fmt.Errorf("signal %s: %w", c.id, err)
+	}
+	pid := st.InitProcessPid
+	if pid <= 0 {
+		return true, nil
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return true, nil
+		}
+		return false, fmt.Errorf("signal %s: pidfd_open %d: %w", c.id, pid, err)
+	}
+	defer unix.Close(fd)
+	start, err := procStartTime(pid)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("signal %s: cannot tell whether PID %d is still its init: %w", c.id, pid, err)
+	case start != st.InitProcessStartTime:
+		return true, nil // the PID now belongs to someone else
+	}
+	if err := unix.PidfdSendSignal(fd, s, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return true, nil
+		}
+		return false, fmt.Errorf("signal %s: %w", c.id, err)
+	}
+	return false, nil
 }
 
 // Pause freezes every process of the container (cgroup freezer).

@@ -357,6 +357,62 @@ func TestStop(t *testing.T) {
 			t.Errorf("stop took %v with init", d)
 		}
 	})
+	t.Run("out of descriptors", func(t *testing.T) {
+		// libcontainer cannot open /proc/PID/stat then and calls the
+		// container stopped; Stop must kill it all the same.
+		c := e.start(e.spec("sleep", "100"))
+		pid := c.Pid()
+		var rl unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+			t.Fatal(err)
+		}
+		// The limit bounds descriptor numbers, not their count: lower it
+		// a little above the highest in use, then take what is left.
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		highest := 0
+		for _, d := range fds {
+			highest = max(highest, atoi(t, d.Name()))
+		}
+		full := rl
+		full.Cur = uint64(highest + 16)
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &full); err != nil {
+			t.Fatal(err)
+		}
+		var taken []int
+		for {
+			fd, err := unix.Dup(0)
+			if err != nil {
+				break
+			}
+			taken = append(taken, fd)
+		}
+		if f, err := os.Open("/proc/self/stat"); err == nil {
+			f.Close()
+			t.Fatal("descriptors left after filling the table")
+		}
+		sctx, cancel := context.WithTimeout(ctx, 3*KillWait)
+		err = c.Stop(sctx, syscall.SIGTERM, 200*time.Millisecond)
+		cancel()
+		for _, fd := range taken {
+			unix.Close(fd)
+		}
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+			t.Fatal(err)
+		}
+		if err != nil {
+			t.Fatalf("stop out of descriptors: %v", err)
+		}
+		st, err := c.Wait(ctx)
+		if err != nil || st.Code != 137 {
+			t.Errorf("status %+v %v, want 137", st, err)
+		}
+		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
+			t.Errorf("init %d still there: %v", pid, err)
+		}
+	})
 	t.Run("init reaps and passes exit code", func(t *testing.T) {
 		s := e.spec("sh", "-c", `sleep 0.1 & (sleep 0.05 &) ; wait; echo pid1=$(cat /proc/1/cmdline | tr '\0' ' '); exit 4`)
 		s.Init = true
@@ -369,6 +425,15 @@ func TestStop(t *testing.T) {
 			t.Errorf("PID 1 is not the reaper: %s", out)
 		}
 	})
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func waitFile(t *testing.T, p string) {

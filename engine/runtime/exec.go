@@ -39,12 +39,14 @@ type ExecSpec struct {
 	Size   WinSize
 	Resize <-chan WinSize
 	// Stdin, when set, is copied to the process until it ends (io.EOF
-	// closes the process's stdin); nil gives it /dev/null.
+	// closes the process's stdin); nil gives it end-of-file at once.
 	Stdin io.Reader
-	// Stdout and Stderr receive the process's output; nil discards it
-	// (/dev/null).
+	// Stdout and Stderr receive the process's output; nil discards it.
 	Stdout io.Writer
 	Stderr io.Writer
+	// Detach starts the process and returns at once (`exec -d`) with
+	// code 0; its stdio is the container's own /dev/null.
+	Detach bool
 }
 
 // WinSize is a terminal's size in characters; zero fields are left as
@@ -97,6 +99,9 @@ func (c *Container) Exec(ctx context.Context, spec ExecSpec) (int, error) {
 		AdditionalGroups: u.AdditionalGIDs,
 		Capabilities:     caps,
 		Init:             false,
+	}
+	if spec.Detach {
+		return c.startDetached(p)
 	}
 	sio, err := newExecIO(p, spec)
 	if err != nil {

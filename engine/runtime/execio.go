@@ -42,22 +42,25 @@ func newExecIO(p *libcontainer.Process, spec ExecSpec) (*execIO, error) {
 		p.ConsoleSocket = child
 		return x, nil
 	}
+	// Every stream is a pipe of berth's, even when the caller has nothing to
+	// send or wants nothing back: left nil, the process would get the host's
+	// /dev/null, which a root process in the container could chmod through
+	// /proc/self/fd.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	p.Stdin = r
+	x.child = append(x.child, r)
 	if spec.Stdin != nil {
-		r, w, err := os.Pipe()
-		if err != nil {
-			x.close()
-			return nil, err
-		}
-		x.child, x.owned, x.stdin = append(x.child, r), append(x.owned, w), w
-		p.Stdin = r
+		x.owned, x.stdin = append(x.owned, w), w
+	} else {
+		w.Close() // end of file at once
 	}
 	for _, o := range []struct {
 		dst io.Writer
 		set *io.Writer
 	}{{spec.Stdout, &p.Stdout}, {spec.Stderr, &p.Stderr}} {
-		if o.dst == nil {
-			continue
-		}
 		r, w, err := os.Pipe()
 		if err != nil {
 			x.close()

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -12,12 +13,21 @@ import (
 // this function opened are returned in opened: the caller closes them once
 // the container holds its own copies.
 func openStdio(s Stdio) (in, out, errf *os.File, opened []*os.File, err error) {
-	pick := func(path string, f *os.File) (*os.File, error) {
+	pick := func(path string, f *os.File, input bool) (*os.File, error) {
 		if path == "" {
 			if f != nil {
 				return f, nil
 			}
-			path = os.DevNull
+			// Never the host's /dev/null: a descriptor handed to a container
+			// reaches the file behind it (a root process in there could chmod
+			// the host's /dev/null through /proc/self/fd). A pipe of its own
+			// reads as end-of-file, or is drained and discarded.
+			nf, err := nullPipe(input)
+			if err != nil {
+				return nil, fmt.Errorf("stdio: %w", err)
+			}
+			opened = append(opened, nf)
+			return nf, nil
 		}
 		// O_RDWR: on a FIFO the container's descriptor is then both a reader
 		// and a writer, so it never sees EPIPE or EOF when the other side
@@ -29,16 +39,36 @@ func openStdio(s Stdio) (in, out, errf *os.File, opened []*os.File, err error) {
 		opened = append(opened, nf)
 		return nf, nil
 	}
-	if in, err = pick(s.StdinPath, s.Stdin); err != nil {
+	if in, err = pick(s.StdinPath, s.Stdin, true); err != nil {
 		return nil, nil, nil, opened, err
 	}
-	if out, err = pick(s.StdoutPath, s.Stdout); err != nil {
+	if out, err = pick(s.StdoutPath, s.Stdout, false); err != nil {
 		return nil, nil, nil, opened, err
 	}
-	if errf, err = pick(s.StderrPath, s.Stderr); err != nil {
+	if errf, err = pick(s.StderrPath, s.Stderr, false); err != nil {
 		return nil, nil, nil, opened, err
 	}
 	return in, out, errf, opened, nil
+}
+
+// nullPipe returns the container's end of a pipe that stands for
+// /dev/null: for input, a read end whose writer is already closed (end of
+// file at once); for output, a write end whose reader discards everything
+// until the last writer closes it.
+func nullPipe(input bool) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	if input {
+		w.Close()
+		return r, nil
+	}
+	go func() {
+		_, _ = io.Copy(io.Discard, r)
+		r.Close()
+	}()
+	return w, nil
 }
 
 // socketPair returns the two ends of a unix stream socket pair, used as

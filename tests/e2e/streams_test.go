@@ -485,3 +485,25 @@ func TestExecTerminal(t *testing.T) {
 	}
 	e.MustRun("down", "-t", "1")
 }
+
+// TestNoHostDevNull checks that neither a container's init nor an exec
+// given no input gets the host's /dev/null as stdin: a root process in the
+// container could chmod it through /proc/self/fd. The test only looks
+// (readlink), so that a failure changes nothing on the host.
+func TestNoHostDevNull(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", sleeper)
+	e.MustRun("up", "-d")
+	out := e.MustRun("exec", "-T", "app", "sh", "-c", "readlink /proc/1/fd/0; readlink /proc/self/fd/0").Stdout
+	links := strings.Fields(out)
+	if len(links) != 2 {
+		t.Fatalf("readlink printed %q", out)
+	}
+	for _, l := range links {
+		if !strings.HasPrefix(l, "pipe:") {
+			t.Errorf("stdin is %q, want a pipe of berth's", l)
+		}
+	}
+	e.MustRun("down", "-t", "1")
+}

@@ -4,7 +4,9 @@ package harness
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,14 +128,35 @@ func (e *Env) Run(args ...string) Result {
 	return e.RunInput("", args...)
 }
 
-// RunInput runs berth with stdin.
-func (e *Env) RunInput(stdin string, args ...string) Result {
+// RunEnv runs berth with extra KEY=VALUE variables for this command only,
+// such as the fault hook's BERTH_FAULT.
+func (e *Env) RunEnv(env []string, args ...string) Result {
 	e.t.Helper()
+	cmd := e.Command(args...)
+	cmd.Env = append(cmd.Env, env...)
+	return e.run(cmd, args)
+}
+
+// Command returns berth with args, set up for this Env, not started: for
+// a test that kills the CLI or runs several at once.
+func (e *Env) Command(args ...string) *exec.Cmd {
 	cmd := exec.Command(e.Bin, args...)
 	cmd.Dir = e.Dir
 	cmd.Env = append(cleanEnviron(), "BERTH_ROOT="+e.Root, "BERTH_RUN_ROOT="+e.RunRoot)
 	cmd.Env = append(cmd.Env, e.Environ...)
+	return cmd
+}
+
+// RunInput runs berth with stdin.
+func (e *Env) RunInput(stdin string, args ...string) Result {
+	e.t.Helper()
+	cmd := e.Command(args...)
 	cmd.Stdin = strings.NewReader(stdin)
+	return e.run(cmd, args)
+}
+
+func (e *Env) run(cmd *exec.Cmd, args []string) Result {
+	e.t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -214,11 +238,91 @@ func (e *Env) CheckNoLeaks() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	leaks = append(leaks, e.runState()...)
-	leaks = append(leaks, e.cgroups()...)
+	leaks = append(leaks, e.Leaks()...)
 	for _, l := range leaks {
 		e.t.Errorf("left behind: %s", l)
 	}
+}
+
+// Leaks lists what is left of this Env's containers once every project is
+// down: runtime files, cgroups, container records and rootfs directories,
+// and volume users (a volume whose user is gone can never be removed).
+func (e *Env) Leaks() []string {
+	var out []string
+	out = append(out, e.runState()...)
+	out = append(out, e.cgroups()...)
+	out = append(out, e.rootState()...)
+	return out
+}
+
+// LiveLeaks lists processes, mounts, links and nftables tables of this Env
+// (each listed once, with no wait).
+func (e *Env) LiveLeaks() []string {
+	var out []string
+	out = append(out, e.processes()...)
+	out = append(out, e.mounts()...)
+	if os.Getenv(sandboxEnv) == "1" {
+		out = append(out, links()...)
+		out = append(out, nftTables()...)
+	}
+	return out
+}
+
+// rootState lists container directories, rootfs directories and their
+// locks, and volume users left in the persistent root.
+func (e *Env) rootState() []string {
+	var out []string
+	for _, dir := range []string{"containers", "image/containers"} {
+		entries, _ := os.ReadDir(filepath.Join(e.Root, dir))
+		for _, d := range entries {
+			out = append(out, "dir "+filepath.Join(e.Root, dir, d.Name()))
+		}
+	}
+	locks, _ := filepath.Glob(filepath.Join(e.Root, "image", "locks", "ctr-*"))
+	for _, l := range locks {
+		out = append(out, "file "+l)
+	}
+	vols, _ := filepath.Glob(filepath.Join(e.Root, "volumes", "*", "volume.json"))
+	for _, v := range vols {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			continue
+		}
+		var meta struct{ Users []string }
+		if json.Unmarshal(b, &meta) == nil && len(meta.Users) > 0 {
+			out = append(out, fmt.Sprintf("volume %s used by %v", filepath.Base(filepath.Dir(v)), meta.Users))
+		}
+	}
+	return out
+}
+
+// KillSupervisors sends SIGKILL to this Env's supervisors and waits until
+// they are gone.
+func (e *Env) KillSupervisors() int {
+	e.t.Helper()
+	pids := e.SupervisorPIDs()
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for {
+			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+			if err != nil || zombie(b) {
+				break
+			}
+			if time.Now().After(deadline) {
+				e.t.Fatalf("supervisor %d does not die", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return len(pids)
+}
+
+func zombie(stat []byte) bool {
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
 // processes lists live processes whose command line or environment names

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -75,14 +76,18 @@ func links() []string {
 
 // nftTables lists berth's nftables tables in the sandbox's namespace.
 func nftTables() []string {
-	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+	c, err := nftables.New()
 	if err != nil {
-		return nil
+		return []string{"nftables: " + err.Error()}
+	}
+	tables, err := c.ListTables()
+	if err != nil {
+		return []string{"nftables: " + err.Error()}
 	}
 	var left []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, "berth") {
-			left = append(left, "nft "+strings.TrimSpace(line))
+	for _, t := range tables {
+		if strings.Contains(t.Name, "berth") {
+			left = append(left, "nftables table "+t.Name)
 		}
 	}
 	return left

@@ -79,7 +79,9 @@ func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args 
 	}
 	// The supervisor runs the command and relays its stdio: the
 	// container never gets this process's descriptors.
-	req := supervisor.ExecRequest{Container: rec.ID, Args: args, Env: f.env, Workdir: f.workdir, User: f.user}
+	// -d, as docker compose: the command starts and exec returns; it runs
+	// on in the container.
+	req := supervisor.ExecRequest{Container: rec.ID, Args: args, Env: f.env, Workdir: f.workdir, User: f.user, Detach: f.detach}
 	var sio supervisor.ExecIO
 	useTTY := f.tty && !f.noTTY && !f.detach && term.IsTerminal(int(os.Stdin.Fd()))
 	req.Tty = useTTY

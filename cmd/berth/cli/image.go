@@ -9,15 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"text/tabwriter"
-	"text/template"
 	"time"
 
 	units "github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/image"
 )
@@ -66,16 +63,6 @@ func insecureRegistryList(flag []string) []string {
 		}
 	}
 	return out
-}
-
-// isTerminal reports whether w is a terminal (logs.go uses it too).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 // --- pull -------------------------------------------------------------------
@@ -156,74 +143,6 @@ func runImagePull(cmd *cobra.Command, s *image.Store, ref string, f *imagePullFl
 	}
 	fmt.Fprintln(out, res.Ref)
 	return nil
-}
-
-// pullProgress shows per-layer progress: redrawn in place on a terminal,
-// one line per status change otherwise.
-type pullProgress struct {
-	mu     sync.Mutex
-	out    io.Writer
-	tty    bool
-	order  []string
-	lines  map[string]image.Progress
-	drawn  int
-	lastAt time.Time
-}
-
-func newPullProgress(out io.Writer) *pullProgress {
-	return &pullProgress{out: out, tty: isTerminal(out), lines: map[string]image.Progress{}}
-}
-
-func (p *pullProgress) event(ev image.Progress) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	prev, seen := p.lines[ev.ID]
-	if !seen {
-		p.order = append(p.order, ev.ID)
-	}
-	p.lines[ev.ID] = ev
-	if !p.tty {
-		if !seen || prev.Status != ev.Status {
-			fmt.Fprintf(p.out, "%s: %s\n", ev.ID, ev.Status)
-		}
-		return
-	}
-	// Redraw at most every 100ms while bytes flow; always on a status change.
-	if seen && prev.Status == ev.Status && time.Since(p.lastAt) < 100*time.Millisecond {
-		return
-	}
-	p.redraw()
-}
-
-func (p *pullProgress) redraw() {
-	p.lastAt = time.Now()
-	var b strings.Builder
-	if p.drawn > 0 {
-		fmt.Fprintf(&b, "\x1b[%dA", p.drawn)
-	}
-	for _, id := range p.order {
-		ev := p.lines[id]
-		b.WriteString("\x1b[2K")
-		b.WriteString(id + ": " + ev.Status)
-		if (ev.Status == image.StatusDownloading || ev.Status == image.StatusLoadingLayer) && ev.Total > 0 {
-			const width = 40
-			done := int(float64(width) * float64(ev.Current) / float64(ev.Total))
-			done = min(max(done, 0), width)
-			fmt.Fprintf(&b, " [%s>%s] %s/%s", strings.Repeat("=", done), strings.Repeat(" ", width-done),
-				units.HumanSizeWithPrecision(float64(ev.Current), 3), units.HumanSizeWithPrecision(float64(ev.Total), 3))
-		}
-		b.WriteString("\n")
-	}
-	p.drawn = len(p.order)
-	io.WriteString(p.out, b.String())
-}
-
-func (p *pullProgress) finish() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.tty && len(p.order) > 0 {
-		p.redraw()
-	}
 }
 
 // --- ls ---------------------------------------------------------------------
@@ -391,15 +310,7 @@ func runImageList(out io.Writer, s *image.Store, filter string, f *imageListFlag
 // imageTemplateLines prints each item through a docker-style Go template
 // ("{{.Repository}}:{{.Tag}}", "{{json .}}").
 func imageTemplateLines[T any](out io.Writer, format string, items []T) error {
-	tmpl, err := template.New("format").Funcs(template.FuncMap{
-		"json": func(v any) (string, error) {
-			b, err := json.Marshal(v)
-			return string(b), err
-		},
-		"upper": strings.ToUpper,
-		"lower": strings.ToLower,
-		"join":  strings.Join,
-	}).Parse(format)
+	tmpl, err := parseFormat(format)
 	if err != nil {
 		return fmt.Errorf("template parsing error: %w", err)
 	}

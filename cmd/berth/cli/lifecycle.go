@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthrun/berth/internal/names"
 	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
 )
 
@@ -32,6 +35,11 @@ func (g *globals) projectName(ctx context.Context) (string, *project.Project, er
 		name = os.Getenv("COMPOSE_PROJECT_NAME")
 	}
 	if name != "" && len(g.files) == 0 {
+		// The name alone becomes directories under the roots: hold it to
+		// compose's rule, as loading the file would have.
+		if err := names.Project(name); err != nil {
+			return "", nil, err
+		}
 		return name, nil, nil
 	}
 	return "", nil, err
@@ -99,7 +107,11 @@ func newDownCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(recs) == 0 && !volumes && len(supervisor.ProjectNetworks(nets, proj)) == 0 {
+			used, err := supervisor.ProjectNetworks(nets, proj)
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 && !volumes && len(used) == 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "WARN No resource found to remove for project %q.\n", proj)
 				return nil
 			}
@@ -159,7 +171,27 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 				}
 				return fmt.Errorf("no container found for project %q", proj)
 			}
-			req := supervisor.ContainersRequest{Services: args, Index: index, Timeout: t.duration(), Signal: signal, Force: force, Stop: stop, Volumes: volumes}
+			req := supervisor.ContainersRequest{Services: args, Index: index, Timeout: t.duration(), Signal: signal, Stop: stop, Volumes: volumes}
+			switch {
+			case op == "kill" && !force && p != nil && len(args) == 0:
+				// As compose: without --remove-orphans, kill leaves the
+				// containers of services the file no longer defines.
+				req.Services = servicesIn(recs, p.ServiceNames())
+				if len(req.Services) == 0 {
+					fmt.Fprintln(cmd.ErrOrStderr(), "no container to kill")
+					return nil
+				}
+			case op == "rm" && !force:
+				names := removable(recs, args, stop)
+				if len(names) == 0 {
+					fmt.Fprintln(cmd.ErrOrStderr(), "No stopped containers")
+					return nil
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Going to remove %s\nAre you sure? [yN] ", strings.Join(names, ", "))
+				if !confirmed(cmd.InOrStdin()) {
+					return nil
+				}
+			}
 			return withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
 				return c.Containers(ctx, op, req, progress)
 			})
@@ -182,8 +214,13 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 	return cmd
 }
 
-// parseScale reads --scale SERVICE=NUM flags.
+// parseScale reads --scale SERVICE=NUM flags; a count over the replica
+// ceiling fails before anything is asked of the supervisor.
 func parseScale(vals []string) (map[string]int, error) {
+	limit, err := model.MaxReplicas()
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]int{}
 	for _, v := range vals {
 		name, num, ok := strings.Cut(v, "=")
@@ -191,7 +228,37 @@ func parseScale(vals []string) (map[string]int, error) {
 		if !ok || err != nil || n < 0 || name == "" {
 			return nil, fmt.Errorf("invalid scale %q: use SERVICE=NUM", v)
 		}
+		if err := model.CheckReplicas(name, n, limit); err != nil {
+			return nil, err
+		}
 		out[name] = n
 	}
 	return out, nil
+}
+
+// servicesIn returns the services among want that have containers.
+func servicesIn(recs []supervisor.Record, want []string) []string {
+	var out []string
+	for _, r := range recs {
+		if slices.Contains(want, r.Service) && !slices.Contains(out, r.Service) {
+			out = append(out, r.Service)
+		}
+	}
+	return out
+}
+
+// removable names the containers rm removes: those of services (all when
+// empty) that do not run, or all of them with --stop.
+func removable(recs []supervisor.Record, services []string, stop bool) []string {
+	var out []string
+	for _, r := range recs {
+		if len(services) > 0 && !slices.Contains(services, r.Service) {
+			continue
+		}
+		if !stop && (r.State.Status == supervisor.StatusRunning || r.State.Status == supervisor.StatusPaused) {
+			continue
+		}
+		out = append(out, r.Name)
+	}
+	return out
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/berthrun/berth/engine/image/dockerconfig"
 )
@@ -98,17 +98,16 @@ func runLogin(cmd *cobra.Command, server string, f *loginFlags) error {
 	return nil
 }
 
-// readLoginSecret reads a line without echo when in is a terminal.
+// readLoginSecret reads a line without echo when in is a terminal. A
+// terminal hands over one line per read, so reader holds nothing past the
+// username and the password can be read from the file itself.
 func readLoginSecret(in io.Reader, reader *bufio.Reader) (string, error) {
-	if f, ok := in.(*os.File); ok {
-		fd := int(f.Fd())
-		if old, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
-			quiet := *old
-			quiet.Lflag &^= unix.ECHO
-			if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err == nil {
-				defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
-			}
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		pw, err := term.ReadPassword(int(f.Fd()))
+		if err != nil {
+			return "", fmt.Errorf("reading the password: %w", err)
 		}
+		return string(pw), nil
 	}
 	line, err := reader.ReadString('\n')
 	if err != nil && line == "" {

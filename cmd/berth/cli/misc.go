@@ -242,7 +242,7 @@ func newEventsCommand(g *globals) *cobra.Command {
 				if asJSON {
 					b, _ := json.Marshal(map[string]any{
 						"time": e.Time, "type": "container", "action": e.Action, "id": e.ID, "service": e.Service,
-						"attributes": map[string]string{"name": e.Container, "exitCode": strconv.Itoa(e.ExitCode), "health": e.Health},
+						"attributes": map[string]string{"name": e.Container, "exitCode": strconv.Itoa(e.ExitCode), "health": e.Health, "error": e.Message},
 					})
 					fmt.Fprintln(out, string(b))
 					return
@@ -253,6 +253,9 @@ func newEventsCommand(g *globals) *cobra.Command {
 				}
 				if e.Health != "" {
 					attrs += ", health=" + e.Health
+				}
+				if e.Action == "error" {
+					attrs += ", error=" + strconv.Quote(e.Message)
 				}
 				fmt.Fprintf(out, "%s container %s %s (%s)\n", e.Time.Local().Format("2006-01-02 15:04:05.000000"), e.Action, e.ID, attrs)
 			})

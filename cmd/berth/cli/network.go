@@ -540,7 +540,7 @@ func newNetworkPruneCommand(g *globals) *cobra.Command {
 			out := cmd.OutOrStdout()
 			if !force {
 				fmt.Fprint(out, "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ")
-				if !volumePruneConfirmed(cmd.InOrStdin()) {
+				if !confirmed(cmd.InOrStdin()) {
 					return nil
 				}
 			}

@@ -3,25 +3,66 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
+	units "github.com/docker/go-units"
+	"golang.org/x/term"
+
+	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/supervisor"
 )
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	return term.IsTerminal(int(f.Fd()))
+}
+
+// liveView is the CLI's one progress renderer: on a terminal, a block of
+// lines kept under the cursor and redrawn in place; elsewhere its owner
+// prints plain lines as things change. stepPrinter (compose's step lines)
+// and pullProgress (docker's layer lines) only format the lines.
+type liveView struct {
+	mu    sync.Mutex
+	out   io.Writer
+	tty   bool
+	drawn int // lines drawn by the last redraw
+}
+
+func newLiveView(out io.Writer) liveView {
+	return liveView{out: out, tty: isTerminal(out)}
+}
+
+// draw replaces the block drawn last with lines; v.mu is held.
+func (v *liveView) draw(lines []string) {
+	var b strings.Builder
+	if v.drawn > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", v.drawn)
+	}
+	for _, l := range lines {
+		b.WriteString("\x1b[2K")
+		b.WriteString(l)
+		b.WriteString("\n")
+	}
+	v.drawn = len(lines)
+	io.WriteString(v.out, b.String())
+}
 
 // stepPrinter prints the supervisor's progress as compose does: on a
 // terminal, one live line per container, network or volume, redrawn in
 // place under a "[+] Running n/m" title; otherwise one plain line per step,
 // " Container <name>  <Step>".
 type stepPrinter struct {
-	mu     sync.Mutex
-	out    io.Writer
-	tty    bool
+	liveView
 	start  time.Time
 	order  []string
 	steps  map[string]*step
-	drawn  int // lines drawn by the last redraw
 	warns  []string
 	ticker *time.Ticker
 	done   chan struct{}
@@ -34,7 +75,7 @@ type step struct {
 }
 
 func newSteps(out io.Writer) *stepPrinter {
-	p := &stepPrinter{out: out, tty: isTerminal(out), start: time.Now(), steps: map[string]*step{}}
+	p := &stepPrinter{liveView: newLiveView(out), start: time.Now(), steps: map[string]*step{}}
 	if p.tty {
 		p.ticker = time.NewTicker(100 * time.Millisecond)
 		p.done = make(chan struct{})
@@ -107,17 +148,13 @@ func (p *stepPrinter) redraw() {
 	if len(p.order) == 0 {
 		return
 	}
-	var b strings.Builder
-	if p.drawn > 0 {
-		fmt.Fprintf(&b, "\x1b[%dA", p.drawn)
-	}
 	finished := 0
 	for _, k := range p.order {
 		if p.steps[k].end > 0 {
 			finished++
 		}
 	}
-	fmt.Fprintf(&b, "\x1b[2K[+] Running %d/%d\n", finished, len(p.order))
+	lines := []string{fmt.Sprintf("[+] Running %d/%d", finished, len(p.order))}
 	width := 0
 	for _, k := range p.order {
 		width = max(width, len(k))
@@ -131,10 +168,9 @@ func (p *stepPrinter) redraw() {
 		if s.end > 0 {
 			mark, d = "\x1b[32m✔\x1b[0m", s.end
 		}
-		fmt.Fprintf(&b, "\x1b[2K %s %-*s  %-10s %.1fs\n", mark, width, k, s.status, d.Seconds())
+		lines = append(lines, fmt.Sprintf(" %s %-*s  %-10s %.1fs", mark, width, k, s.status, d.Seconds()))
 	}
-	p.drawn = len(p.order) + 1
-	io.WriteString(p.out, b.String())
+	p.draw(lines)
 }
 
 // close draws the final state and stops the live display.
@@ -163,4 +199,65 @@ func withSteps(w io.Writer, fn func(progress func(supervisor.Event)) error) erro
 	err := fn(p.event)
 	p.close()
 	return err
+}
+
+// pullProgress shows per-layer progress: redrawn in place on a terminal,
+// one line per status change otherwise.
+type pullProgress struct {
+	liveView
+	order  []string
+	lines  map[string]image.Progress
+	lastAt time.Time
+}
+
+func newPullProgress(out io.Writer) *pullProgress {
+	return &pullProgress{liveView: newLiveView(out), lines: map[string]image.Progress{}}
+}
+
+func (p *pullProgress) event(ev image.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	prev, seen := p.lines[ev.ID]
+	if !seen {
+		p.order = append(p.order, ev.ID)
+	}
+	p.lines[ev.ID] = ev
+	if !p.tty {
+		if !seen || prev.Status != ev.Status {
+			fmt.Fprintf(p.out, "%s: %s\n", ev.ID, ev.Status)
+		}
+		return
+	}
+	// Redraw at most every 100ms while bytes flow; always on a status change.
+	if seen && prev.Status == ev.Status && time.Since(p.lastAt) < 100*time.Millisecond {
+		return
+	}
+	p.redraw()
+}
+
+func (p *pullProgress) redraw() {
+	p.lastAt = time.Now()
+	lines := make([]string, 0, len(p.order))
+	for _, id := range p.order {
+		ev := p.lines[id]
+		var b strings.Builder
+		b.WriteString(id + ": " + ev.Status)
+		if (ev.Status == image.StatusDownloading || ev.Status == image.StatusLoadingLayer) && ev.Total > 0 {
+			const width = 40
+			done := int(float64(width) * float64(ev.Current) / float64(ev.Total))
+			done = min(max(done, 0), width)
+			fmt.Fprintf(&b, " [%s>%s] %s/%s", strings.Repeat("=", done), strings.Repeat(" ", width-done),
+				units.HumanSizeWithPrecision(float64(ev.Current), 3), units.HumanSizeWithPrecision(float64(ev.Total), 3))
+		}
+		lines = append(lines, b.String())
+	}
+	p.draw(lines)
+}
+
+func (p *pullProgress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && len(p.order) > 0 {
+		p.redraw()
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/berthrun/berth/supervisor"
@@ -137,7 +138,7 @@ func printPs(out io.Writer, recs []supervisor.Record, f *psFlags) error {
 	now := time.Now()
 	for _, r := range recs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Image, truncate(quoteCommand(r.Command), 20),
-			r.Service, ago(now.Sub(r.Created))+" ago", statusText(r.State, now), portsText(r.Ports))
+			r.Service, units.HumanDuration(now.Sub(r.Created))+" ago", statusText(r.State, now), portsText(r.Ports))
 	}
 	return tw.Flush()
 }
@@ -147,7 +148,7 @@ func printPs(out io.Writer, recs []supervisor.Record, f *psFlags) error {
 func statusText(s supervisor.State, now time.Time) string {
 	switch s.Status {
 	case supervisor.StatusRunning, supervisor.StatusPaused:
-		t := "Up " + ago(now.Sub(s.StartedAt))
+		t := "Up " + units.HumanDuration(now.Sub(s.StartedAt))
 		if s.Status == supervisor.StatusPaused {
 			t += " (Paused)"
 		} else if s.Health != "" {
@@ -159,51 +160,18 @@ func statusText(s supervisor.State, now time.Time) string {
 		}
 		return t
 	case supervisor.StatusRestarting:
-		return fmt.Sprintf("Restarting (%d) %s ago", s.ExitCode, ago(now.Sub(s.FinishedAt)))
+		return fmt.Sprintf("Restarting (%d) %s ago", s.ExitCode, units.HumanDuration(now.Sub(s.FinishedAt)))
 	case supervisor.StatusExited:
 		if s.ExitUnknown {
-			return fmt.Sprintf("Exited (unknown) %s ago", ago(now.Sub(s.FinishedAt)))
+			return fmt.Sprintf("Exited (unknown) %s ago", units.HumanDuration(now.Sub(s.FinishedAt)))
 		}
-		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, ago(now.Sub(s.FinishedAt)))
+		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, units.HumanDuration(now.Sub(s.FinishedAt)))
 	case supervisor.StatusCreated:
 		return "Created"
 	case supervisor.StatusDead:
 		return "Dead"
 	}
 	return s.Status
-}
-
-// ago is docker's human duration: "Less than a second", "5 seconds",
-// "About a minute", "3 minutes", "About an hour", "2 hours", "3 days".
-func ago(d time.Duration) string {
-	switch s := int(d.Seconds()); {
-	case s < 1:
-		return "Less than a second"
-	case s == 1:
-		return "1 second"
-	case s < 60:
-		return fmt.Sprintf("%d seconds", s)
-	}
-	switch m := int(d.Minutes()); {
-	case m == 1:
-		return "About a minute"
-	case m < 60:
-		return fmt.Sprintf("%d minutes", m)
-	}
-	switch h := int(d.Round(time.Hour).Hours()); {
-	case h == 1:
-		return "About an hour"
-	case h < 48:
-		return fmt.Sprintf("%d hours", h)
-	case h < 24*7*2:
-		return fmt.Sprintf("%d days", h/24)
-	case h < 24*30*2:
-		return fmt.Sprintf("%d weeks", h/24/7)
-	case h < 24*365*2:
-		return fmt.Sprintf("%d months", h/24/30)
-	default:
-		return fmt.Sprintf("%d years", h/24/365)
-	}
 }
 
 func quoteCommand(args []string) string {

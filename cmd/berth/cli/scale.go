@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
 )
 
@@ -40,6 +41,7 @@ func newScaleCommand(g *globals) *cobra.Command {
 				return err
 			}
 			req := supervisor.UpRequest{Model: *m, Services: services, NoDeps: noDeps, Scale: scale}
+			req.MaxReplicas, _ = model.MaxReplicas() // checked by Model
 			return withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
 				return c.Up(ctx, req, progress)
 			})

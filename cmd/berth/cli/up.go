@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
 )
 
@@ -109,6 +110,7 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 		NoRecreate: f.noRecreate, AlwaysRecreateDeps: f.alwaysRecreateDeps, NoStart: f.noStart, RemoveOrphans: f.removeOrphans,
 		Timeout: f.timeout.duration(), Scale: scale, RenewAnonVolumes: f.renewAnonVolumes,
 	}
+	req.MaxReplicas, _ = model.MaxReplicas() // checked by Model
 	if err := withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
 		return c.Up(ctx, req, progress)
 	}); err != nil {

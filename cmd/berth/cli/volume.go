@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +10,9 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"text/template"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/berthrun/berth/volmgr"
@@ -131,7 +130,7 @@ func printVolumeList(out io.Writer, vols []*volmgr.Volume, f *volumeLsFlags) err
 		return nil
 	default:
 		format = strings.TrimPrefix(format, "table ")
-		tmpl, err := template.New("format").Funcs(volumeTemplateFuncs).Parse(format)
+		tmpl, err := parseFormat(format)
 		if err != nil {
 			return fmt.Errorf("invalid --format: %w", err)
 		}
@@ -144,16 +143,6 @@ func printVolumeList(out io.Writer, vols []*volmgr.Volume, f *volumeLsFlags) err
 		}
 		return w.Flush()
 	}
-}
-
-var volumeTemplateFuncs = template.FuncMap{
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-	"join":  strings.Join,
-	"upper": strings.ToUpper,
-	"lower": strings.ToLower,
 }
 
 type volumeCreateFlags struct {
@@ -281,7 +270,7 @@ func printInspect(out io.Writer, vols []dockerVolume, format string) error {
 		_, err = fmt.Fprintf(out, "%s\n", b)
 		return err
 	}
-	tmpl, err := template.New("format").Funcs(volumeTemplateFuncs).Parse(format)
+	tmpl, err := parseFormat(format)
 	if err != nil {
 		return fmt.Errorf("invalid --format: %w", err)
 	}
@@ -355,7 +344,7 @@ func newVolumePruneCommand(g *globals) *cobra.Command {
 					what = "all local volumes"
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "WARNING! This will remove %s not used by at least one container.\nAre you sure you want to continue? [y/N] ", what)
-				if !volumePruneConfirmed(cmd.InOrStdin()) {
+				if !confirmed(cmd.InOrStdin()) {
 					return nil
 				}
 			}
@@ -372,7 +361,7 @@ func newVolumePruneCommand(g *globals) *cobra.Command {
 				}
 				fmt.Fprintln(out)
 			}
-			fmt.Fprintf(out, "Total reclaimed space: %s\n", volumeHumanSize(size))
+			fmt.Fprintf(out, "Total reclaimed space: %s\n", units.HumanSize(float64(size)))
 			return err
 		},
 	}
@@ -381,22 +370,4 @@ func newVolumePruneCommand(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.force, "force", "f", false, "Do not prompt for confirmation")
 	fl.StringArrayVar(&f.filters, "filter", nil, `Provide filter values (e.g. "label=<label>")`)
 	return cmd
-}
-
-func volumePruneConfirmed(in io.Reader) bool {
-	line, _ := bufio.NewReader(in).ReadString('\n')
-	answer := strings.ToLower(strings.TrimSpace(line))
-	return answer == "y" || answer == "yes"
-}
-
-// volumeHumanSize prints bytes as docker does: decimal units, four significant digits.
-func volumeHumanSize(n uint64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB", "PB", "EB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.4g%s", f, units[i])
 }

@@ -1,6 +1,9 @@
-// Package dockerconfig reads and writes registry credentials in docker's
-// config.json ($DOCKER_CONFIG/config.json, else ~/.docker/config.json), the
-// file `docker login` writes, so berth and docker share logins.
+// Package dockerconfig reads and writes registry credentials as docker
+// does: through the credential helper config.json names ("credHelpers" for
+// one registry, else "credsStore"), else in config.json's "auths"
+// ($DOCKER_CONFIG/config.json, else ~/.docker/config.json), so berth and
+// docker share logins and a password never lands in the file when a helper
+// is configured.
 package dockerconfig
 
 import (
@@ -14,9 +17,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/docker/docker-credential-helpers/client"
+	"github.com/docker/docker-credential-helpers/credentials"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/berthrun/berth/internal/atomicfile"
 )
 
 // HubServer is the key docker uses for Docker Hub credentials.
@@ -59,8 +66,23 @@ type authEntry struct {
 
 // file is config.json, keeping keys berth does not know untouched.
 type file struct {
-	raw   map[string]json.RawMessage
-	auths map[string]authEntry
+	raw         map[string]json.RawMessage
+	auths       map[string]authEntry
+	credsStore  string
+	credHelpers map[string]string
+}
+
+// helper returns the credential helper program for a server key, or nil
+// when its credentials live in "auths".
+func (f *file) helper(key string) client.ProgramFunc {
+	name := f.credHelpers[key]
+	if name == "" {
+		name = f.credsStore
+	}
+	if name == "" {
+		return nil
+	}
+	return client.NewShellProgramFunc("docker-credential-" + name)
 }
 
 func load(dir string) (*file, error) {
@@ -78,9 +100,11 @@ func load(dir string) (*file, error) {
 	if err := json.Unmarshal(data, &f.raw); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
 	}
-	if a, ok := f.raw["auths"]; ok {
-		if err := json.Unmarshal(a, &f.auths); err != nil {
-			return nil, fmt.Errorf("%s: auths: %w", filepath.Join(dir, "config.json"), err)
+	for key, into := range map[string]any{"auths": &f.auths, "credsStore": &f.credsStore, "credHelpers": &f.credHelpers} {
+		if v, ok := f.raw[key]; ok {
+			if err := json.Unmarshal(v, into); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", filepath.Join(dir, "config.json"), key, err)
+			}
 		}
 	}
 	return f, nil
@@ -99,33 +123,33 @@ func (f *file) save(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".config.json-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, "config.json"))
+	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(data, '\n'), 0o600)
 }
 
-// Store saves user and password for server in config.json.
+// Store saves user and password for server: in the configured credential
+// helper, with an empty "auths" entry left in config.json as docker leaves
+// one (it lists the login and replaces any password stored before), or
+// else in "auths" itself.
 func Store(server, user, password string) error {
 	dir := Dir()
 	f, err := load(dir)
 	if err != nil {
 		return err
 	}
-	f.auths[ServerKey(server)] = authEntry{Auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + password))}
+	key := ServerKey(server)
+	entry := authEntry{Auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + password))}
+	if h := f.helper(key); h != nil {
+		if err := client.Store(h, &credentials.Credentials{ServerURL: key, Username: user, Secret: password}); err != nil {
+			return fmt.Errorf("credentials for %s: %w", key, err)
+		}
+		entry = authEntry{}
+	}
+	f.auths[key] = entry
 	return f.save(dir)
 }
 
-// Remove deletes server's credentials. It reports whether there were any.
+// Remove deletes server's credentials, from the credential helper if one
+// is configured and from "auths". It reports whether there were any.
 func Remove(server string) (bool, error) {
 	dir := Dir()
 	f, err := load(dir)
@@ -133,11 +157,27 @@ func Remove(server string) (bool, error) {
 		return false, err
 	}
 	key := ServerKey(server)
+	_, found := f.auths[key]
+	if h := f.helper(key); h != nil {
+		// Helpers answer "not found" to get in a way the client library
+		// recognises, not to erase: ask first.
+		_, err := client.Get(h, key)
+		switch {
+		case credentials.IsErrCredentialsNotFound(err):
+		case err != nil:
+			return false, fmt.Errorf("credentials for %s: %w", key, err)
+		default:
+			if err := client.Erase(h, key); err != nil {
+				return false, fmt.Errorf("credentials for %s: %w", key, err)
+			}
+			found = true
+		}
+	}
 	if _, ok := f.auths[key]; !ok {
-		return false, nil
+		return found, nil
 	}
 	delete(f.auths, key)
-	return true, f.save(dir)
+	return found, f.save(dir)
 }
 
 // Lookup returns the credentials stored for server, if any.
@@ -147,6 +187,9 @@ func Lookup(server string) (authn.AuthConfig, bool, error) {
 		return authn.AuthConfig{}, false, err
 	}
 	key := ServerKey(server)
+	if h := f.helper(key); h != nil {
+		return lookupHelper(h, key)
+	}
 	e, ok := f.auths[key]
 	if !ok {
 		// docker also accepts entries written with a scheme.
@@ -175,8 +218,27 @@ func Lookup(server string) (authn.AuthConfig, bool, error) {
 	return cfg, true, nil
 }
 
-// Keychain resolves credentials from config.json's "auths", then falls back
-// to go-containerregistry's default keychain (credential helpers).
+// lookupHelper asks a credential helper for a server's credentials. A
+// username of "<token>" marks an identity token, as docker stores those.
+func lookupHelper(h client.ProgramFunc, key string) (authn.AuthConfig, bool, error) {
+	c, err := client.Get(h, key)
+	if credentials.IsErrCredentialsNotFound(err) {
+		return authn.AuthConfig{}, false, nil
+	}
+	if err != nil {
+		return authn.AuthConfig{}, false, fmt.Errorf("credentials for %s: %w", key, err)
+	}
+	if c.Username == tokenUser {
+		return authn.AuthConfig{IdentityToken: c.Secret}, true, nil
+	}
+	return authn.AuthConfig{Username: c.Username, Password: c.Secret}, true, nil
+}
+
+// tokenUser is the username docker gives an identity token in a helper.
+const tokenUser = "<token>"
+
+// Keychain resolves credentials as Lookup does, then falls back to
+// go-containerregistry's default keychain.
 func Keychain() authn.Keychain { return keychain{} }
 
 type keychain struct{}

@@ -282,7 +282,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) (int64, error) {
 		a.dirTimes = append(a.dirTimes, dirTime{rel: rel, ts: times(hdr)})
 		return 0, nil
 
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // tar.Reader turns the old TypeRegA into TypeReg or TypeDir
 		if _, err := a.removeExisting(pfd, base, false); err != nil {
 			return 0, err
 		}

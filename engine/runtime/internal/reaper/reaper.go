@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // Run runs args[0] with args[1:] (a leading "--" is skipped) and returns
@@ -43,7 +44,7 @@ func Run(args []string) int {
 			// Give the command the terminal's foreground if there is one,
 			// as a shell would, so that ^C reaches it.
 			Setpgid:    true,
-			Foreground: isTerminal(0),
+			Foreground: term.IsTerminal(0),
 			Ctty:       0,
 		},
 	}
@@ -97,9 +98,4 @@ func reapAll(pid int) (int, bool) {
 			return 128 + int(ws.Signal()), true
 		}
 	}
-}
-
-func isTerminal(fd int) bool {
-	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	return err == nil
 }
