@@ -272,3 +272,66 @@ func TestRunCLIGoesAway(t *testing.T) {
 	}
 	e.MustRun("down")
 }
+
+// TestRunPortsAndAliases: a one-off publishes the service's ports only
+// with -P and its own with -p, each in front of it alone; it answers in
+// DNS to the service's name only with --use-aliases.
+func TestRunPortsAndAliases(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+name: runports
+services:
+  web:
+    image: busybox
+    command: `+webCommand+`
+    init: true
+    ports: ["18090:80"]
+  client:
+    image: busybox
+    command: ["sleep", "3600"]
+    init: true
+`)
+	e.MustRun("up", "-d", "client")
+	fetch := func(port int) string {
+		t.Helper()
+		var body string
+		var err error
+		for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			if body, err = get(t, port); err == nil {
+				return strings.TrimSpace(body)
+			}
+		}
+		t.Errorf("port %d: %v", port, err)
+		return ""
+	}
+	plain := strings.TrimSpace(e.MustRun("run", "-d", "web").Stdout)
+	if _, err := get(t, 18090); err == nil {
+		t.Errorf("run without -P published the service's port")
+	}
+	if r := e.Run("exec", "-T", "client", "nslookup", "web"); r.Code == 0 {
+		t.Errorf("a one-off answers to the service's name without --use-aliases: %s", r.Stdout)
+	}
+	if r := e.Run("exec", "-T", "client", "nslookup", plain); r.Code != 0 {
+		t.Errorf("the one-off's own name does not resolve: %s %s", r.Stdout, r.Stderr)
+	}
+
+	withP := strings.TrimSpace(e.MustRun("run", "-d", "--service-ports", "--use-aliases", "web").Stdout)
+	own := strings.TrimSpace(e.MustRun("run", "-d", "-p", "18091:80", "web").Stdout)
+	host := func(name string) string {
+		return strings.TrimSpace(e.MustRun("exec", "-T", "client", "sh", "-c", "wget -qO- http://"+name+"/").Stdout)
+	}
+	if got, want := fetch(18090), host(withP); got != want || got == "" {
+		t.Errorf("-P: port 18090 answered %q, want the one-off's %q", got, want)
+	}
+	if got, want := fetch(18091), host(own); got != want || got == "" {
+		t.Errorf("-p: port 18091 answered %q, want the one-off's %q", got, want)
+	}
+	if r := e.Run("exec", "-T", "client", "nslookup", "web"); r.Code != 0 {
+		t.Errorf("--use-aliases: the service's name does not resolve: %s %s", r.Stdout, r.Stderr)
+	}
+	e.MustRun("down", "-t", "1")
+	if _, err := get(t, 18090); err == nil {
+		t.Errorf("port 18090 still open after down")
+	}
+}
