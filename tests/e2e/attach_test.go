@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -81,4 +82,35 @@ services:
 		t.Errorf("--attach with --attach-dependencies accepted")
 	}
 	e.MustRun("down")
+}
+
+// TestAttachTerminal: attach to a tty container through a real terminal
+// types into its shell, and ctrl-p ctrl-q detach, leaving it running.
+func TestAttachTerminal(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+name: attachtty
+services:
+  sh:
+    image: busybox
+    command: ["sh"]
+    tty: true
+    stdin_open: true
+`)
+	e.MustRun("up", "-d")
+	out, code := onPTY(t, e, func(master *os.File, seen func() string) {
+		time.Sleep(300 * time.Millisecond) // attached
+		master.Write([]byte("echo hi-$((40+2)); stty size\r"))
+		waitSeen(t, seen, "hi-42")
+		waitSeen(t, seen, "33 101")
+		master.Write([]byte{16, 17}) // ctrl-p ctrl-q
+	}, "attach", "sh")
+	if code != 0 || !strings.Contains(out, "hi-42") {
+		t.Errorf("attach: exit %d, output %q", code, out)
+	}
+	if r := e.MustRun("ps"); !strings.Contains(r.Stdout, "attachtty-sh-1") || !strings.Contains(r.Stdout, "running") && !strings.Contains(r.Stdout, "Up") {
+		t.Errorf("after detaching: %s", r.Stdout)
+	}
+	e.MustRun("down", "-t", "1")
 }

@@ -139,53 +139,7 @@ func TestRunTerminal(t *testing.T) {
 
 	run := func(input func(master *os.File, seen func() string), args ...string) (string, int) {
 		t.Helper()
-		master, slave := openPTY(t)
-		if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101}); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := berthCmd(ctx, e, append([]string{"run", "--rm"}, args...)...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		slave.Close()
-		var buf bytes.Buffer
-		mu := make(chan struct{}, 1)
-		mu <- struct{}{}
-		copied := make(chan struct{})
-		go func() {
-			defer close(copied)
-			b := make([]byte, 4096)
-			for {
-				n, err := master.Read(b)
-				<-mu
-				buf.Write(b[:n])
-				mu <- struct{}{}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		seen := func() string {
-			<-mu
-			defer func() { mu <- struct{}{} }()
-			return buf.String()
-		}
-		if input != nil {
-			input(master, seen)
-		}
-		err := cmd.Wait()
-		master.Close()
-		<-copied
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-		return seen(), code
+		return onPTY(t, e, input, append([]string{"run", "--rm"}, args...)...)
 	}
 	waitFor := func(seen func() string, s string) {
 		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
@@ -334,4 +288,68 @@ services:
 	if _, err := get(t, 18090); err == nil {
 		t.Errorf("port 18090 still open after down")
 	}
+}
+
+// onPTY runs berth with args on a new terminal of 33 rows and 101
+// columns; input types on it while seen returns what was printed so far.
+func onPTY(t *testing.T, e *harness.Env, input func(master *os.File, seen func() string), args ...string) (string, int) {
+	t.Helper()
+	master, slave := openPTY(t)
+	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := berthCmd(ctx, e, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var buf bytes.Buffer
+	mu := make(chan struct{}, 1)
+	mu <- struct{}{}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		b := make([]byte, 4096)
+		for {
+			n, err := master.Read(b)
+			<-mu
+			buf.Write(b[:n])
+			mu <- struct{}{}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	seen := func() string {
+		<-mu
+		defer func() { mu <- struct{}{} }()
+		return buf.String()
+	}
+	if input != nil {
+		input(master, seen)
+	}
+	err := cmd.Wait()
+	master.Close()
+	<-copied
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("berth %v: %v", args, err)
+	}
+	return seen(), code
+}
+
+// waitSeen waits until s was printed.
+func waitSeen(t *testing.T, seen func() string, s string) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(seen(), s) {
+			return
+		}
+	}
+	t.Errorf("%q never came: %q", s, seen())
 }
