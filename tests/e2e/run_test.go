@@ -166,6 +166,35 @@ func TestRunTerminal(t *testing.T) {
 	if code != 3 || !strings.Contains(out, "interrupted") {
 		t.Errorf("Ctrl-C: exit %d, output %q", code, out)
 	}
+	// Output on a terminal asks for one; input that is not a terminal
+	// cannot feed it, as with compose; without input it is fine.
+	onOutputTerminal := func(args ...string) (string, int) {
+		t.Helper()
+		master, slave := openPTY(t)
+		defer master.Close()
+		cmd := berthCmd(context.Background(), e, args...)
+		cmd.Stdin = strings.NewReader("")
+		cmd.Stdout, cmd.Stderr = slave, slave
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		var buf bytes.Buffer
+		done := make(chan struct{})
+		go func() { io.Copy(&buf, master); close(done) }()
+		err := cmd.Wait()
+		<-done
+		if ee, ok := err.(*exec.ExitError); ok {
+			return buf.String(), ee.ExitCode()
+		}
+		return buf.String(), 0
+	}
+	if out, code := onOutputTerminal("run", "--rm", "app", "true"); code == 0 || !strings.Contains(out, "the input device is not a TTY") {
+		t.Errorf("run with piped input on a terminal: exit %d, %q", code, out)
+	}
+	if out, code := onOutputTerminal("run", "--rm", "-i=false", "app", "tty"); code != 0 || !strings.Contains(out, "/dev/pts/") {
+		t.Errorf("run -i=false on a terminal: exit %d, %q", code, out)
+	}
 	if recs := records(t, e); len(recs) != 0 {
 		t.Errorf("run --rm left %d containers", len(recs))
 	}

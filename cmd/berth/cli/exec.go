@@ -83,7 +83,12 @@ func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args 
 	// on in the container.
 	req := supervisor.ExecRequest{Container: rec.ID, Args: args, Env: f.env, Workdir: f.workdir, User: f.user, Detach: f.detach}
 	var sio supervisor.ExecIO
-	useTTY := f.tty && !f.noTTY && !f.detach && term.IsTerminal(int(os.Stdin.Fd()))
+	// compose's rule: a terminal when the output is one (-T aside); input
+	// that is not a terminal cannot feed one.
+	useTTY := f.tty && !f.noTTY && !f.detach
+	if err := checkTTYInput(useTTY, f.interactive && !f.detach); err != nil {
+		return err
+	}
 	req.Tty = useTTY
 	if f.interactive && !f.detach {
 		req.Stdin = true

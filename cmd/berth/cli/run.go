@@ -40,10 +40,14 @@ func newRunCommand(g *globals) *cobra.Command {
 		Short: "Run a one-off command on a service",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("no-TTY") && !cmd.Flags().Changed("tty") {
-				f.noTTY = !term.IsTerminal(int(os.Stdin.Fd()))
+			// compose's rule: a terminal when the output is one.
+			if !cmd.Flags().Changed("no-TTY") {
+				f.noTTY = !isTerminal(cmd.OutOrStdout())
 			}
 			if cmd.Flags().Changed("tty") {
+				if cmd.Flags().Changed("no-TTY") {
+					return errors.New("--tty and --no-TTY can't be used together")
+				}
 				f.noTTY = !f.tty
 			}
 			return runRun(cmd, g, f, args[0], args[1:])
@@ -127,6 +131,9 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, service string, args []
 	}
 
 	useTTY := !f.noTTY && !f.detach
+	if err := checkTTYInput(useTTY, f.interactive && !f.detach); err != nil {
+		return err
+	}
 	req := supervisor.RunRequest{
 		Model: *m, Service: service, Name: f.name, Detach: f.detach, Rm: f.rm,
 		Tty: useTTY, Stdin: f.interactive && !f.detach, NoDeps: f.noDeps, UseAliases: f.useAlia,
@@ -262,6 +269,16 @@ func applyRunFlags(p *project.Project, service string, f *runFlags, args []strin
 		s.Ports = append(append([]types.ServicePortConfig{}, s.Ports...), ports...)
 	}
 	p.Services[service] = s
+	return nil
+}
+
+// checkTTYInput refuses a terminal fed from input that is not one, as
+// docker does: the keys typed would not reach the terminal's line
+// discipline, and the input would be echoed back mangled.
+func checkTTYInput(tty, interactive bool) error {
+	if tty && interactive && !term.IsTerminal(int(os.Stdin.Fd())) {
+		return errors.New("the input device is not a TTY")
+	}
 	return nil
 }
 
