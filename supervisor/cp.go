@@ -14,8 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
-
+	"github.com/berthrun/berth/engine/runtime"
 	"github.com/berthrun/berth/internal/tarcp"
 )
 
@@ -27,23 +26,77 @@ type CopyStat struct {
 	Name   string `json:"name"`
 }
 
-// resolvePath turns a path inside the container into a host path: inside
-// the mount that holds it (a volume or a bind), else inside the rootfs.
-// Symlinks are resolved as the container would, never leaving that root.
-// A symlink of the rootfs that points into a mount is resolved within the
-// rootfs (the mount is not followed through it).
-func (c *container) resolvePath(p string) (string, error) {
+// resolvePath turns a path inside the container into a host path, as
+// the container would resolve it: component by component, each symlink
+// replaced by its target (absolute ones from the container's /), each
+// prefix mapped to the mount that holds it (a volume, a bind) or the
+// rootfs. Nothing can lead outside: ".." stops at the container's /, and
+// every host path is a mount's source or the rootfs joined with a clean
+// path whose components were checked. The last element is followed only
+// with followLast (cp copies a symlink as a symlink unless -L).
+//
+// It is not safe against a container swapping a directory for a symlink
+// between the check and the copy (as securejoin is not); a stopped
+// container is.
+func (c *container) resolvePath(p string, followLast bool) (string, error) {
 	c.mu.Lock()
 	spec := c.rec.Spec
 	c.mu.Unlock()
-	p = path.Clean("/" + p)
-	root, rest := spec.Rootfs, p
-	best := ""
+	todo := splitPath(p)
+	cur := "/"
+	links := 0
+	for len(todo) > 0 {
+		part := todo[0]
+		todo = todo[1:]
+		next := path.Join(cur, part)
+		if len(todo) == 0 && !followLast {
+			cur = next
+			break
+		}
+		host, err := hostPath(spec, next)
+		if err != nil {
+			return "", err
+		}
+		fi, err := os.Lstat(host)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next // a missing element is created later, or reported
+			continue
+		}
+		if links++; links > 40 {
+			return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+		}
+		target, err := os.Readlink(host)
+		if err != nil {
+			return "", err
+		}
+		if path.IsAbs(target) {
+			cur = "/"
+		}
+		todo = append(splitPath(target), todo...)
+	}
+	return hostPath(spec, cur)
+}
+
+// splitPath cuts a path into its elements, "." dropped.
+func splitPath(p string) []string {
+	var out []string
+	for _, e := range strings.Split(p, "/") {
+		if e != "" && e != "." {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// hostPath maps a clean, absolute container path whose elements are no
+// symlinks to the host: under the mount with the longest destination that
+// holds it, else under the rootfs.
+func hostPath(spec runtime.Spec, p string) (string, error) {
+	root, rest, best := spec.Rootfs, p, ""
 	for _, m := range spec.Mounts {
 		d := path.Clean(m.Destination)
 		if (p == d || strings.HasPrefix(p, d+"/")) && len(d) > len(best) {
-			best = d
-			root, rest = m.Source, strings.TrimPrefix(p, d)
+			best, root, rest = d, m.Source, strings.TrimPrefix(p, d)
 		}
 	}
 	if best != "" {
@@ -54,42 +107,7 @@ func (c *container) resolvePath(p string) (string, error) {
 			return root, nil // a file bind mounted (/etc/hosts)
 		}
 	}
-	// The last element is not followed: cp copies a symlink as a symlink
-	// (unless -L, see followLinks).
-	rest = path.Clean("/" + rest)
-	if rest == "/" {
-		return root, nil
-	}
-	dir, err := securejoin.SecureJoin(root, path.Dir(rest))
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, path.Base(rest)), nil
-}
-
-// followLinks resolves p, a symlink itself included, as the container
-// sees it: a link to /etc/hostname leads to the file mounted there.
-func (c *container) followLinks(p string) (string, error) {
-	p = path.Clean("/" + p)
-	for range 40 {
-		host, err := c.resolvePath(p)
-		if err != nil {
-			return "", err
-		}
-		fi, err := os.Lstat(host)
-		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-			return host, nil
-		}
-		target, err := os.Readlink(host)
-		if err != nil {
-			return "", err
-		}
-		if !path.IsAbs(target) {
-			target = path.Join(path.Dir(p), target)
-		}
-		p = path.Clean(target)
-	}
-	return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+	return filepath.Join(root, filepath.FromSlash(path.Clean("/"+rest))), nil
 }
 
 func (s *Supervisor) copyTarget(w http.ResponseWriter, q url.Values) (*container, string, bool) {
@@ -98,7 +116,7 @@ func (s *Supervisor) copyTarget(w http.ResponseWriter, q url.Values) (*container
 		http.Error(w, fmt.Sprintf("no container %s", q.Get("container")), http.StatusNotFound)
 		return nil, "", false
 	}
-	p, err := c.resolvePath(q.Get("path"))
+	p, err := c.resolvePath(q.Get("path"), false)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return nil, "", false
@@ -115,7 +133,7 @@ func (s *Supervisor) serveCopyStat(w http.ResponseWriter, r *http.Request) {
 	st := CopyStat{Name: path.Base(path.Clean("/" + r.URL.Query().Get("path")))}
 	// A link to a directory is a directory to copy into, resolved inside
 	// the container (never with the host's view of an absolute link).
-	if t, err := c.followLinks(r.URL.Query().Get("path")); err == nil {
+	if t, err := c.resolvePath(r.URL.Query().Get("path"), true); err == nil {
 		if fi, err := os.Lstat(t); err == nil {
 			st.Exists, st.Dir = true, fi.IsDir()
 		}
@@ -134,7 +152,7 @@ func (s *Supervisor) serveCopyFrom(w http.ResponseWriter, r *http.Request) {
 	}
 	if q.Get("follow") == "1" {
 		var err error
-		if p, err = c.followLinks(q.Get("path")); err != nil {
+		if p, err = c.resolvePath(q.Get("path"), true); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -169,7 +187,7 @@ func (s *Supervisor) serveCopyTo(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	dir, err := c.followLinks(q.Get("path"))
+	dir, err := c.resolvePath(q.Get("path"), true)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -180,6 +198,12 @@ func (s *Supervisor) serveCopyTo(w http.ResponseWriter, r *http.Request) {
 	}
 	// Without -a the files belong to root, as with docker cp.
 	opts := tarcp.Options{From: q.Get("from"), To: q.Get("to"), KeepOwner: q.Get("archive") == "1"}
+	// Each directory of the archive resolves as the container would see
+	// it (a symlink to a volume leads into the volume).
+	base := path.Clean("/" + q.Get("path"))
+	opts.Resolve = func(d string) (string, error) {
+		return c.resolvePath(path.Join(base, d), true)
+	}
 	if err := tarcp.Extract(r.Body, dir, opts); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

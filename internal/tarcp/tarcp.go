@@ -108,6 +108,11 @@ type Options struct {
 	// Uid and Gid.
 	KeepOwner bool
 	Uid, Gid  int
+	// Resolve maps a directory of the archive (relative to the target, ""
+	// for the target itself) to a host path; nil resolves it inside dir
+	// with securejoin. A container's copy resolves it as the container
+	// would, through its mounts.
+	Resolve func(dir string) (string, error)
 }
 
 // Extract unpacks the tar stream r under dir. Every name is resolved
@@ -144,7 +149,12 @@ func Extract(r io.Reader, dir string, o Options) error {
 			}
 			return errors.New("cannot copy a file onto a directory's contents")
 		}
-		parent, err := securejoin.SecureJoin(dir, path.Dir(name))
+		var parent string
+		if o.Resolve != nil {
+			parent, err = o.Resolve(strings.TrimPrefix(path.Dir(name), "."))
+		} else {
+			parent, err = securejoin.SecureJoin(dir, path.Dir(name))
+		}
 		if err != nil {
 			return err
 		}
@@ -183,7 +193,16 @@ func Extract(r io.Reader, dir string, o Options) error {
 				return err
 			}
 		case tar.TypeLink:
-			src, err := securejoin.SecureJoin(dir, h.Linkname)
+			ln := path.Clean("/" + h.Linkname)[1:]
+			var src string
+			if o.Resolve != nil {
+				var d string
+				if d, err = o.Resolve(strings.TrimPrefix(path.Dir(ln), ".")); err == nil {
+					src = filepath.Join(d, path.Base(ln))
+				}
+			} else {
+				src, err = securejoin.SecureJoin(dir, ln)
+			}
 			if err != nil {
 				return err
 			}

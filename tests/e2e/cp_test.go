@@ -103,6 +103,12 @@ func TestCp(t *testing.T) {
 			t.Errorf("%s inside the container: %q", n, got)
 		}
 	}
+	// A symlink into a volume leads into the volume, as in the container.
+	e.MustRun("exec", "-T", "app", "ln", "-s", "/data", "/tmp/datalink")
+	e.MustRun("cp", "host.txt", "app:/tmp/datalink/via-link.txt")
+	if got := cat("/data/via-link.txt"); got != "from the host\n" {
+		t.Errorf("through a symlink into a volume: %q", got)
+	}
 	e.WriteFile("secret.txt", "host secret\n")
 	if r := e.Run("cp", "app:/tmp/abs/secret.txt", "stolen.txt"); r.Code == 0 {
 		b, _ := os.ReadFile(filepath.Join(e.Dir, "stolen.txt"))
