@@ -35,9 +35,8 @@ type CopyStat struct {
 // path whose components were checked. The last element is followed only
 // with followLast (cp copies a symlink as a symlink unless -L).
 //
-// It is not safe against a container swapping a directory for a symlink
-// between the check and the copy (as securejoin is not); a stopped
-// container is.
+// A process could swap a checked directory for a symlink before the copy
+// uses it: the copy runs with the container frozen (see freeze).
 func (c *container) resolvePath(p string, followLast bool) (string, error) {
 	c.mu.Lock()
 	spec := c.rec.Spec
@@ -75,6 +74,31 @@ func (c *container) resolvePath(p string, followLast bool) (string, error) {
 		todo = append(splitPath(target), todo...)
 	}
 	return hostPath(spec, cur)
+}
+
+// freeze pauses a running container for the length of a copy, as docker
+// does since the symlink race of CVE-2018-15664: a process in it cannot
+// swap a checked directory for a symlink before the copy uses it. It
+// returns what thaws it (nothing when it was not running or was paused).
+func (c *container) freeze() (thaw func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctr == nil {
+		return func() {}
+	}
+	if st, err := c.ctr.State(); err != nil || st.Status != runtime.StatusRunning {
+		return func() {}
+	}
+	ctr := c.ctr
+	if err := ctr.Pause(); err != nil {
+		c.s.logf("container %s: pausing for a copy: %v", c.rec.Name, err)
+		return func() {}
+	}
+	return func() {
+		if err := ctr.Resume(); err != nil {
+			c.s.logf("container %s: resuming after a copy: %v", c.rec.Name, err)
+		}
+	}
 }
 
 // splitPath cuts a path into its elements, "." dropped.
@@ -150,6 +174,11 @@ func (s *Supervisor) serveCopyFrom(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	thaw := c.freeze()
+	defer thaw()
+	if _, p, ok = s.copyTarget(w, q); !ok { // resolved again, frozen
+		return
+	}
 	if q.Get("follow") == "1" {
 		var err error
 		if p, err = c.resolvePath(q.Get("path"), true); err != nil {
@@ -187,6 +216,8 @@ func (s *Supervisor) serveCopyTo(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	thaw := c.freeze()
+	defer thaw()
 	dir, err := c.resolvePath(q.Get("path"), true)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
