@@ -88,6 +88,21 @@ func TestRunOneOff(t *testing.T) {
 	if r.Code != 0 || r.Stdout != "bar /tmp nobody\n" {
 		t.Errorf("run with overrides: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
+	// A service of a profile that is not active runs when named.
+	e.WriteFile("compose.override.yaml", `
+services:
+  tool:
+    image: busybox:latest
+    profiles: [tools]
+    networks: [side]
+    command: ["echo", "tool ran"]
+networks:
+  side: {}
+`)
+	if r := e.Run("run", "--rm", "-T", "tool"); r.Code != 0 || r.Stdout != "tool ran\n" {
+		t.Errorf("run of a profiled service: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	os.Remove(filepath.Join(e.Dir, "compose.override.yaml"))
 	if r := e.Run("run", "--rm", "-T", "--no-deps", "app", "no-such-command"); r.Code != 127 {
 		t.Errorf("missing command: exit %d, stderr %q", r.Code, r.Stderr)
 	}
