@@ -319,6 +319,9 @@ services:
 		found = strings.Contains(string(b), "container failing-broken-1: start:") && strings.Contains(string(b), "/no/such/command")
 		return found
 	})
+	// The event is sent after the log line is written, and reaches the
+	// events command through the supervisor's stream: give it a moment.
+	time.Sleep(time.Second)
 	events := stop()
 	var sawError bool
 	for _, ev := range events {
