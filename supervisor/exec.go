@@ -200,7 +200,14 @@ func (c *Client) relay(ctx context.Context, path string, req any, sio ExecIO) (i
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.paths.Socket(c.project))
 	if err != nil {
-		return -1, c.connErr(err)
+		// A supervisor whose project was empty may have exited since it
+		// was reached (before a run): reach one again, once.
+		if _, cerr := Connect(ctx, c.paths, c.project); cerr != nil {
+			return -1, c.connErr(err)
+		}
+		if conn, err = d.DialContext(ctx, "unix", c.paths.Socket(c.project)); err != nil {
+			return -1, c.connErr(err)
+		}
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })

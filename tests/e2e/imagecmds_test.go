@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/json"
 	"io"
 	"os"
@@ -122,4 +123,35 @@ services:
 	if len(digests) != 1 || !strings.HasSuffix(digests[0], "@"+desc.Digest.String()) {
 		t.Errorf("repo digests %v, registry digest %s", digests, desc.Digest)
 	}
+}
+
+// TestRunPulls: run pulls a missing image and says so, unless
+// --quiet-pull.
+func TestRunPulls(t *testing.T) {
+	reg := testimage.StartRegistry(t)
+	img, err := testimage.Busybox(testimage.WithFile("etc/motd", 0o644, "pulled\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := reg.Push(context.Background(), "team/tool:1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := harness.New(t)
+	e.WriteFile("compose.yaml", `
+name: runpull
+services:
+  tool:
+    image: `+ref+`
+`)
+	r := e.MustRun("run", "--rm", "-T", "tool", "cat", "/etc/motd")
+	if r.Stdout != "pulled\n" || !strings.Contains(r.Stderr, "tool Pulled") {
+		t.Errorf("run of a missing image: stdout %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	e.MustRun("image", "rm", ref)
+	r = e.MustRun("run", "--rm", "-T", "--quiet-pull", "tool", "cat", "/etc/motd")
+	if r.Stdout != "pulled\n" || strings.Contains(r.Stderr, "Pull") {
+		t.Errorf("run --quiet-pull: stdout %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	e.MustRun("down")
 }

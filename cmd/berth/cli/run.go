@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/engine/runtime"
 	"github.com/berthrun/berth/project"
 	"github.com/berthrun/berth/supervisor"
@@ -112,13 +113,16 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, service string, args []
 	if err != nil {
 		return err
 	}
-	c, err := supervisor.Connect(ctx, g.paths(), p.Name)
-	if err != nil {
-		return err
-	}
 	stderr := cmd.ErrOrStderr()
 	if f.quiet {
 		stderr = io.Discard
+	}
+	if err := pullForRun(cmd, g, p, service, f, stderr); err != nil {
+		return err
+	}
+	c, err := supervisor.Connect(ctx, g.paths(), p.Name)
+	if err != nil {
+		return err
 	}
 
 	// Dependencies are started as `up` would start them.
@@ -341,4 +345,33 @@ func proxySignals() <-chan syscall.Signal {
 		}
 	}()
 	return out
+}
+
+// pullForRun pulls the one-off's image when the store lacks it (or its
+// pull policy says always), showing progress unless --quiet-pull: the
+// supervisor would pull it too, but with no one to tell.
+func pullForRun(cmd *cobra.Command, g *globals, p *project.Project, service string, f *runFlags, stderr io.Writer) error {
+	svc := p.Services[service]
+	if svc.Image == "" || svc.PullPolicy == "never" {
+		return nil
+	}
+	s, err := g.openImageStore()
+	if err != nil {
+		return err
+	}
+	if _, err := s.Image(svc.Image); err == nil && svc.PullPolicy != "always" {
+		return nil
+	} else if err != nil && !errors.Is(err, image.ErrNotFound) {
+		return err
+	}
+	if !f.quietPull {
+		fmt.Fprintf(stderr, " %s Pulling\n", service)
+	}
+	if _, err := s.Pull(cmd.Context(), svc.Image, image.PullOptions{InsecureRegistries: insecureRegistryList(nil)}); err != nil {
+		return fmt.Errorf("service %q: %w", service, imageErr(err))
+	}
+	if !f.quietPull {
+		fmt.Fprintf(stderr, " %s Pulled\n", service)
+	}
+	return nil
 }
