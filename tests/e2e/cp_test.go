@@ -66,6 +66,19 @@ func TestCp(t *testing.T) {
 	if l, err := os.Readlink(filepath.Join(e.Dir, "out/link")); err != nil || l != "/etc/hostname" {
 		t.Errorf("symlink out of the container: %q %v", l, err)
 	}
+	// SRC/. copies a directory's contents, both ways.
+	e.MustRun("cp", "dir/.", "app:/tmp/newdir")
+	e.MustRun("cp", "dir/.", "app:/tmp/contents")
+	if cat("/tmp/newdir/a.txt") != "a\n" || cat("/tmp/contents/sub/b.txt") != "b\n" {
+		t.Errorf("contents into the container: %q %q", cat("/tmp/newdir/a.txt"), cat("/tmp/contents/sub/b.txt"))
+	}
+	if err := os.MkdirAll(filepath.Join(e.Dir, "existing"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.MustRun("cp", "app:/tmp/out/.", "existing")
+	if b, err := os.ReadFile(filepath.Join(e.Dir, "existing/d/x.txt")); err != nil || string(b) != "x\n" {
+		t.Errorf("contents out of the container: %q %v", b, err)
+	}
 	e.MustRun("cp", "-L", "app:/tmp/out/link", "hostname.txt")
 	if b, err := os.ReadFile(filepath.Join(e.Dir, "hostname.txt")); err != nil || len(bytes.TrimSpace(b)) == 0 {
 		t.Errorf("followed symlink: %q %v", b, err)
