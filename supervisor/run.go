@@ -190,6 +190,13 @@ func (s *Supervisor) serveRun(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	se.run(exited)
+	// The input ends with the attachment, as docker's run -i (stdin once).
+	c.mu.Lock()
+	if c.runStdin != nil {
+		c.runStdin.Close()
+		c.runStdin = nil
+	}
+	c.mu.Unlock()
 }
 
 // createOneOff waits for the service's dependencies, then makes its

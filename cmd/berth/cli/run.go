@@ -26,12 +26,12 @@ import (
 )
 
 type runFlags struct {
-	detach, rm, noTTY, tty, interactive          bool
-	noDeps, removeOrphans, servicePorts, useAlia bool
-	quietPull, quiet                             bool
-	entrypoint, name, user, workdir, pull        string
-	env, envFromFile, volumes, publish, labels   []string
-	capAdd, capDrop                              []string
+	detach, rm, noTTY, tty, interactive             bool
+	noDeps, removeOrphans, servicePorts, useAliases bool
+	quietPull, quiet                                bool
+	entrypoint, name, user, workdir, pull           string
+	env, envFromFile, volumes, publish, labels      []string
+	capAdd, capDrop                                 []string
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -71,7 +71,7 @@ func newRunCommand(g *globals) *cobra.Command {
 	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "Bind mount a volume")
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "Publish a container's port(s) to the host")
 	fl.BoolVarP(&f.servicePorts, "service-ports", "P", false, "Run command with all service's ports enabled and mapped to the host")
-	fl.BoolVar(&f.useAlia, "use-aliases", false, "Use the service's network useAliases in the network(s) the container connects to")
+	fl.BoolVar(&f.useAliases, "use-aliases", false, "Use the service's network useAliases in the network(s) the container connects to")
 	fl.StringSliceVar(&f.capAdd, "cap-add", nil, "Add Linux capabilities")
 	fl.StringSliceVar(&f.capDrop, "cap-drop", nil, "Drop Linux capabilities")
 	fl.BoolVar(&f.noDeps, "no-deps", false, "Don't start linked services")
@@ -150,7 +150,7 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, service string, args []
 	}
 	req := supervisor.RunRequest{
 		Model: *m, Service: service, Name: f.name, Detach: f.detach, Rm: f.rm,
-		Tty: useTTY, Stdin: f.interactive && !f.detach, NoDeps: f.noDeps, UseAliases: f.useAlia,
+		Tty: useTTY, Stdin: f.interactive && !f.detach, NoDeps: f.noDeps, UseAliases: f.useAliases,
 		RemoveOrphans: f.removeOrphans,
 	}
 	var sio supervisor.ExecIO
