@@ -14,6 +14,8 @@ packages=(
 	util-linux         # unshare, nsenter, mount
 	ca-certificates
 	make
+	kmod               # depmod for the kernels the VM test boots
+	qemu-system-x86    # boots Debian's kernels for the cgroup v2 test (tests/vm)
 )
 
 missing=()
@@ -32,6 +34,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The kernels the cgroup v2 VM test boots, fetched once into a cache.
+if [ "$(id -u)" -eq 0 ]; then
+	bash "$(dirname "$0")/vmkernel.sh" >/dev/null
 fi
 
 if ! command -v go >/dev/null 2>&1; then

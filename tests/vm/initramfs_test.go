@@ -1,0 +1,191 @@
+package vm
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// entry is one file of the initramfs: a directory, a symlink (link), or a
+// regular file whose content is body or, when src is set, the file at src
+// (symlinks followed, so libraries land under the names ldd gives).
+type entry struct {
+	name string // absolute path in the VM
+	mode uint32 // permission bits
+	dir  bool
+	link string
+	body []byte
+	src  string
+}
+
+// initramfs is the list of files of an initramfs, in the order they are
+// written; parent directories are added as needed.
+type initramfs struct {
+	entries []entry
+	seen    map[string]bool
+}
+
+func (r *initramfs) add(e entry) {
+	if r.seen == nil {
+		r.seen = map[string]bool{"/": true}
+	}
+	if r.seen[e.name] {
+		return
+	}
+	if dir := path.Dir(e.name); !r.seen[dir] {
+		r.add(entry{name: dir, mode: 0o755, dir: true})
+	}
+	r.seen[e.name] = true
+	r.entries = append(r.entries, e)
+}
+
+func (r *initramfs) file(name string, mode uint32, body []byte) {
+	r.add(entry{name: name, mode: mode, body: body})
+}
+
+func (r *initramfs) copy(name, src string, mode uint32) {
+	r.add(entry{name: name, mode: mode, src: src})
+}
+
+// write writes the initramfs as a cpio archive in the "newc" format the
+// kernel unpacks (uncompressed: TCG would spend seconds on gunzip).
+func (r *initramfs) write(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	var written int64
+	pad := func() error {
+		if n := written % 4; n != 0 {
+			k, err := bw.Write(make([]byte, 4-n))
+			written += int64(k)
+			return err
+		}
+		return nil
+	}
+	header := func(ino int, mode uint32, size int64, name string) error {
+		k, err := fmt.Fprintf(bw, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%s\x00",
+			ino, mode, 0, 0, 1, 0, size, 0, 0, 0, 0, len(name)+1, 0, name)
+		written += int64(k)
+		if err != nil {
+			return err
+		}
+		return pad()
+	}
+	for i, e := range r.entries {
+		name := strings.TrimPrefix(e.name, "/")
+		switch {
+		case e.dir:
+			if err := header(i+1, 0o040000|e.mode, 0, name); err != nil {
+				return err
+			}
+		case e.link != "":
+			if err := header(i+1, 0o120000|0o777, int64(len(e.link)), name); err != nil {
+				return err
+			}
+			k, err := bw.WriteString(e.link)
+			written += int64(k)
+			if err != nil {
+				return err
+			}
+		default:
+			var src io.Reader = bytes.NewReader(e.body)
+			size := int64(len(e.body))
+			if e.src != "" {
+				f, err := os.Open(e.src)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				fi, err := f.Stat()
+				if err != nil {
+					return err
+				}
+				src, size = f, fi.Size()
+			}
+			if err := header(i+1, 0o100000|e.mode, size, name); err != nil {
+				return err
+			}
+			k, err := io.Copy(bw, src)
+			written += k
+			if err != nil {
+				return err
+			}
+			if k != size {
+				return fmt.Errorf("%s: copied %d of %d bytes", e.src, k, size)
+			}
+		}
+		if err := pad(); err != nil {
+			return err
+		}
+	}
+	if err := header(0, 0, 0, "TRAILER!!!"); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// addWithLibraries adds a dynamically linked host binary at the same path,
+// with the shared libraries ldd lists.
+func (r *initramfs) addWithLibraries(bin string) error {
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		return fmt.Errorf("ldd %s: %w", bin, err)
+	}
+	r.copy(bin, bin, 0o755)
+	// "libx.so.1 => /lib/x/libx.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+	re := regexp.MustCompile(`(?m)(/\S+) \(0x`)
+	for _, m := range re.FindAllStringSubmatch(string(out), -1) {
+		r.copy(m[1], m[1], 0o755)
+	}
+	return nil
+}
+
+// addModules adds the kernel modules named (and what they depend on, from
+// modules.dep) under /lib/modules/<release>, for busybox's modprobe, and
+// returns, in order, the names that are modules (the others are built in).
+func (r *initramfs) addModules(kernelDir, release string, names []string) ([]string, error) {
+	modDir := filepath.Join(kernelDir, "lib", "modules", release)
+	dep, err := os.ReadFile(filepath.Join(modDir, "modules.dep"))
+	if err != nil {
+		return nil, err
+	}
+	// module name -> its file and the files it needs, relative to modDir.
+	files := map[string][]string{}
+	for _, line := range strings.Split(string(dep), "\n") {
+		mod, deps, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		files[moduleName(mod)] = append([]string{mod}, strings.Fields(deps)...)
+	}
+	var present []string
+	for _, n := range names {
+		fs, ok := files[strings.ReplaceAll(n, "-", "_")]
+		if !ok {
+			continue
+		}
+		present = append(present, n)
+		for _, f := range fs {
+			r.copy(path.Join("/lib/modules", release, f), filepath.Join(modDir, f), 0o644)
+		}
+	}
+	for _, f := range []string{"modules.dep", "modules.builtin", "modules.alias", "modules.order"} {
+		if _, err := os.Stat(filepath.Join(modDir, f)); err == nil {
+			r.copy(path.Join("/lib/modules", release, f), filepath.Join(modDir, f), 0o644)
+		}
+	}
+	return present, nil
+}
+
+// moduleName is the name modprobe knows a module file by:
+// kernel/net/bridge/br-netfilter.ko.xz -> br_netfilter.
+func moduleName(file string) string {
+	n := path.Base(file)
+	n, _, _ = strings.Cut(n, ".ko")
+	return strings.ReplaceAll(n, "-", "_")
+}
