@@ -14,7 +14,9 @@ packages=(
 	util-linux         # unshare, nsenter, mount
 	ca-certificates
 	make
-	kmod               # depmod for the kernels the VM test boots
+	kmod               # depmod for the kernels the VM test boots,
+	xz-utils           # and unxz and zstd to unpack them and their modules
+	zstd
 	qemu-system-x86    # boots Debian's kernels for the cgroup v2 test (tests/vm)
 )
 

@@ -8,7 +8,8 @@
 # cache is not fetched again; one that apt no longer names is removed.
 #
 # Prints one line per kernel: "<meta package> <kernel release> <directory>",
-# the directory holding boot/vmlinuz-<release> and lib/modules/<release>.
+# the directory holding boot/vmlinuz-<release>, boot/vmlinux-<release> (the
+# same kernel uncompressed) and lib/modules/<release> with a modules.dep.
 # BERTH_VM_CACHE overrides the cache directory.
 set -euo pipefail
 
@@ -36,6 +37,31 @@ download() {
 	(cd "$2" && apt-get download -qq -o APT::Sandbox::User=root "$1" >&2)
 }
 
+# unpack_vmlinux writes the ELF kernel that compressed kernel image $1
+# (bzImage) carries to $2, as the kernel's scripts/extract-vmlinux does:
+# qemu boots an ELF kernel directly (PVH), while the bzImage's own
+# decompressor takes 15-20 s under software emulation.
+unpack_vmlinux() {
+	local bz=$1 out=$2 m tool off
+	for m in 'xz:\xFD7zXZ\x00' 'zstd:\x28\xB5\x2F\xFD' 'gzip:\x1F\x8B\x08'; do
+		tool=${m%%:*}
+		for off in $(LC_ALL=C grep -obUaP "${m#*:}" "$bz" | cut -d: -f1); do
+			# The stream is followed by the rest of the image: the
+			# tools complain about it after writing the kernel.
+			case $tool in
+			xz) tail -c +$((off + 1)) "$bz" | xz -dc --single-stream >"$out" 2>/dev/null || true ;;
+			zstd) tail -c +$((off + 1)) "$bz" | zstd -dcq >"$out" 2>/dev/null || true ;;
+			gzip) tail -c +$((off + 1)) "$bz" | gzip -dc >"$out" 2>/dev/null || true ;;
+			esac
+			if [ "$(head -c 4 "$out" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
+				return 0
+			fi
+		done
+	done
+	rm -f "$out"
+	return 1
+}
+
 # extract unpacks the package downloaded into $2 into $cache/$1; the
 # directory appears whole (rename) or not at all.
 extract() {
@@ -53,6 +79,8 @@ extract() {
 	# busybox's modprobe in the VM needs one.
 	release=$(basename "$(ls -d "$tmp"/out/lib/modules/*/ | head -n1)")
 	/sbin/depmod -b "$tmp/out" "$release"
+	unpack_vmlinux "$tmp/out/boot/vmlinuz-$release" "$tmp/out/boot/vmlinux-$release" ||
+		echo "vmkernel: no ELF kernel found in vmlinuz-$release; the VM boots the bzImage" >&2
 	rm -rf "${cache:?}/$pkg"
 	mv "$tmp/out" "$cache/$pkg"
 }
@@ -90,6 +118,10 @@ for meta in "${metas[@]}"; do
 	fi
 	keep+=("$pkg")
 	release=$(basename "$(ls -d "$cache/$pkg"/lib/modules/*/ | head -n1)")
+	boot=$cache/$pkg/boot
+	if [ ! -e "$boot/vmlinux-$release" ] && unpack_vmlinux "$boot/vmlinuz-$release" "$boot/.vmlinux"; then
+		mv "$boot/.vmlinux" "$boot/vmlinux-$release" # a cache made before the ELF kernel was kept
+	fi
 	echo "$meta $release $cache/$pkg"
 done
 

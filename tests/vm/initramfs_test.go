@@ -2,7 +2,6 @@ package vm
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -93,30 +92,22 @@ func (r *initramfs) write(w io.Writer) error {
 				return err
 			}
 		default:
-			var src io.Reader = bytes.NewReader(e.body)
-			size := int64(len(e.body))
+			body := e.body
 			if e.src != "" {
-				f, err := os.Open(e.src)
+				// Read whole: the largest file is berth itself, tens of MB.
+				b, err := os.ReadFile(e.src)
 				if err != nil {
 					return err
 				}
-				defer f.Close()
-				fi, err := f.Stat()
-				if err != nil {
-					return err
-				}
-				src, size = f, fi.Size()
+				body = b
 			}
-			if err := header(i+1, 0o100000|e.mode, size, name); err != nil {
+			if err := header(i+1, 0o100000|e.mode, int64(len(body)), name); err != nil {
 				return err
 			}
-			k, err := io.Copy(bw, src)
-			written += k
+			k, err := bw.Write(body)
+			written += int64(k)
 			if err != nil {
 				return err
-			}
-			if k != size {
-				return fmt.Errorf("%s: copied %d of %d bytes", e.src, k, size)
 			}
 		}
 		if err := pad(); err != nil {
@@ -163,6 +154,8 @@ func (r *initramfs) addModules(kernelDir, release string, names []string) ([]str
 		}
 		files[moduleName(mod)] = append([]string{mod}, strings.Fields(deps)...)
 	}
+	// busybox's modprobe reads ELF files only: compressed modules (6.12's
+	// are .ko.xz) are unpacked here, and modules.dep names them so.
 	var present []string
 	for _, n := range names {
 		fs, ok := files[strings.ReplaceAll(n, "-", "_")]
@@ -171,10 +164,20 @@ func (r *initramfs) addModules(kernelDir, release string, names []string) ([]str
 		}
 		present = append(present, n)
 		for _, f := range fs {
-			r.copy(path.Join("/lib/modules", release, f), filepath.Join(modDir, f), 0o644)
+			dst := path.Join("/lib/modules", release, strings.TrimSuffix(f, ".xz"))
+			if !strings.HasSuffix(f, ".xz") {
+				r.copy(dst, filepath.Join(modDir, f), 0o644)
+				continue
+			}
+			body, err := exec.Command("xz", "-dc", filepath.Join(modDir, f)).Output()
+			if err != nil {
+				return nil, fmt.Errorf("unxz %s: %w", f, err)
+			}
+			r.file(dst, 0o644, body)
 		}
 	}
-	for _, f := range []string{"modules.dep", "modules.builtin", "modules.alias", "modules.order"} {
+	r.file(path.Join("/lib/modules", release, "modules.dep"), 0o644, []byte(strings.ReplaceAll(string(dep), ".ko.xz", ".ko")))
+	for _, f := range []string{"modules.builtin", "modules.alias", "modules.softdep"} {
 		if _, err := os.Stat(filepath.Join(modDir, f)); err == nil {
 			r.copy(path.Join("/lib/modules", release, f), filepath.Join(modDir, f), 0o644)
 		}
