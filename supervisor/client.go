@@ -46,7 +46,7 @@ func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 		n, _ := ready.Read(b)
 		readyc <- n == 1
 	}()
-	deadline := time.NewTimer(15 * time.Second)
+	deadline := time.NewTimer(spawnWait)
 	defer deadline.Stop()
 	select {
 	case ok := <-readyc:
@@ -97,6 +97,10 @@ func (c *Client) alive(ctx context.Context) bool {
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
+
+// spawnWait is how long a CLI waits for the supervisor it spawned to
+// listen, and how long that supervisor waits for the CLI's first request.
+const spawnWait = 15 * time.Second
 
 // spawn starts a detached supervisor for the project. It returns the read
 // side of a pipe on which the supervisor writes one byte once it listens.

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"syscall"
@@ -184,5 +185,32 @@ func TestStartFailureCode(t *testing.T) {
 		if got := startFailureCode(errors.New(msg)); got != want {
 			t.Errorf("%q: %d, want %d", msg, got, want)
 		}
+	}
+}
+
+// A spawned supervisor waits for its spawner's first request rather than
+// leaving 300 ms after it listens: on a slow machine the request comes
+// later, and met a supervisor on its way out. Once served, it leaves when
+// idle.
+func TestWaitIdleAwaitsFirstRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		served bool
+		leaves bool
+	}{
+		{"fresh", false, false},
+		{"served", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Supervisor{idle: make(chan struct{}, 1), served: tc.served}
+			s.checkIdle()
+			// 2 s: well past the short grace, well before spawnWait.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			err := s.waitIdle(ctx)
+			if left := err == nil; left != tc.leaves {
+				t.Errorf("left while idle: %v, want %v (err %v)", left, tc.leaves, err)
+			}
+		})
 	}
 }

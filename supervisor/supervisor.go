@@ -39,6 +39,7 @@ type Supervisor struct {
 	mu         sync.Mutex
 	containers map[string]*container // by ID
 	busy       int                   // requests in flight
+	served     bool                  // a request came (the spawner's is no longer awaited)
 	changed    chan struct{}         // closed and replaced at every state change
 	subs       map[chan Event]struct{}
 	idle       chan struct{} // signalled when the project may have become empty
@@ -136,11 +137,21 @@ func (s *Supervisor) waitIdle(ctx context.Context) error {
 		case <-s.idle:
 		}
 		// A short grace lets a command that follows at once (down, then up)
-		// reuse this supervisor instead of racing its exit.
+		// reuse this supervisor instead of racing its exit. Until its first
+		// request the grace is the CLI's own wait for a spawned supervisor:
+		// on a slow machine (an emulated VM) the spawner's `up` came after
+		// 300 ms, reached a supervisor on its way out, and failed with
+		// "context canceled".
+		s.mu.Lock()
+		grace := 300 * time.Millisecond
+		if !s.served {
+			grace = spawnWait
+		}
+		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(grace):
 		}
 		s.mu.Lock()
 		empty := len(s.containers) == 0 && s.busy == 0
