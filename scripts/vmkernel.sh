@@ -10,11 +10,18 @@
 # Prints one line per kernel: "<meta package> <kernel release> <directory>",
 # the directory holding boot/vmlinuz-<release>, boot/vmlinux-<release> (the
 # same kernel uncompressed) and lib/modules/<release> with a modules.dep.
-# BERTH_VM_CACHE overrides the cache directory.
+# BERTH_VM_CACHE overrides the cache directory. With --if-empty it does
+# nothing (and prints nothing) when a kernel is cached already: deps.sh
+# uses it so that a build does not ask apt every time; the test itself
+# runs the full check.
 set -euo pipefail
 
 cache=${BERTH_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/vm}
 metas=(linux-image-amd64 linux-image-6.12-amd64)
+
+if [ "${1:-}" = --if-empty ] && compgen -G "$cache/linux-image-*/lib/modules/*/modules.dep" >/dev/null; then
+	exit 0
+fi
 
 # image_of prints the versioned image package a meta package depends on
 # (linux-image-amd64 -> linux-image-6.1.0-57-amd64), from apt's lists.
