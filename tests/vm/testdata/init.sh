@@ -38,8 +38,11 @@ for m in $(cat /vmtest/modules); do
 done
 ip link set lo up
 
-# Like systemd, keep the root cgroup free of our own processes: the test
-# runs in a leaf, and berth makes its own cgroups beside it.
+# Like systemd, enable the controllers it accounts by default (memory and
+# pids; libcontainer must enable cpu, cpuset and io itself), and keep the
+# root cgroup free of our own processes: the test runs in a leaf, and
+# berth makes its own cgroups beside it.
+echo "+memory +pids" >/sys/fs/cgroup/cgroup.subtree_control
 mkdir /sys/fs/cgroup/vmtest
 echo $$ >/sys/fs/cgroup/vmtest/cgroup.procs
 
