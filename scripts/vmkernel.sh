@@ -98,6 +98,9 @@ cached() {
 }
 
 mkdir -p "$cache"
+# One run at a time per cache: checkouts testing at once share it.
+exec 9>"$cache/.lock"
+flock 9
 rm -rf "$cache"/.fetch.*
 keep=()
 for meta in "${metas[@]}"; do
