@@ -113,7 +113,7 @@ func (s *Supervisor) handler() http.Handler {
 	// waits for before its idle grace shortens.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		s.served = true
+		s.awaiting = false
 		s.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	})

@@ -57,6 +57,10 @@ func Connect(ctx context.Context, paths Paths, proj string) (*Client, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	// No longer waiting for this one: if it listens later (once the
+	// supervisor that holds the project exits), it finds the pipe closed
+	// and does not wait for a request from us.
+	ready.Close()
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if c.alive(ctx) {
 			return c, nil
@@ -159,15 +163,20 @@ const readyFDEnv = "BERTH_READY_FD"
 
 // signalReady tells the process that spawned this supervisor that it
 // listens, and closes the descriptor so no container inherits it.
-func signalReady() {
+//
+// It reports whether the CLI that spawned this supervisor still waits for
+// it: a CLI that stopped waiting (it reached another supervisor, or died)
+// has closed its end, and will send no request.
+func signalReady() bool {
 	fd, err := strconv.Atoi(os.Getenv(readyFDEnv))
 	os.Unsetenv(readyFDEnv)
 	if err != nil {
-		return
+		return false
 	}
 	f := os.NewFile(uintptr(fd), "ready")
-	_, _ = f.Write([]byte{1})
-	f.Close()
+	defer f.Close()
+	_, err = f.Write([]byte{1})
+	return err == nil
 }
 
 // Ps returns the records of the project's containers with their live state.

@@ -190,22 +190,33 @@ func TestStartFailureCode(t *testing.T) {
 
 // A spawned supervisor waits for its spawner's first request rather than
 // leaving 300 ms after it listens: on a slow machine the request comes
-// later, and met a supervisor on its way out. Once served, it leaves when
-// idle.
+// later, and met a supervisor on its way out. Once served, or when nobody
+// awaits it, it leaves when idle.
 func TestWaitIdleAwaitsFirstRequest(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		served bool
-		leaves bool
+		name     string
+		awaiting bool
+		request  bool // a request comes, and ends, 500 ms in
+		leaves   bool
 	}{
-		{"fresh", false, false},
-		{"served", true, true},
+		{"spawner awaited", true, false, false},
+		{"spawner served", true, true, true},
+		{"nobody awaited", false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Supervisor{idle: make(chan struct{}, 1), served: tc.served}
+			s := &Supervisor{idle: make(chan struct{}, 1), awaiting: tc.awaiting}
 			s.checkIdle()
-			// 2 s: well past the short grace, well before spawnWait.
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if tc.request {
+				go func() {
+					time.Sleep(500 * time.Millisecond)
+					s.mu.Lock()
+					s.awaiting = false
+					s.mu.Unlock()
+					s.track(func() {})
+				}()
+			}
+			// 3 s: well past the short grace, well before spawnWait.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			err := s.waitIdle(ctx)
 			if left := err == nil; left != tc.leaves {

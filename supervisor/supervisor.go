@@ -39,7 +39,7 @@ type Supervisor struct {
 	mu         sync.Mutex
 	containers map[string]*container // by ID
 	busy       int                   // requests in flight
-	served     bool                  // a request came (the spawner's is no longer awaited)
+	awaiting   bool                  // the CLI that spawned this supervisor has yet to send its request
 	changed    chan struct{}         // closed and replaced at every state change
 	subs       map[chan Event]struct{}
 	idle       chan struct{} // signalled when the project may have become empty
@@ -110,7 +110,15 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	}
 	srv := &http.Server{Handler: s.handler()}
 	go func() { _ = srv.Serve(ln) }()
-	signalReady()
+	// Set before the CLI can read the ready byte and send its request.
+	s.mu.Lock()
+	s.awaiting = true
+	s.mu.Unlock()
+	if !signalReady() {
+		s.mu.Lock()
+		s.awaiting = false
+		s.mu.Unlock()
+	}
 	s.logf("supervising project %s (pid %d)", proj, os.Getpid())
 
 	s.checkIdle()
@@ -130,27 +138,29 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 // waitIdle returns when the project has had no containers and no request
 // for a moment, or when ctx ends.
 func (s *Supervisor) waitIdle(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.idle:
+	}
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.idle:
-		}
 		// A short grace lets a command that follows at once (down, then up)
-		// reuse this supervisor instead of racing its exit. Until its first
-		// request the grace is the CLI's own wait for a spawned supervisor:
-		// on a slow machine (an emulated VM) the spawner's `up` came after
-		// 300 ms, reached a supervisor on its way out, and failed with
-		// "context canceled".
+		// reuse this supervisor instead of racing its exit. While the CLI
+		// that spawned it has yet to send its request, the grace is that
+		// CLI's own wait for a spawned supervisor: on a slow machine (an
+		// emulated VM) the spawner's `up` came after 300 ms, reached a
+		// supervisor on its way out, and failed with "context canceled".
 		s.mu.Lock()
 		grace := 300 * time.Millisecond
-		if !s.served {
+		if s.awaiting {
 			grace = spawnWait
 		}
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.idle:
+			continue // a request ended meanwhile: the grace starts again
 		case <-time.After(grace):
 		}
 		s.mu.Lock()
@@ -158,6 +168,11 @@ func (s *Supervisor) waitIdle(ctx context.Context) error {
 		s.mu.Unlock()
 		if empty {
 			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.idle:
 		}
 	}
 }
