@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what berth's build and tests need from Debian's packages.
-# Idempotent: when everything is present it only runs dpkg-query and returns.
+# Idempotent: when everything is present it only runs dpkg-query, sees the
+# VM test's kernels cached, and returns.
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,10 @@ packages=(
 	util-linux         # unshare, nsenter, mount
 	ca-certificates
 	make
+	kmod               # depmod for the kernels the VM test boots,
+	xz-utils           # and unxz and zstd to unpack them and their modules
+	zstd
+	qemu-system-x86    # boots Debian's kernels for the cgroup v2 test (tests/vm)
 )
 
 missing=()
@@ -31,6 +36,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The kernels the cgroup v2 VM test boots, fetched once into a cache (the
+# test refreshes them when Debian publishes new ones).
+if [ "$(id -u)" -eq 0 ]; then
+	bash "$(dirname "$0")/vmkernel.sh" --if-empty >/dev/null
 fi
 
 if ! command -v go >/dev/null 2>&1; then

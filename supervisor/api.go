@@ -135,7 +135,14 @@ func (s *Supervisor) handler() http.Handler {
 			}
 		}
 	})
-	return mux
+	// Any request, an event stream too, is the one a spawned supervisor
+	// waits for before its idle grace shortens.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.awaiting = false
+		s.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // track counts a request as in flight, so that the supervisor does not exit

@@ -83,16 +83,19 @@ func waitReady(ctx context.Context, ready *os.File) (bool, error) {
 		n, _ := ready.Read(b)
 		readyc <- n == 1
 	}()
-	deadline := time.NewTimer(15 * time.Second)
+	deadline := time.NewTimer(spawnWait)
 	defer deadline.Stop()
 	select {
 	case ok := <-readyc:
 		return ok, nil
 	case <-deadline.C:
-		return false, nil
 	case <-ctx.Done():
-		return false, ctx.Err()
 	}
+	// No longer waiting for this one: if it listens later (once the
+	// supervisor that holds the project exits), it finds the pipe closed
+	// and does not wait for a request from us.
+	ready.Close()
+	return false, ctx.Err()
 }
 
 // Running returns a client when the project's supervisor is up, else nil.
@@ -155,6 +158,10 @@ func (c *Client) alive(ctx context.Context) bool {
 	conn.Close()
 	return true
 }
+
+// spawnWait is how long a CLI waits for the supervisor it spawned to
+// listen, and how long that supervisor waits for the CLI's first request.
+const spawnWait = 15 * time.Second
 
 // spawn starts a detached supervisor for the project. It returns the read
 // side of a pipe on which the supervisor writes one byte once it listens.
@@ -221,15 +228,20 @@ const readyFDEnv = "BERTH_READY_FD"
 
 // signalReady tells the process that spawned this supervisor that it
 // listens, and closes the descriptor so no container inherits it.
-func signalReady() {
+//
+// It reports whether the CLI that spawned this supervisor still waits for
+// it: a CLI that stopped waiting (it reached another supervisor, or died)
+// has closed its end, and will send no request.
+func signalReady() bool {
 	fd, err := strconv.Atoi(os.Getenv(readyFDEnv))
 	os.Unsetenv(readyFDEnv)
 	if err != nil {
-		return
+		return false
 	}
 	f := os.NewFile(uintptr(fd), "ready")
-	_, _ = f.Write([]byte{1})
-	f.Close()
+	defer f.Close()
+	_, err = f.Write([]byte{1})
+	return err == nil
 }
 
 // Ps returns the records of the project's containers with their live state.

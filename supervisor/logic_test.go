@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"syscall"
@@ -196,5 +197,43 @@ func TestCheckProject(t *testing.T) {
 		if err := p.CheckProject(name); (err == nil) != ok {
 			t.Errorf("CheckProject(%q) = %v, want ok = %v", name, err, ok)
 		}
+	}
+}
+
+// A spawned supervisor waits for its spawner's first request rather than
+// leaving 300 ms after it listens: on a slow machine the request comes
+// later, and met a supervisor on its way out. Once served, or when nobody
+// awaits it, it leaves when idle.
+func TestWaitIdleAwaitsFirstRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		awaiting bool
+		request  bool // a request comes, and ends, 500 ms in
+		leaves   bool
+	}{
+		{"spawner awaited", true, false, false},
+		{"spawner served", true, true, true},
+		{"nobody awaited", false, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Supervisor{idle: make(chan struct{}, 1), awaiting: tc.awaiting}
+			s.checkIdle()
+			if tc.request {
+				go func() {
+					time.Sleep(500 * time.Millisecond)
+					s.mu.Lock()
+					s.awaiting = false
+					s.mu.Unlock()
+					s.track(func() {})
+				}()
+			}
+			// 3 s: well past the short grace, well before spawnWait.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			err := s.waitIdle(ctx)
+			if left := err == nil; left != tc.leaves {
+				t.Errorf("left while idle: %v, want %v (err %v)", left, tc.leaves, err)
+			}
+		})
 	}
 }

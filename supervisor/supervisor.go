@@ -47,6 +47,7 @@ type Supervisor struct {
 	containers map[string]*container // by ID
 	busy       int                   // requests in flight
 	exiting    bool                  // decided to exit: requests get no answer
+	awaiting   bool                  // the CLI that spawned this supervisor has yet to send its request
 	changed    chan struct{}         // closed and replaced at every state change
 	subs       map[chan Event]struct{}
 	idle       chan struct{}                   // signalled when the project may have become empty
@@ -128,7 +129,15 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	}
 	srv := &http.Server{Handler: s.handler()}
 	go func() { _ = srv.Serve(ln) }()
-	signalReady()
+	// Set before the CLI can read the ready byte and send its request.
+	s.mu.Lock()
+	s.awaiting = true
+	s.mu.Unlock()
+	if !signalReady() {
+		s.mu.Lock()
+		s.awaiting = false
+		s.mu.Unlock()
+	}
 	s.logf("supervising project %s (pid %d)", proj, os.Getpid())
 
 	s.checkIdle()
@@ -148,18 +157,30 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 // waitIdle returns when the project has had no containers and no request
 // for a moment, or when ctx ends.
 func (s *Supervisor) waitIdle(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.idle:
+	}
 	for {
+		// A short grace lets a command that follows at once (down, then up)
+		// reuse this supervisor instead of racing its exit. While the CLI
+		// that spawned it has yet to send its request, the grace is that
+		// CLI's own wait for a spawned supervisor: on a slow machine (an
+		// emulated VM) the spawner's `up` came after 300 ms, reached a
+		// supervisor on its way out, and failed with "context canceled".
+		s.mu.Lock()
+		grace := 300 * time.Millisecond
+		if s.awaiting {
+			grace = spawnWait
+		}
+		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.idle:
-		}
-		// A short grace lets a command that follows at once (down, then up)
-		// reuse this supervisor instead of racing its exit.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(300 * time.Millisecond):
+			continue // a request ended meanwhile: the grace starts again
+		case <-time.After(grace):
 		}
 		s.mu.Lock()
 		empty := len(s.containers) == 0 && s.busy == 0
@@ -167,6 +188,11 @@ func (s *Supervisor) waitIdle(ctx context.Context) error {
 		s.mu.Unlock()
 		if empty {
 			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.idle:
 		}
 	}
 }

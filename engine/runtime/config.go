@@ -337,10 +337,32 @@ func ociResources(r Resources, privileged bool) (*specs.LinuxResources, []string
 // swapAccounted reports whether a memory+swap limit can be set.
 func swapAccounted() bool {
 	if cgroups.IsCgroup2UnifiedMode() {
-		return true // libcontainer converts it to memory.swap.max
+		return swapAccountedV2("/sys/fs/cgroup")
 	}
 	_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
 	return err == nil
+}
+
+// swapAccountedV2 reports whether the kernel gives cgroups memory.swap.max
+// (libcontainer writes the swap limit there, and fails the container when
+// it is missing). The kernel gives it to every cgroup that has memory.max,
+// or to none when booted with swapaccount=0 or cgroup.memory=noswap, so
+// one child of the root with memory.max tells. Without one, swap is
+// assumed accounted, the kernel's default.
+func swapAccountedV2(root string) bool {
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, "memory.max")); err != nil {
+			continue
+		}
+		_, err := os.Stat(filepath.Join(dir, "memory.swap.max"))
+		return err == nil
+	}
+	return true
 }
 
 var rlimitNames = map[string]int{

@@ -112,6 +112,40 @@ func TestResourcesConversion(t *testing.T) {
 	}
 }
 
+// On cgroup v2 the swap limit is kept only when the kernel accounts swap,
+// which the root's children show.
+func TestSwapAccountedV2(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		children map[string][]string // child cgroup -> its files
+		want     bool
+	}{
+		{"accounted", map[string][]string{"init.scope": {"memory.max", "memory.swap.max"}}, true},
+		{"noswap", map[string][]string{"init.scope": {"memory.max"}}, false},
+		{"no memory controller yet", map[string][]string{"init.scope": {"cgroup.procs"}}, true},
+		{"first with memory decides", map[string][]string{"a": {"cgroup.procs"}, "b": {"memory.max"}}, false},
+		{"no child", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for child, files := range tc.children {
+				for _, f := range files {
+					p := filepath.Join(root, child, f)
+					if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(p, nil, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if got := swapAccountedV2(root); got != tc.want {
+				t.Errorf("swapAccountedV2 = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestCapabilitySets(t *testing.T) {
 	all := allCaps()
 	cases := []struct {
