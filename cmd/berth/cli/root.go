@@ -128,6 +128,7 @@ func newRootCommand() *cobra.Command {
 		newPortCommand(g),
 		newScaleCommand(g),
 		newPullCommand(g),
+		newBuildCommand(g),
 		newCreateCommand(g),
 		newSuperviseCommand(g),
 	)

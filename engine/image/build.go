@@ -1,0 +1,140 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// The builder (package build) makes layers and images from its own steps:
+// these are the store operations it needs beyond pull, load and import.
+
+// HasLayer reports whether the layer with diffID is unpacked in the store.
+// Layers no image record names are collected by prune, so a builder checks
+// its cached layers before it reuses them.
+func (s *Store) HasLayer(diffID string) bool { return s.hasLayer(diffID) }
+
+// AddLayer stores a gzip-compressed layer blob made by the builder: the blob
+// moves into the store and is unpacked under its diff ID (once, as a pulled
+// layer would be). The file at blobPath is consumed.
+//
+// It returns the layer as stored: when the store already had a layer with
+// this diff ID, its blob (maybe compressed differently) is the one kept.
+func (s *Store) AddLayer(ctx context.Context, blobPath string, l Layer) (Layer, error) {
+	unlockGC, err := s.lock("gc", false)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer unlockGC()
+	defer os.Remove(blobPath)
+	src := &layerSource{
+		diffID: l.DiffID, digest: l.Digest, mediaType: l.MediaType, size: l.Size,
+		open: func() (io.ReadCloser, error) { return os.Open(blobPath) },
+	}
+	if _, err := s.ensureLayer(ctx, src, StatusLoadingLayer, func(Progress) {}); err != nil {
+		return Layer{}, err
+	}
+	li, err := s.readLayerInfo(l.DiffID)
+	if err != nil {
+		return Layer{}, err
+	}
+	return Layer{DiffID: li.DiffID, Digest: li.Digest, MediaType: li.MediaType, Size: li.Size}, nil
+}
+
+// MountLayers is Mount for a builder's step: an overlay of layers (bottom
+// first) under a fresh upper directory, with no image record behind it.
+// Undo it with RemoveRootfs.
+func (s *Store) MountLayers(ctx context.Context, id string, diffIDs []string) (string, error) {
+	if err := checkContainerID(id); err != nil {
+		return "", err
+	}
+	unlockGC, err := s.lock("gc", false)
+	if err != nil {
+		return "", err
+	}
+	defer unlockGC()
+	unlockCtr, err := s.lock("ctr-"+id, true)
+	if err != nil {
+		return "", err
+	}
+	defer unlockCtr()
+	img := &Image{ID: "sha256:build-" + id}
+	for _, d := range diffIDs {
+		img.Layers = append(img.Layers, Layer{DiffID: d})
+	}
+	return s.mountLocked(ctx, id, img)
+}
+
+// UpperDir is where the writes to a mounted rootfs land: a step's diff.
+func (s *Store) UpperDir(id string) string { return s.containerDir(id, "upper") }
+
+// Commit stores an image made of a config and layers the store already has,
+// and points tags (familiar or canonical references) at it.
+func (s *Store) Commit(ctx context.Context, cfg *v1.ConfigFile, layers []Layer, tags []string) (*Image, error) {
+	var keys []string
+	for _, t := range tags {
+		r, err := ParseReference(t, false)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, canonical(r))
+	}
+	rawConfig, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfgHash, cfgSize, err := v1.SHA256(bytes.NewReader(rawConfig))
+	if err != nil {
+		return nil, err
+	}
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.DockerManifestSchema2,
+		Config:        v1.Descriptor{MediaType: types.DockerConfigJSON, Size: cfgSize, Digest: cfgHash},
+	}
+	for _, l := range layers {
+		h, err := v1.NewHash(l.Digest)
+		if err != nil {
+			return nil, err
+		}
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.MediaType(l.MediaType), Size: l.Size, Digest: h})
+	}
+	rawManifest, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	img, err := partial.CompressedToImage(&builtImage{s: s, config: rawConfig, manifest: rawManifest, layers: layers})
+	if err != nil {
+		return nil, err
+	}
+	return s.commit(ctx, img, commitOptions{tags: keys, busy: StatusLoadingLayer, done: StatusLayerComplete})
+}
+
+// builtImage serves a builder's result to commit: its layers are already
+// in the store, so only the config and manifest are new.
+type builtImage struct {
+	s                *Store
+	config, manifest []byte
+	layers           []Layer
+}
+
+func (b *builtImage) RawConfigFile() ([]byte, error) { return b.config, nil }
+func (b *builtImage) RawManifest() ([]byte, error)   { return b.manifest, nil }
+func (b *builtImage) MediaType() (types.MediaType, error) {
+	return types.DockerManifestSchema2, nil
+}
+func (b *builtImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	for _, l := range b.layers {
+		if l.Digest == h.String() {
+			return &storedLayer{s: b.s, l: l}, nil
+		}
+	}
+	return nil, fmt.Errorf("built image has no layer %s: %w", h, ErrNotFound)
+}
