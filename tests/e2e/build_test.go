@@ -115,6 +115,7 @@ CMD ["cat", "/list", "/b2"]
 	if out := e.MustRun("logs", "--no-log-prefix", "s").Stdout; out != "a.txt\nb.txt\nb2\n" {
 		t.Errorf("logs of the built image: %q", out)
 	}
+	e.MustRun("down")
 }
 
 // TestBuildErrors: bad input fails with one clear line naming where, and
@@ -124,7 +125,7 @@ func TestBuildErrors(t *testing.T) {
 		name, dockerfile, target, want string
 		link                           bool
 	}{
-		{name: "syntax", dockerfile: "FROM busybox:latest\nENV\n", want: "Dockerfile:2: ENV names can not be blank"},
+		{name: "syntax", dockerfile: "FROM busybox:latest\nENV\n", want: "Dockerfile:2: ENV requires at least one argument"},
 		{name: "unknown instruction", dockerfile: "FROM busybox:latest\nFROB x\n", want: "Dockerfile:2: unknown instruction: FROB"},
 		{name: "missing base image", dockerfile: "FROM 127.0.0.1:1/none/here:1\n", want: "Dockerfile:1: FROM 127.0.0.1:1/none/here:1"},
 		{name: "source outside the context", dockerfile: "FROM busybox:latest\nCOPY ../secret /x\n", want: "Dockerfile:2: COPY ../secret /x: source \"../secret\" is outside the build context"},
