@@ -87,13 +87,23 @@ func copyItems(rootfs string, src *source, items []item, dest string, o copyOpts
 }
 
 // copyTree copies the contents of a directory source into dir.
+// A dir it creates takes the source directory's mode and times, as with
+// Docker; an existing one keeps its own.
 func copyTree(rootfs string, src *source, it item, dir string, o copyOpts) error {
+	existed := false
+	if p, err := securejoin.SecureJoin(rootfs, dir); err == nil {
+		_, err := os.Lstat(p)
+		existed = err == nil
+	}
 	if err := mkdirs(rootfs, dir, o); err != nil {
 		return err
 	}
 	return src.walk(it, func(abs, sub string, fi fs.FileInfo) error {
 		if sub == "" {
-			return nil // the directory itself: its contents go into dir
+			if existed || dir == "/" {
+				return nil // the directory itself: its contents go into dir
+			}
+			return copyOne(rootfs, abs, dir, fi, o)
 		}
 		return copyOne(rootfs, abs, path.Join(dir, sub), fi, o)
 	})

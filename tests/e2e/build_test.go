@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berthrun/berth/internal/testimage"
 	"github.com/berthrun/berth/tests/harness"
 )
 
@@ -167,4 +168,148 @@ func TestBuildErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBuildCopyAdd: COPY and ADD follow Docker's rules: a directory's
+// contents, a trailing slash, several sources and wildcards, a file
+// renamed, --chown and --chmod, ADD unpacking a local tar but COPY not,
+// a symlink inside the context followed, WORKDIR-relative destinations;
+// and the metadata instructions reach the image config.
+func TestBuildCopyAdd(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("dir/x.txt", "x\n")
+	e.WriteFile("dir/sub/y.txt", "y\n")
+	e.WriteFile("f1.go", "1\n")
+	e.WriteFile("f2.go", "2\n")
+	if err := os.Symlink("dir/x.txt", e.Dir+"/link"); err != nil {
+		t.Fatal(err)
+	}
+	tarball, err := testimage.Tar(testimage.Dir("t/", 0o755), testimage.File("t/in.txt", 0o600, "in tar\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.Dir+"/data.tar", tarball, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.WriteFile("Dockerfile", `FROM busybox:latest
+COPY dir /d1
+COPY dir/ /d2/
+COPY f1.go f2.go /gos/
+COPY *.go /glob/
+COPY f1.go /renamed.go
+COPY --chown=app:app --chmod=750 dir /owned
+ADD data.tar /extracted/
+COPY data.tar /kept/
+COPY link /linked
+WORKDIR /w
+COPY f1.go .
+RUN cd / && find d1 d2 gos glob renamed.go owned extracted kept linked w | sort > /report && \
+    stat -c '%n %u:%g %a' owned owned/x.txt owned/sub extracted/t/in.txt >> /report && cat linked >> /report
+USER app
+EXPOSE 8080 53/udp
+VOLUME /data
+HEALTHCHECK --interval=5s CMD true
+STOPSIGNAL SIGINT
+ENTRYPOINT ["cat"]
+CMD ["/report"]
+`)
+	e.WriteFile("compose.yaml", "name: cp\nservices:\n  s:\n    build: .\n")
+	e.MustRun("up", "-d")
+	e.MustRun("wait", "s")
+	want := `d1
+d1/sub
+d1/sub/y.txt
+d1/x.txt
+d2
+d2/sub
+d2/sub/y.txt
+d2/x.txt
+extracted
+extracted/t
+extracted/t/in.txt
+glob
+glob/f1.go
+glob/f2.go
+gos
+gos/f1.go
+gos/f2.go
+kept
+kept/data.tar
+linked
+owned
+owned/sub
+owned/sub/y.txt
+owned/x.txt
+renamed.go
+w
+w/f1.go
+owned 1000:1000 750
+owned/x.txt 1000:1000 750
+owned/sub 1000:1000 750
+extracted/t/in.txt 0:0 600
+x
+`
+	if out := e.MustRun("logs", "--no-log-prefix", "s").Stdout; out != want {
+		t.Errorf("the built filesystem:\n%s\nwant:\n%s", out, want)
+	}
+	info := e.MustRun("image", "inspect", "cp-s").Stdout
+	for _, w := range []string{`"User": "app"`, `"8080/tcp"`, `"53/udp"`, `"/data"`, `"StopSignal": "SIGINT"`, `"WorkingDir": "/w"`, `"Entrypoint": [`} {
+		if !strings.Contains(info, w) {
+			t.Errorf("image inspect lacks %s:\n%s", w, info)
+		}
+	}
+	e.MustRun("image", "save", "-o", e.Dir+"/saved.tar", "cp-s")
+	e.MustRun("down")
+}
+
+// TestBuildUpRebuild: `up` builds a missing image, `up --build` with a
+// changed source rebuilds it and recreates the container; two services
+// sharing one build build it once; `up --no-build` builds nothing; RUN
+// --network=none has no interface but lo.
+func TestBuildUpRebuild(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("v.txt", "v1\n")
+	e.WriteFile("Dockerfile", `FROM busybox:latest
+RUN --network=none ls /sys/class/net > /nets
+COPY v.txt /v.txt
+CMD ["sleep", "3600"]
+`)
+	e.WriteFile("compose.yaml", `name: re
+services:
+  a:
+    build: .
+    image: shared:1
+    init: true
+  b:
+    build: .
+    image: shared:1
+    init: true
+`)
+	r := e.MustRun("up", "-d")
+	if n := strings.Count(r.Stderr, "Building"); n != 1 {
+		t.Errorf("shared build built %d times:\n%s", n, r.Stderr)
+	}
+	if out := e.MustRun("exec", "-T", "a", "cat", "/v.txt", "/nets").Stdout; out != "v1\nlo\n" {
+		t.Errorf("first build: %q", out)
+	}
+	id1 := e.MustRun("ps", "-q", "a").Stdout
+	r = e.MustRun("up", "-d")
+	if strings.Contains(r.Stderr, "Building") {
+		t.Errorf("up rebuilt a present image:\n%s", r.Stderr)
+	}
+	e.WriteFile("v.txt", "v2\n")
+	e.MustRun("up", "-d", "--no-build")
+	if out := e.MustRun("exec", "-T", "a", "cat", "/v.txt").Stdout; out != "v1\n" {
+		t.Errorf("after --no-build: %q", out)
+	}
+	e.MustRun("up", "-d", "--build")
+	if out := e.MustRun("exec", "-T", "b", "cat", "/v.txt").Stdout; out != "v2\n" {
+		t.Errorf("after --build: %q", out)
+	}
+	if id2 := e.MustRun("ps", "-q", "a").Stdout; id2 == id1 {
+		t.Errorf("the rebuilt image did not recreate the container")
+	}
+	e.MustRun("down", "-t", "1")
 }
