@@ -40,6 +40,9 @@ type Options struct {
 	Tags      []string
 	// Network is RUN's network: "host" (also "" and "default") or "none".
 	Network string
+	// Secrets are compose's build.secrets: id -> file, for RUN
+	// --mount=type=secret.
+	Secrets map[string]string
 	NoCache bool
 	Pull    bool
 
@@ -555,7 +558,7 @@ func (b *Builder) prepare(ctx context.Context, st *state, stageIdx int, cmd inst
 		dir = path.Clean(dir)
 		return prepared{apply: func(ctx context.Context, st *state) (bool, error) {
 			st.Config.Config.WorkingDir = dir
-			return b.fsStep(ctx, st, false, func(rootfs string) error {
+			return b.fsStep(ctx, st, nil, func(rootfs string) error {
 				o := copyOpts{}
 				if st.Config.Config.User != "" {
 					u, err := runtime.ResolveUser(rootfs, st.Config.Config.User, nil)
@@ -568,7 +571,7 @@ func (b *Builder) prepare(ctx context.Context, st *state, stageIdx int, cmd inst
 			})
 		}}, nil
 	case *instructions.RunCommand:
-		return b.prepareRun(st, c, sp)
+		return b.prepareRun(ctx, st, stageIdx, c, sp)
 	case *instructions.CopyCommand:
 		if c.Parents {
 			return prepared{}, errors.New("COPY --parents is not supported yet")
@@ -596,10 +599,7 @@ func (b *Builder) prepare(ctx context.Context, st *state, stageIdx int, cmd inst
 	return prepared{}, fmt.Errorf("instruction %s is not supported", strings.ToUpper(cmd.Name()))
 }
 
-func (b *Builder) prepareRun(st *state, c *instructions.RunCommand, sp *step) (prepared, error) {
-	if len(instructions.GetMounts(c)) > 0 {
-		return prepared{}, errors.New("RUN --mount is not supported yet")
-	}
+func (b *Builder) prepareRun(ctx context.Context, st *state, stageIdx int, c *instructions.RunCommand, sp *step) (prepared, error) {
 	if instructions.GetSecurity(c) == "insecure" {
 		return prepared{}, errors.New("RUN --security=insecure is not supported")
 	}
@@ -614,12 +614,17 @@ func (b *Builder) prepareRun(st *state, c *instructions.RunCommand, sp *step) (p
 	if err != nil {
 		return prepared{}, err
 	}
-	extra := []string{"network=" + network}
+	mounts, err := b.prepareMounts(ctx, stageIdx, st.Config.Config.WorkingDir, instructions.GetMounts(c))
+	if err != nil {
+		return prepared{}, err
+	}
+	extra := append([]string{"network=" + network}, mounts.extra...)
 	for _, f := range c.Files {
 		extra = append(extra, "heredoc "+f.Name+"\n"+f.Data)
 	}
 	return prepared{
 		extra:     extra,
+		release:   mounts.close,
 		createdBy: "RUN " + strings.Join(args, " ") + " # buildkit",
 		apply: func(ctx context.Context, st *state) (bool, error) {
 			cfg := st.Config.Config
@@ -631,8 +636,11 @@ func (b *Builder) prepareRun(st *state, c *instructions.RunCommand, sp *step) (p
 					env = append(env, k+"="+v)
 				}
 			}
-			return b.fsStep(ctx, st, true, func(rootfs string) error {
-				rs := runSpec{rootfs: rootfs, args: args, env: env, workdir: orRoot(cfg.WorkingDir), user: cfg.User, network: network, files: files}
+			env = append(env, mounts.env...)
+			stubs := append(append([]string(nil), mountpointStubs...), mounts.targets...)
+			return b.fsStep(ctx, st, stubs, func(rootfs string) error {
+				rs := runSpec{rootfs: rootfs, args: args, env: env, workdir: orRoot(cfg.WorkingDir), user: cfg.User, network: network, files: files,
+					binds: mounts.binds, tmpfs: mounts.tmpfs}
 				if sp != nil {
 					rs.output = sp.log
 				}
@@ -720,7 +728,7 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 	dest := sd.DestPath
 	x.apply = func(ctx context.Context, st *state) (bool, error) {
 		target := destPath(dest, st.Config.Config.WorkingDir)
-		return b.fsStep(ctx, st, false, func(rootfs string) error {
+		return b.fsStep(ctx, st, nil, func(rootfs string) error {
 			o := copyOpts{chmod: mode, extract: extract}
 			if chown != "" {
 				u, err := runtime.ResolveUser(rootfs, chown, nil)
@@ -737,7 +745,9 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 
 // fsStep mounts the stage's layers, lets fn change the filesystem, and
 // adds what changed as a layer (none when nothing did).
-func (b *Builder) fsStep(ctx context.Context, st *state, run bool, fn func(rootfs string) error) (bool, error) {
+// Paths in stubs that the rootfs lacks are mount points the runtime will
+// create; they are left out of the layer when still empty.
+func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func(rootfs string) error) (bool, error) {
 	s := b.opts.Store
 	id := "build-" + randomHex(12)
 	defer s.RemoveRootfs(id)
@@ -745,10 +755,7 @@ func (b *Builder) fsStep(ctx context.Context, st *state, run bool, fn func(rootf
 	if err != nil {
 		return false, err
 	}
-	var stubs []string
-	if run {
-		stubs = missingStubs(rootfs)
-	}
+	missing := missingPaths(rootfs, stubs)
 	if err := fn(rootfs); err != nil {
 		return false, err
 	}
@@ -756,9 +763,7 @@ func (b *Builder) fsStep(ctx context.Context, st *state, run bool, fn func(rootf
 		return false, err
 	}
 	upper := s.UpperDir(id)
-	if run {
-		dropStubs(upper, stubs)
-	}
+	dropStubs(upper, missing)
 	tmp, err := os.CreateTemp(b.tmpDir(), "layer-")
 	if err != nil {
 		return false, err

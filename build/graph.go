@@ -16,7 +16,7 @@ type stagePlan struct {
 	name      string // for progress: the stage's name, or "stage-N"
 	base      string // FROM, expanded: an image reference or "scratch"
 	baseStage int    // the stage FROM names, or -1
-	deps      []int  // stages this one needs (base and COPY --from)
+	deps      []int  // stages this one needs (base, COPY --from, RUN --mount from=)
 }
 
 // plan expands every stage's FROM with the global ARGs and finds what each
@@ -50,16 +50,26 @@ func (d *Dockerfile) plan(lex *shell.Lex, meta *vars) ([]stagePlan, error) {
 			p.deps = append(p.deps, j)
 		}
 		for _, c := range s.Commands {
-			cp, ok := c.(*instructions.CopyCommand)
-			if !ok || cp.From == "" {
-				continue
+			var refs []string
+			switch c := c.(type) {
+			case *instructions.CopyCommand:
+				refs = append(refs, c.From)
+			case *instructions.RunCommand:
+				for _, m := range instructions.GetMounts(c) {
+					refs = append(refs, m.From)
+				}
 			}
-			from, _, err := lex.ProcessWord(cp.From, meta)
-			if err != nil {
-				return nil, d.at(cp.Location(), err)
-			}
-			if j, ok := d.stageIndex(from, i); ok && !containsInt(p.deps, j) {
-				p.deps = append(p.deps, j)
+			for _, ref := range refs {
+				if ref == "" {
+					continue
+				}
+				from, _, err := lex.ProcessWord(ref, meta)
+				if err != nil {
+					return nil, d.at(c.Location(), err)
+				}
+				if j, ok := d.stageIndex(from, i); ok && !containsInt(p.deps, j) {
+					p.deps = append(p.deps, j)
+				}
 			}
 		}
 		plans[i] = p

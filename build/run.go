@@ -68,6 +68,8 @@ type runSpec struct {
 	user    string
 	network string // "none" or "host"
 	files   map[string]string
+	binds   []runtime.Mount
+	tmpfs   map[string]string
 	output  func(line string)
 }
 
@@ -101,6 +103,10 @@ func (b *Builder) runContainer(ctx context.Context, rs runSpec) error {
 		User:         usr,
 		Hostname:     "buildkitsandbox",
 		CgroupParent: b.opts.CgroupParent,
+	}
+	spec.Mounts = append(spec.Mounts, rs.binds...)
+	if len(rs.tmpfs) > 0 {
+		spec.Tmpfs = rs.tmpfs
 	}
 	switch rs.network {
 	case "host":
@@ -181,21 +187,10 @@ func (b *Builder) runContainer(ctx context.Context, rs runSpec) error {
 
 // mountpointStubs are paths the runtime creates in a rootfs that lacks
 // them, to mount /proc, /sys and /dev on; they are no part of a RUN's diff.
-var mountpointStubs = []string{"proc", "sys", "dev", "dev/pipes", "etc/resolv.conf"}
+var mountpointStubs = []string{"/proc", "/sys", "/dev", "/dev/pipes", "/etc/resolv.conf"}
 
-// missingStubs lists the stubs rootfs does not have yet.
-func missingStubs(rootfs string) []string {
-	var out []string
-	for _, s := range mountpointStubs {
-		if _, err := os.Lstat(filepath.Join(rootfs, s)); err != nil {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// dropStubs removes from a RUN's upper directory the stubs that were not
-// in the rootfs before, when they are empty.
+// dropStubs removes from an upper directory the paths (parents first) that
+// the rootfs did not have before, when they are empty.
 func dropStubs(upper string, stubs []string) {
 	for i := len(stubs) - 1; i >= 0; i-- {
 		p := filepath.Join(upper, stubs[i])

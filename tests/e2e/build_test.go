@@ -313,3 +313,55 @@ services:
 	}
 	e.MustRun("down", "-t", "1")
 }
+
+// TestBuildRunMounts: RUN --mount of a cache directory kept across builds,
+// read-only and rw binds of the context and of a stage, tmpfs, and a
+// compose build secret; no mount point is left in the image, a rw bind
+// never writes to the context, and a bind's source is part of the key.
+func TestBuildRunMounts(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("src/in.txt", "in1\n")
+	e.WriteFile("token.txt", "s3cret\n")
+	e.WriteFile("Dockerfile", `FROM busybox:latest AS tools
+RUN echo tool > /tool.txt
+
+FROM busybox:latest
+RUN --mount=type=cache,target=/cache,id=c1 sh -c 'echo run >> /cache/log; wc -l < /cache/log > /count'
+RUN --mount=type=bind,source=src,target=/src cat /src/in.txt > /from-bind
+RUN --mount=type=bind,from=tools,source=/tool.txt,target=/mnt/t.txt cat /mnt/t.txt > /from-stage
+RUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/f && test -f /scratch/f'
+RUN --mount=type=secret,id=token,required sh -c 'test "$(cat /run/secrets/token)" = s3cret'
+RUN --mount=type=bind,source=src,target=/src,rw sh -c 'echo w > /src/written'
+CMD ["sleep", "3600"]
+`)
+	e.WriteFile("compose.yaml", `name: mnt
+services:
+  s:
+    build:
+      context: .
+      secrets: [token]
+    init: true
+secrets:
+  token:
+    file: ./token.txt
+`)
+	e.MustRun("build")
+	e.MustRun("build", "--no-cache")
+	e.MustRun("up", "-d")
+	if out := e.MustRun("exec", "-T", "s", "cat", "/count", "/from-bind", "/from-stage").Stdout; out != "2\nin1\ntool\n" {
+		t.Errorf("results: %q", out)
+	}
+	if out := e.MustRun("exec", "-T", "s", "sh", "-c", "ls -d /cache /src /scratch /mnt/t.txt /run/secrets 2>/dev/null; true").Stdout; out != "" {
+		t.Errorf("mount points left in the image: %q", out)
+	}
+	if _, err := os.Stat(e.Dir + "/src/written"); err == nil {
+		t.Error("a rw bind wrote to the context")
+	}
+	e.WriteFile("src/in.txt", "in2\n")
+	r := e.MustRun("build")
+	if n := strings.Count(r.Stderr, "CACHED"); n != 2 {
+		t.Errorf("after changing a bind's source, %d steps cached, want 2 (the stage's RUN and the cache RUN):\n%s", n, r.Stderr)
+	}
+	e.MustRun("down", "-t", "1")
+}

@@ -102,7 +102,7 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 			continue
 		}
 		seen[string(key)] = true
-		o, err := buildOptions(svc, ref, buildArgs, f)
+		o, err := buildOptions(p, svc, ref, buildArgs, f)
 		if err != nil {
 			return fmt.Errorf("service %q: %w", svc.Name, err)
 		}
@@ -136,7 +136,7 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 
 // buildOptions maps a service's `build:` section (and the command's flags)
 // to the builder's options.
-func buildOptions(svc types.ServiceConfig, ref string, buildArgs map[string]string, f *buildFlags) (build.Options, error) {
+func buildOptions(p *project.Project, svc types.ServiceConfig, ref string, buildArgs map[string]string, f *buildFlags) (build.Options, error) {
 	b := svc.Build
 	o := build.Options{
 		ContextDir:       b.Context,
@@ -170,7 +170,21 @@ func buildOptions(svc types.ServiceConfig, ref string, buildArgs map[string]stri
 		return o, errors.New("build.additional_contexts is not supported yet")
 	}
 	if len(b.Secrets) > 0 {
-		return o, errors.New("build.secrets is not supported yet")
+		o.Secrets = map[string]string{}
+	}
+	for _, ref := range b.Secrets {
+		sec, ok := p.Secrets[ref.Source]
+		if !ok {
+			return o, fmt.Errorf("build secret %q is not defined in the top-level secrets", ref.Source)
+		}
+		if sec.File == "" {
+			return o, fmt.Errorf("build secret %q: only file secrets are supported", ref.Source)
+		}
+		id := ref.Source
+		if ref.Target != "" {
+			id = ref.Target
+		}
+		o.Secrets[id] = sec.File
 	}
 	for k, v := range b.Args {
 		if v != nil {
