@@ -677,6 +677,8 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 		}
 		src = &source{root: dir}
 	case from != "":
+		// A stage's or image's identity keys the step; its files are
+		// mounted and read only when the step runs (never on a cache hit).
 		var layers []image.Layer
 		if j, ok := b.df.stageIndex(from, stageIdx); ok {
 			fst, err := b.stage(ctx, j)
@@ -693,29 +695,32 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 			layers = rec.Layers
 			x.extra = append(x.extra, "from image:"+rec.ID)
 		}
-		id := "build-" + randomHex(12)
-		diffs := make([]string, len(layers))
-		for i, l := range layers {
-			diffs[i] = l.DiffID
-		}
-		root, err := b.opts.Store.MountLayers(ctx, id, diffs)
-		if err != nil {
-			_ = b.opts.Store.RemoveRootfs(id)
-			return prepared{}, err
-		}
-		x.release = func() { _ = b.opts.Store.RemoveRootfs(id) }
-		src = &source{root: root}
-	}
-	var items []item
-	for _, s := range sd.SourcePaths {
-		found, err := src.resolve(s)
-		if err != nil {
-			if x.release != nil {
-				x.release()
+		x.apply = func(ctx context.Context, st *state) (bool, error) {
+			id := "build-" + randomHex(12)
+			defer b.opts.Store.RemoveRootfs(id)
+			diffs := make([]string, len(layers))
+			for i, l := range layers {
+				diffs[i] = l.DiffID
 			}
-			return prepared{}, err
+			root, err := b.opts.Store.MountLayers(ctx, id, diffs)
+			if err != nil {
+				return false, err
+			}
+			src := &source{root: root}
+			items, err := resolveAll(src, sd.SourcePaths)
+			if err != nil {
+				return false, err
+			}
+			return b.copyStep(ctx, st, src, items, sd, chown, mode, extract)
 		}
-		items = append(items, found...)
+		return x, nil
+	}
+	items, err := resolveAll(src, sd.SourcePaths)
+	if err != nil {
+		if x.release != nil {
+			x.release()
+		}
+		return prepared{}, err
 	}
 	if src.context {
 		d, err := src.digest(items)
@@ -724,23 +729,39 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 		}
 		x.extra = append(x.extra, "sources "+d)
 	}
-	many := len(sd.SourcePaths) > 1 || len(items) > 1
-	dest := sd.DestPath
 	x.apply = func(ctx context.Context, st *state) (bool, error) {
-		target := destPath(dest, st.Config.Config.WorkingDir)
-		return b.fsStep(ctx, st, nil, func(rootfs string) error {
-			o := copyOpts{chmod: mode, extract: extract}
-			if chown != "" {
-				u, err := runtime.ResolveUser(rootfs, chown, nil)
-				if err != nil {
-					return err
-				}
-				o.uid, o.gid = u.UID, u.GID
-			}
-			return copyItems(rootfs, src, items, target, o, many)
-		})
+		return b.copyStep(ctx, st, src, items, sd, chown, mode, extract)
 	}
 	return x, nil
+}
+
+func resolveAll(src *source, patterns []string) ([]item, error) {
+	var items []item
+	for _, s := range patterns {
+		found, err := src.resolve(s)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, found...)
+	}
+	return items, nil
+}
+
+// copyStep copies resolved items into the stage's filesystem.
+func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []item, sd instructions.SourcesAndDest, chown string, mode *os.FileMode, extract bool) (bool, error) {
+	many := len(sd.SourcePaths) > 1 || len(items) > 1
+	target := destPath(sd.DestPath, st.Config.Config.WorkingDir)
+	return b.fsStep(ctx, st, nil, func(rootfs string) error {
+		o := copyOpts{chmod: mode, extract: extract}
+		if chown != "" {
+			u, err := runtime.ResolveUser(rootfs, chown, nil)
+			if err != nil {
+				return err
+			}
+			o.uid, o.gid = u.UID, u.GID
+		}
+		return copyItems(rootfs, src, items, target, o, many)
+	})
 }
 
 // fsStep mounts the stage's layers, lets fn change the filesystem, and
