@@ -785,7 +785,8 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 	}
 	upper := s.UpperDir(id)
 	dropStubs(upper, missing)
-	tmp, err := os.CreateTemp(b.tmpDir(), "layer-")
+	// Not "layer-": the store's gc clears those from its tmp dir.
+	tmp, err := os.CreateTemp(b.tmpDir(), "build-layer-")
 	if err != nil {
 		return false, err
 	}

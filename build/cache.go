@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -48,7 +49,8 @@ func stepKey(parent, instruction string, args []string, extra ...string) string 
 
 // cache is the step cache: one record per key under the builder's root,
 // holding the resulting config and layers. The layers themselves live in
-// the image store; a record whose layers were pruned is a miss.
+// the image store, pinned; a record whose layers were pruned anyway (by
+// `image prune -a`) is a miss.
 type cache struct {
 	dir   string
 	store *image.Store
@@ -80,7 +82,12 @@ func (c *cache) get(key string) (*cacheRecord, bool) {
 	return &rec, true
 }
 
+// put records a step's result and pins its layers in the store, so that
+// collecting unused layers spares them until the cache is pruned.
 func (c *cache) put(key string, rec *cacheRecord) error {
+	if err := c.store.Pin(key[len("sha256:"):], rec.Layers); err != nil {
+		return err
+	}
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -105,21 +112,41 @@ func (c *cache) put(key string, rec *cacheRecord) error {
 	return err
 }
 
-// PruneCache deletes every cache record; the layers go with the next image
-// prune once no image needs them. It returns how many records it removed.
-func PruneCache(dir string) (int, error) {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
+// Prune deletes the build cache: every step record, the store's pins of
+// their layers (and the layers no image uses), and the RUN cache mounts.
+// It returns the bytes reclaimed and how many records went.
+func Prune(store *image.Store, cacheDir string) (int64, int, error) {
 	n := 0
+	ents, err := os.ReadDir(cacheDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, 0, err
+	}
 	for _, e := range ents {
-		if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+		if err := os.Remove(filepath.Join(cacheDir, e.Name())); err == nil {
 			n++
 		}
 	}
-	return n, nil
+	reclaimed, err := store.PruneBuildCache()
+	if err != nil {
+		return reclaimed, n, err
+	}
+	mounts := filepath.Join(filepath.Dir(cacheDir), "mounts")
+	reclaimed += du(mounts)
+	if err := os.RemoveAll(mounts); err != nil {
+		return reclaimed, n, err
+	}
+	return reclaimed, n, nil
+}
+
+func du(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -137,4 +139,83 @@ func (b *builtImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 		}
 	}
 	return nil, fmt.Errorf("built image has no layer %s: %w", h, ErrNotFound)
+}
+
+// Pin keeps layers that no image names (a builder's cached steps) from
+// being collected: gc keeps every layer and blob a pin lists, until the pin
+// goes with Unpin, PruneBuildCache, or `image prune -a`.
+func (s *Store) Pin(name string, layers []Layer) error {
+	if err := checkContainerID(name); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.path("pins"), 0o700); err != nil {
+		return err
+	}
+	return writeJSONAtomic(s.path("pins", name+".json"), layers)
+}
+
+// Unpin removes pins; a missing one is no error.
+func (s *Store) Unpin(names ...string) error {
+	for _, n := range names {
+		if err := os.Remove(s.path("pins", n+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// pinned adds the layers and blobs of every pin to keep.
+func (s *Store) pinned(layers, blobs map[string]bool) error {
+	ents, err := os.ReadDir(s.path("pins"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		data, err := os.ReadFile(s.path("pins", e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var ls []Layer
+		if err := json.Unmarshal(data, &ls); err != nil {
+			continue // a torn pin keeps nothing
+		}
+		for _, l := range ls {
+			layers[hexOf(l.DiffID)] = true
+			blobs[hexOf(l.Digest)] = true
+		}
+	}
+	return nil
+}
+
+// PruneBuildCache removes every pin and collects what only they kept. It
+// returns the bytes reclaimed.
+func (s *Store) PruneBuildCache() (int64, error) {
+	unlockGC, err := s.lock("gc", true)
+	if err != nil {
+		return 0, err
+	}
+	defer unlockGC()
+	if err := os.RemoveAll(s.path("pins")); err != nil {
+		return 0, err
+	}
+	return s.gcLocked()
+}
+
+// LayerSize is the unpacked size of a stored layer (0 when unknown), as
+// `image history` shows it.
+func (s *Store) LayerSize(diffID string) int64 {
+	li, err := s.readLayerInfo(diffID)
+	if err != nil {
+		return 0
+	}
+	return li.Unpacked
 }

@@ -77,8 +77,9 @@ services:
 }
 
 // TestBuildCache: changing one source reruns only the steps from the COPY
-// that takes it; a file .dockerignore excludes never invalidates; `up`
-// runs the image.
+// that takes it; a file .dockerignore excludes never invalidates; the
+// cache survives `image prune` and goes with `builder prune`; `image
+// history` shows the steps; `up` runs the image.
 func TestBuildCache(t *testing.T) {
 	e := harness.New(t)
 	e.LoadImage("busybox:latest")
@@ -111,6 +112,14 @@ CMD ["cat", "/list", "/b2"]
 	e.WriteFile("b.txt", "b2\n")
 	cached(2)
 	cached(6)
+	// Layers only the cache uses survive an image prune, not builder prune.
+	e.MustRun("image", "prune", "-f")
+	cached(6)
+	e.MustRun("builder", "prune", "-f")
+	cached(0)
+	if out := e.MustRun("image", "history", "--no-trunc", "cache-s").Stdout; !strings.Contains(out, "RUN /bin/sh -c cat /b.txt > /b2 # buildkit") || !strings.Contains(out, "buildkit.dockerfile.v0") {
+		t.Errorf("image history:\n%s", out)
+	}
 	e.MustRun("up", "-d")
 	e.MustRun("wait", "s")
 	if out := e.MustRun("logs", "--no-log-prefix", "s").Stdout; out != "a.txt\nb.txt\nb2\n" {

@@ -129,6 +129,7 @@ func newRootCommand() *cobra.Command {
 		newScaleCommand(g),
 		newPullCommand(g),
 		newBuildCommand(g),
+		newBuilderCommand(g),
 		newCreateCommand(g),
 		newSuperviseCommand(g),
 	)
