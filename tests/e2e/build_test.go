@@ -374,3 +374,69 @@ secrets:
 	}
 	e.MustRun("down", "-t", "1")
 }
+
+// TestBuildInstructions: an image's ONBUILD triggers run when it is a
+// base; USER and SHELL apply to RUN; --build-arg overrides compose args;
+// ENTRYPOINT drops an inherited CMD; compose labels and dockerfile_inline;
+// a git context is refused.
+func TestBuildInstructions(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `name: ins
+services:
+  base:
+    image: base:1
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM busybox:latest
+        ONBUILD RUN echo triggered > /onbuild
+        CMD ["inherited"]
+  app:
+    build:
+      context: .
+      args:
+        WHO: compose
+      labels:
+        org.example.from-compose: "yes"
+      dockerfile_inline: |
+        FROM base:1
+        ARG WHO=nobody
+        SHELL ["/bin/sh", "-ec"]
+        USER app
+        RUN id -u > /tmp/uid; echo "$$WHO" > /tmp/who
+        USER root
+        ENTRYPOINT ["cat"]
+        HEALTHCHECK --interval=7s --retries=2 CMD ["true"]
+    command: ["/onbuild", "/tmp/uid", "/tmp/who"]
+    healthcheck:
+      disable: true
+  git:
+    build: https://github.com/example/repo.git
+    profiles: [never]
+`)
+	e.MustRun("build", "base")
+	e.MustRun("build", "--build-arg", "WHO=flag", "app")
+	info := e.MustRun("image", "inspect", "ins-app").Stdout
+	for _, w := range []string{"org.example.from-compose", `"Retries": 2`} {
+		if !strings.Contains(info, w) {
+			t.Errorf("image inspect lacks %s:\n%s", w, info)
+		}
+	}
+	if strings.Contains(info, "inherited") {
+		t.Errorf("ENTRYPOINT kept the base's CMD:\n%s", info)
+	}
+	if strings.Contains(e.MustRun("image", "inspect", "base:1").Stdout, "/onbuild") == false {
+		t.Errorf("base:1 lost its ONBUILD trigger")
+	}
+	e.MustRun("up", "-d", "app")
+	e.MustRun("wait", "app")
+	if out := e.MustRun("logs", "--no-log-prefix", "app").Stdout; out != "triggered\n1000\nflag\n" {
+		t.Errorf("app's output: %q", out)
+	}
+	e.MustRun("down")
+	r := e.Run("--profile", "never", "build", "git")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "not supported") {
+		t.Errorf("a git context: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
