@@ -27,6 +27,8 @@ type Options struct {
 	CacheDir     string // step cache records
 	RuntimeRoot  string // libcontainer state for RUN containers
 	CgroupParent string // cgroup RUN containers are placed under
+	NetworkDir   string // netmgr's state, for the bridge RUN joins by default
+	NetNSDir     string // where RUN containers' network namespaces are bound
 
 	ContextDir string
 	// Dockerfile is the Dockerfile's path (default ContextDir/Dockerfile);
@@ -38,7 +40,8 @@ type Options struct {
 	BuildArgs map[string]string
 	Labels    map[string]string
 	Tags      []string
-	// Network is RUN's network: "host" (also "" and "default") or "none".
+	// Network is RUN's network: "default" (also ""), the bridge
+	// BridgeNetwork with outbound NAT; "host"; or "none".
 	Network string
 	// Secrets are compose's build.secrets: id -> file, for RUN
 	// --mount=type=secret.
@@ -69,6 +72,8 @@ type Builder struct {
 
 	pullMu sync.Mutex
 	pulls  map[string]*pullOnce
+
+	bridge bridge
 }
 
 type future struct {
@@ -138,6 +143,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	st, err := b.run(ctx, target)
+	b.releaseBridge()
 	removeCgroupParent(o.CgroupParent)
 	if err != nil {
 		return nil, err
@@ -607,8 +613,8 @@ func (b *Builder) prepareRun(ctx context.Context, st *state, stageIdx int, c *in
 	if n := instructions.GetNetwork(c); n != "" && n != "default" {
 		network = n
 	}
-	if network == "" || network == "default" {
-		network = "host"
+	if network == "" {
+		network = "default"
 	}
 	args, files, err := runArgs(c, st.Config.Config.Shell)
 	if err != nil {

@@ -66,7 +66,7 @@ type runSpec struct {
 	env     []string
 	workdir string
 	user    string
-	network string // "none" or "host"
+	network string // "default" (the build bridge), "host" or "none"
 	files   map[string]string
 	binds   []runtime.Mount
 	tmpfs   map[string]string
@@ -115,6 +115,16 @@ func (b *Builder) runContainer(ctx context.Context, rs runSpec) error {
 			spec.Mounts = append(spec.Mounts, runtime.Mount{Source: "/etc/resolv.conf", Destination: "/etc/resolv.conf", ReadOnly: true})
 		}
 	case "none":
+	case "default":
+		ns, undo, err := b.attachBridge(ctx, id)
+		if err != nil {
+			return err
+		}
+		defer undo()
+		spec.NetNSPath = ns
+		if fi, err := os.Stat(filepath.Join(rs.rootfs, "etc/resolv.conf")); err == nil && fi.Mode().IsRegular() {
+			spec.Mounts = append(spec.Mounts, runtime.Mount{Source: "/etc/resolv.conf", Destination: "/etc/resolv.conf", ReadOnly: true})
+		}
 	default:
 		return fmt.Errorf("network mode %q is not supported", rs.network)
 	}

@@ -275,13 +275,15 @@ x
 // TestBuildUpRebuild: `up` builds a missing image, `up --build` with a
 // changed source rebuilds it and recreates the container; two services
 // sharing one build build it once; `up --no-build` builds nothing; RUN
-// --network=none has no interface but lo.
+// --network=none has no interface but lo, and RUN by default is on the
+// build bridge with a default route.
 func TestBuildUpRebuild(t *testing.T) {
 	e := harness.New(t)
 	e.LoadImage("busybox:latest")
 	e.WriteFile("v.txt", "v1\n")
 	e.WriteFile("Dockerfile", `FROM busybox:latest
 RUN --network=none ls /sys/class/net > /nets
+RUN ls /sys/class/net > /nets-bridge && ip route | grep -c '^default via' > /routes
 COPY v.txt /v.txt
 CMD ["sleep", "3600"]
 `)
@@ -300,7 +302,7 @@ services:
 	if n := strings.Count(r.Stderr, "Building"); n != 1 {
 		t.Errorf("shared build built %d times:\n%s", n, r.Stderr)
 	}
-	if out := e.MustRun("exec", "-T", "a", "cat", "/v.txt", "/nets").Stdout; out != "v1\nlo\n" {
+	if out := e.MustRun("exec", "-T", "a", "cat", "/v.txt", "/nets", "/nets-bridge", "/routes").Stdout; out != "v1\nlo\neth0\nlo\n1\n" {
 		t.Errorf("first build: %q", out)
 	}
 	id1 := e.MustRun("ps", "-q", "a").Stdout

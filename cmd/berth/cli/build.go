@@ -110,6 +110,8 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 		o.CacheDir = filepath.Join(g.root, "build", "cache")
 		o.RuntimeRoot = paths.RuntimeRoot()
 		o.CgroupParent = paths.CgroupParent()
+		o.NetworkDir = paths.NetworkDir()
+		o.NetNSDir = filepath.Join(g.runRoot, "netns")
 		var out io.Writer = stderr
 		if quiet {
 			out = nil
