@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -248,5 +249,31 @@ func TestWriteLayerWhiteouts(t *testing.T) {
 	}
 	if _, empty, _ := writeLayer(t.TempDir(), io.Discard); !empty {
 		t.Error("an empty directory made a layer")
+	}
+}
+
+func TestProgress(t *testing.T) {
+	var plain, compact bytes.Buffer
+	for _, p := range []*Progress{NewProgress(&plain), NewCompactProgress(&compact)} {
+		s := p.begin("[1/3] RUN echo hi")
+		s.log("hi")
+		s.done()
+		p.begin("[2/3] COPY a /a").cached()
+		s = p.begin("[3/3] RUN false")
+		s.log("oops")
+		s.fail(errors.New("exit code: 1"))
+	}
+	for _, want := range []string{"#1 [1/3] RUN echo hi\n", "#1 0.", " hi\n#1 DONE ", "#2 CACHED\n", "#3 ERROR: exit code: 1\n"} {
+		if !strings.Contains(plain.String(), want) {
+			t.Errorf("plain progress lacks %q:\n%s", want, plain.String())
+		}
+	}
+	for _, want := range []string{" => [1/3] RUN echo hi  0.", " => CACHED [2/3] COPY a /a\n", " => ERROR [3/3] RUN false  ", " > oops\n"} {
+		if !strings.Contains(compact.String(), want) {
+			t.Errorf("compact progress lacks %q:\n%s", want, compact.String())
+		}
+	}
+	if strings.Contains(compact.String(), " hi\n") {
+		t.Errorf("compact progress printed a successful step's output:\n%s", compact.String())
 	}
 }

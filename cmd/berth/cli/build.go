@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -112,11 +111,14 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 		o.CgroupParent = paths.CgroupParent()
 		o.NetworkDir = paths.NetworkDir()
 		o.NetNSDir = filepath.Join(g.runRoot, "netns")
-		var out io.Writer = stderr
-		if quiet {
-			out = nil
+		switch {
+		case quiet:
+			o.Progress = build.NewProgress(nil)
+		case f.progress == "tty" || (f.progress != "plain" && isTerminal(stderr)):
+			o.Progress = build.NewCompactProgress(stderr)
+		default:
+			o.Progress = build.NewProgress(stderr)
 		}
-		o.Progress = build.NewProgress(out)
 		if !quiet {
 			fmt.Fprintf(stderr, " Service %s  Building\n", svc.Name)
 		}
