@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthrun/berth/internal/testimage"
 	"github.com/berthrun/berth/tests/harness"
@@ -440,5 +443,52 @@ services:
 	r := e.Run("--profile", "never", "build", "git")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "not supported") {
 		t.Errorf("a git context: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// TestBuildInterrupted: Ctrl-C during a RUN ends the build at once with
+// nothing tagged and its container, mounts, cgroup and bridge gone.
+func TestBuildInterrupted(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("Dockerfile", "FROM busybox:latest\nRUN echo started && sleep 60\n")
+	e.WriteFile("compose.yaml", "name: intr\nservices:\n  s:\n    build: .\n")
+	cmd := exec.Command(e.Bin, "build", "--progress", "plain")
+	cmd.Dir = e.Dir
+	cmd.Env = append(os.Environ(), "BERTH_ROOT="+e.Root, "BERTH_RUN_ROOT="+e.RunRoot)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.HasSuffix(sc.Text(), " started") {
+			break
+		}
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
+	if err == nil {
+		t.Fatalf("an interrupted build succeeded:\n%s", out.String())
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the build took %v to stop", d)
+	}
+	if !strings.Contains(out.String(), "build canceled") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	if ls := e.MustRun("image", "ls").Stdout; strings.Contains(ls, "intr-s") {
+		t.Errorf("an interrupted build tagged an image:\n%s", ls)
 	}
 }

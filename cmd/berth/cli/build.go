@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
@@ -89,6 +91,10 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 	default:
 		return fmt.Errorf("unsupported progress type %q", f.progress)
 	}
+	// Ctrl-C or a TERM stops the build cleanly: the RUN container is
+	// killed and its mounts and cgroup removed before berth exits.
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	paths := g.paths()
 	seen := map[string]bool{}
 	for _, svc := range todo {
@@ -122,7 +128,10 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 		if !quiet {
 			fmt.Fprintf(stderr, " Service %s  Building\n", svc.Name)
 		}
-		if _, err := build.Build(cmd.Context(), o); err != nil {
+		if _, err := build.Build(ctx, o); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("service %q: build canceled", svc.Name)
+			}
 			var re *build.RunError
 			if quiet && errors.As(err, &re) {
 				for _, l := range re.Tail {
