@@ -277,3 +277,33 @@ func TestProgress(t *testing.T) {
 		t.Errorf("compact progress printed a successful step's output:\n%s", compact.String())
 	}
 }
+
+func TestStubsLeaveNoTrace(t *testing.T) {
+	rootfs, upper := t.TempDir(), t.TempDir()
+	writeTree(t, rootfs, map[string]string{"etc/passwd": "root:x:0:0::/:/bin/sh\n"})
+	stubs := []string{"/etc/hosts", "/proc", "/run/secrets/x"}
+	missing := missingPaths(rootfs, stubs)
+	if want := []string{"etc/hosts", "proc", "run", "run/secrets", "run/secrets/x"}; !reflect.DeepEqual(missing, want) {
+		t.Errorf("missing %q, want %q", missing, want)
+	}
+	parents := stubParents(rootfs, stubs)
+	// What a RUN leaves: the mount points, etc copied up, and a real file.
+	writeTree(t, upper, map[string]string{"etc/hosts": "", "run/secrets/x": "", "kept": "k"})
+	if err := os.Mkdir(filepath.Join(upper, "proc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(rootfs, "etc"))
+	if err := os.Chmod(filepath.Join(upper, "etc"), fi.Mode().Perm()); err != nil {
+		t.Fatal(err)
+	}
+	dropStubs(upper, missing)
+	dropCopiedUp(upper, parents)
+	ents, _ := os.ReadDir(upper)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if !reflect.DeepEqual(names, []string{"kept"}) {
+		t.Errorf("upper keeps %q, want only kept", names)
+	}
+}

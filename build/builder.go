@@ -43,6 +43,10 @@ type Options struct {
 	// Network is RUN's network: "default" (also ""), the bridge
 	// BridgeNetwork with outbound NAT; "host"; or "none".
 	Network string
+	// ShmSize is RUN's /dev/shm in bytes (0: the runtime's 64 MiB).
+	ShmSize int64
+	// ExtraHosts are "NAME IP" lines added to RUN's /etc/hosts.
+	ExtraHosts []string
 	// Secrets are compose's build.secrets: id -> file, for RUN
 	// --mount=type=secret.
 	Secrets map[string]string
@@ -783,6 +787,7 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 		return false, err
 	}
 	missing := missingPaths(rootfs, stubs)
+	parents := stubParents(rootfs, stubs)
 	if err := fn(rootfs); err != nil {
 		return false, err
 	}
@@ -791,6 +796,7 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 	}
 	upper := s.UpperDir(id)
 	dropStubs(upper, missing)
+	dropCopiedUp(upper, parents)
 	// Not "layer-": the store's gc clears those from its tmp dir.
 	tmp, err := os.CreateTemp(b.tmpDir(), "build-layer-")
 	if err != nil {

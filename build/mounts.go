@@ -8,7 +8,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"golang.org/x/sys/unix"
@@ -279,4 +281,57 @@ func missingPaths(rootfs string, targets []string) []string {
 		}
 	}
 	return out
+}
+
+// dirMeta is what makes a directory differ, besides its content and times.
+type dirMeta struct {
+	mode     os.FileMode
+	uid, gid uint32
+}
+
+// stubParents records the existing directories that hold stubs: creating
+// a mount point in one copies it up, a change that is no part of the step.
+func stubParents(rootfs string, stubs []string) map[string]dirMeta {
+	out := map[string]dirMeta{}
+	for _, s := range stubs {
+		for d := path.Dir(path.Clean(s)); d != "/" && d != "."; d = path.Dir(d) {
+			rel := strings.TrimPrefix(d, "/")
+			if _, ok := out[rel]; ok {
+				continue
+			}
+			if fi, err := os.Lstat(filepath.Join(rootfs, rel)); err == nil && fi.IsDir() {
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+					out[rel] = dirMeta{mode: fi.Mode(), uid: st.Uid, gid: st.Gid}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// dropCopiedUp removes from upper the directories of parents that are
+// there only because a mount point was made in them: empty, not opaque,
+// with the mode and owner they had below.
+func dropCopiedUp(upper string, parents map[string]dirMeta) {
+	rels := make([]string, 0, len(parents))
+	for rel := range parents {
+		rels = append(rels, rel)
+	}
+	sort.Slice(rels, func(i, j int) bool { return len(rels[i]) > len(rels[j]) }) // deepest first
+	for _, rel := range rels {
+		p := filepath.Join(upper, rel)
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		want := parents[rel]
+		if !ok || fi.Mode() != want.mode || st.Uid != want.uid || st.Gid != want.gid {
+			continue
+		}
+		if v, err := getxattr(p, opaqueXattr); err == nil && v == "y" {
+			continue
+		}
+		_ = os.Remove(p) // fails, and keeps it, when not empty
+	}
 }

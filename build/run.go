@@ -104,6 +104,29 @@ func (b *Builder) runContainer(ctx context.Context, rs runSpec) error {
 		Hostname:     "buildkitsandbox",
 		CgroupParent: b.opts.CgroupParent,
 	}
+	spec.ShmSize = b.opts.ShmSize
+	// Every RUN gets an /etc/hosts (localhost and compose's extra_hosts),
+	// as BuildKit gives one; the mount point is left out of the layer.
+	hosts, err := os.CreateTemp(b.tmpDir(), "hosts-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(hosts.Name())
+	content := "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	for _, h := range b.opts.ExtraHosts {
+		content += h + "\n"
+	}
+	_, err = hosts.WriteString(content)
+	if cerr := hosts.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(hosts.Name(), 0o644); err != nil {
+		return err
+	}
+	spec.Mounts = append(spec.Mounts, runtime.Mount{Source: hosts.Name(), Destination: "/etc/hosts", ReadOnly: true})
 	spec.Mounts = append(spec.Mounts, rs.binds...)
 	if len(rs.tmpfs) > 0 {
 		spec.Tmpfs = rs.tmpfs
@@ -111,9 +134,7 @@ func (b *Builder) runContainer(ctx context.Context, rs runSpec) error {
 	switch rs.network {
 	case "host":
 		spec.NetNSPath = fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
-		if fi, err := os.Stat(filepath.Join(rs.rootfs, "etc/resolv.conf")); err == nil && fi.Mode().IsRegular() {
-			spec.Mounts = append(spec.Mounts, runtime.Mount{Source: "/etc/resolv.conf", Destination: "/etc/resolv.conf", ReadOnly: true})
-		}
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: "/etc/resolv.conf", Destination: "/etc/resolv.conf", ReadOnly: true})
 	case "none":
 	case "default":
 		ns, undo, err := b.attachBridge(ctx, id)
@@ -122,9 +143,7 @@ func (b *Builder) runContainer(ctx context.Context, rs runSpec) error {
 		}
 		defer undo()
 		spec.NetNSPath = ns
-		if fi, err := os.Stat(filepath.Join(rs.rootfs, "etc/resolv.conf")); err == nil && fi.Mode().IsRegular() {
-			spec.Mounts = append(spec.Mounts, runtime.Mount{Source: "/etc/resolv.conf", Destination: "/etc/resolv.conf", ReadOnly: true})
-		}
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: "/etc/resolv.conf", Destination: "/etc/resolv.conf", ReadOnly: true})
 	default:
 		return fmt.Errorf("network mode %q is not supported", rs.network)
 	}
@@ -196,8 +215,9 @@ func (b *Builder) runContainer(ctx context.Context, rs runSpec) error {
 }
 
 // mountpointStubs are paths the runtime creates in a rootfs that lacks
-// them, to mount /proc, /sys and /dev on; they are no part of a RUN's diff.
-var mountpointStubs = []string{"/proc", "/sys", "/dev", "/dev/pipes", "/etc/resolv.conf"}
+// them, to mount /proc, /sys, /dev, /etc/hosts and /etc/resolv.conf on;
+// they are no part of a RUN's diff.
+var mountpointStubs = []string{"/proc", "/sys", "/dev", "/dev/pipes", "/etc/resolv.conf", "/etc/hosts"}
 
 // dropStubs removes from an upper directory the paths (parents first) that
 // the rootfs did not have before, when they are empty.

@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -330,7 +334,8 @@ services:
 
 // TestBuildRunMounts: RUN --mount of a cache directory kept across builds,
 // read-only and rw binds of the context and of a stage, tmpfs, and a
-// compose build secret; no mount point is left in the image, a rw bind
+// compose build secret; compose extra_hosts and shm_size reach RUN; no
+// mount point is left in the image, a rw bind
 // never writes to the context, and a bind's source is part of the key.
 func TestBuildRunMounts(t *testing.T) {
 	e := harness.New(t)
@@ -347,6 +352,7 @@ RUN --mount=type=bind,from=tools,source=/tool.txt,target=/mnt/t.txt cat /mnt/t.t
 RUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/f && test -f /scratch/f'
 RUN --mount=type=secret,id=token,required sh -c 'test "$(cat /run/secrets/token)" = s3cret'
 RUN --mount=type=bind,source=src,target=/src,rw sh -c 'echo w > /src/written'
+RUN grep -c 'extra.example' /etc/hosts > /hosts && df -k /dev/shm | awk 'NR==2 {print $2}' > /shm
 CMD ["sleep", "3600"]
 `)
 	e.WriteFile("compose.yaml", `name: mnt
@@ -355,6 +361,9 @@ services:
     build:
       context: .
       secrets: [token]
+      extra_hosts:
+        - "extra.example=10.1.2.3"
+      shm_size: 8m
     init: true
 secrets:
   token:
@@ -363,11 +372,18 @@ secrets:
 	e.MustRun("build")
 	e.MustRun("build", "--no-cache")
 	e.MustRun("up", "-d")
-	if out := e.MustRun("exec", "-T", "s", "cat", "/count", "/from-bind", "/from-stage").Stdout; out != "2\nin1\ntool\n" {
+	if out := e.MustRun("exec", "-T", "s", "cat", "/count", "/from-bind", "/from-stage", "/hosts", "/shm").Stdout; out != "2\nin1\ntool\n1\n8192\n" {
 		t.Errorf("results: %q", out)
 	}
 	if out := e.MustRun("exec", "-T", "s", "sh", "-c", "ls -d /cache /src /scratch /mnt/t.txt /run/secrets 2>/dev/null; true").Stdout; out != "" {
 		t.Errorf("mount points left in the image: %q", out)
+	}
+	e.MustRun("image", "save", "-o", e.Dir+"/img.tar", "mnt-s")
+	for _, name := range layerEntries(t, e.Dir+"/img.tar") {
+		switch strings.TrimSuffix(name, "/") {
+		case "etc/hosts", "etc/resolv.conf", "etc", "dev", "proc", "sys", "cache", "src", "scratch", "mnt", "run":
+			t.Errorf("a layer holds %s, made only for a mount", name)
+		}
 	}
 	if _, err := os.Stat(e.Dir + "/src/written"); err == nil {
 		t.Error("a rw bind wrote to the context")
@@ -490,5 +506,50 @@ func TestBuildInterrupted(t *testing.T) {
 	}
 	if ls := e.MustRun("image", "ls").Stdout; strings.Contains(ls, "intr-s") {
 		t.Errorf("an interrupted build tagged an image:\n%s", ls)
+	}
+}
+
+// layerEntries lists the entries of the layers above the base in a saved
+// image (the base busybox layer, which has etc and dev, is skipped by
+// name: its entries include bin/busybox).
+func layerEntries(t *testing.T, archive string) []string {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = bytes.NewReader(data)
+		if zr, err := gzip.NewReader(bytes.NewReader(data)); err == nil {
+			r = zr
+		}
+		lr := tar.NewReader(r)
+		var names []string
+		base := false
+		for {
+			lh, err := lr.Next()
+			if err != nil {
+				break
+			}
+			names = append(names, lh.Name)
+			base = base || lh.Name == "bin/busybox"
+		}
+		if !base && len(names) > 0 && h.Name != "" {
+			out = append(out, names...)
+		}
 	}
 }

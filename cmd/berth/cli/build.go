@@ -199,6 +199,13 @@ func buildOptions(p *project.Project, svc types.ServiceConfig, ref string, build
 		}
 		o.Secrets[id] = sec.File
 	}
+	o.ShmSize = int64(b.ShmSize)
+	for host, ips := range b.ExtraHosts {
+		for _, ip := range ips {
+			o.ExtraHosts = append(o.ExtraHosts, ip+"\t"+host)
+		}
+	}
+	sort.Strings(o.ExtraHosts)
 	for k, v := range b.Args {
 		if v != nil {
 			o.BuildArgs[k] = *v
