@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -216,11 +217,11 @@ func TestWriteLayerWhiteouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf1, buf2 bytes.Buffer
-	l1, empty, err := writeLayer(upper, &buf1)
+	l1, _, empty, err := writeLayer(upper, &buf1)
 	if err != nil || empty {
 		t.Fatal(err, empty)
 	}
-	l2, _, _ := writeLayer(upper, &buf2)
+	l2, _, _, _ := writeLayer(upper, &buf2)
 	if l1 != l2 {
 		t.Errorf("the same directory gave two layers: %v %v", l1, l2)
 	}
@@ -247,7 +248,7 @@ func TestWriteLayerWhiteouts(t *testing.T) {
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("entries %q, want %q", names, want)
 	}
-	if _, empty, _ := writeLayer(t.TempDir(), io.Discard); !empty {
+	if _, _, empty, _ := writeLayer(t.TempDir(), io.Discard); !empty {
 		t.Error("an empty directory made a layer")
 	}
 }
@@ -305,5 +306,41 @@ func TestStubsLeaveNoTrace(t *testing.T) {
 	}
 	if !reflect.DeepEqual(names, []string{"kept"}) {
 		t.Errorf("upper keeps %q, want only kept", names)
+	}
+}
+
+func TestHashCache(t *testing.T) {
+	dir, cdir := t.TempDir(), t.TempDir()
+	writeTree(t, dir, map[string]string{"f": "one"})
+	p := filepath.Join(dir, "f")
+	sum := func(c *hashCache) string {
+		t.Helper()
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.sum(p, fi.Sys().(*syscall.Stat_t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	c := loadHashCache(cdir, dir)
+	first := sum(c)
+	if err := c.save(); err != nil {
+		t.Fatal(err)
+	}
+	c = loadHashCache(cdir, dir)
+	if got := sum(c); got != first || c.dirty {
+		t.Errorf("a reloaded cache rehashed an unchanged file (dirty %v)", c.dirty)
+	}
+	// Same size, mtime put back: ctime still tells.
+	fi, _ := os.Stat(p)
+	writeTree(t, dir, map[string]string{"f": "two"})
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sum(c); got == first {
+		t.Error("a changed file kept its cached hash")
 	}
 }

@@ -123,6 +123,9 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkOverlay(); err != nil {
+		return nil, err
+	}
 	ignore, err := loadIgnore(o.ContextDir, dfPath)
 	if err != nil {
 		return nil, err
@@ -131,7 +134,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		opts:    o,
 		df:      df,
 		lex:     shell.NewLex(df.Escape),
-		ctx:     &source{root: o.ContextDir, context: true, ignore: ignore},
+		ctx:     &source{root: o.ContextDir, context: true, ignore: ignore, hashes: loadHashCache(filepath.Join(filepath.Dir(o.CacheDir), "hashes"), absDir(o.ContextDir))},
 		cache:   &cache{dir: o.CacheDir, store: o.Store},
 		futures: map[int]*future{},
 		pulls:   map[string]*pullOnce{},
@@ -147,6 +150,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	st, err := b.run(ctx, target)
+	_ = b.ctx.hashes.save() // only a cache: a failure costs rehashing next time
 	b.releaseBridge()
 	removeCgroupParent(o.CgroupParent)
 	if err != nil {
@@ -803,14 +807,15 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 		return false, err
 	}
 	defer os.Remove(tmp.Name())
-	l, empty, err := writeLayer(upper, tmp)
+	l, content, empty, err := writeLayer(upper, tmp)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil || empty {
 		return false, err
 	}
-	stored, err := s.AddLayer(ctx, tmp.Name(), l)
+	// The upper directory is the layer unpacked: it moves into the store.
+	stored, err := s.AddLayerDir(ctx, upper, tmp.Name(), l, content)
 	if err != nil {
 		return false, err
 	}
@@ -882,4 +887,25 @@ func removeCgroupParent(parent string) {
 	for _, d := range dirs {
 		_ = os.Remove(d)
 	}
+}
+
+func absDir(d string) string {
+	if a, err := filepath.Abs(d); err == nil {
+		return a
+	}
+	return d
+}
+
+// checkOverlay refuses to build when overlayfs may keep a step's changes
+// outside its upper directory: with redirect_dir a renamed directory is a
+// pointer to a lower one, with metacopy a file's data stays below. Both
+// are off by default.
+func checkOverlay() error {
+	for _, p := range []string{"redirect_dir", "metacopy"} {
+		v, err := os.ReadFile("/sys/module/overlay/parameters/" + p)
+		if err == nil && strings.TrimSpace(string(v)) == "Y" {
+			return fmt.Errorf("overlayfs has %s on (/sys/module/overlay/parameters/%s): the builder needs it off, as it is by default", p, p)
+		}
+	}
+	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -26,6 +25,7 @@ type source struct {
 	root    string
 	context bool
 	ignore  *patternmatcher.PatternMatcher // context only; nil: nothing ignored
+	hashes  *hashCache                     // context only; nil: hash every file
 }
 
 // loadIgnore reads <dockerfile>.dockerignore beside the Dockerfile when it
@@ -237,17 +237,15 @@ func (s *source) digest(items []item) (string, error) {
 				}
 				fmt.Fprintf(h, " -> %q", t)
 			case fi.Mode().IsRegular():
-				f, err := os.Open(abs)
+				st, ok := fi.Sys().(*syscall.Stat_t)
+				if !ok {
+					return fmt.Errorf("%s: no stat", abs)
+				}
+				sum, err := s.hashes.sum(abs, st)
 				if err != nil {
 					return err
 				}
-				fh := sha256.New()
-				_, err = io.Copy(fh, f)
-				f.Close()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(h, " %x", fh.Sum(nil))
+				fmt.Fprintf(h, " %s", sum)
 			}
 			h.Write([]byte{'\n'})
 			return nil

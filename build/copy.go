@@ -14,8 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,9 +88,16 @@ func copyItems(rootfs string, src *source, items []item, dest string, o copyOpts
 	return nil
 }
 
+// copyWorkers is how many files a COPY writes at once, so that waits on
+// the filesystem overlap. On the loaded 2-core test machine, 1 and 8
+// workers were within its noise (8–18 s for 5000 files, as cp -a).
+const copyWorkers = 4
+
 // copyTree copies the contents of a directory source into dir.
 // A dir it creates takes the source directory's mode and times, as with
-// Docker; an existing one keeps its own.
+// Docker; an existing one keeps its own. Directories are made in walk
+// order, files copied by a few workers, and directory times set last
+// (writing into a directory changes its mtime).
 func copyTree(rootfs string, src *source, it item, dir string, o copyOpts) error {
 	existed := false
 	if p, err := securejoin.SecureJoin(rootfs, dir); err == nil {
@@ -98,15 +107,44 @@ func copyTree(rootfs string, src *source, it item, dir string, o copyOpts) error
 	if err := mkdirs(rootfs, dir, o); err != nil {
 		return err
 	}
-	return src.walk(it, func(abs, sub string, fi fs.FileInfo) error {
+	type dirTime struct {
+		target string
+		mtime  time.Time
+	}
+	var dirs []dirTime
+	var g errgroup.Group
+	g.SetLimit(copyWorkers)
+	err := src.walk(it, func(abs, sub string, fi fs.FileInfo) error {
+		target := path.Join(dir, sub)
 		if sub == "" {
 			if existed || dir == "/" {
 				return nil // the directory itself: its contents go into dir
 			}
-			return copyOne(rootfs, abs, dir, fi, o)
+			target = dir
 		}
-		return copyOne(rootfs, abs, path.Join(dir, sub), fi, o)
+		if fi.IsDir() {
+			dirs = append(dirs, dirTime{target, fi.ModTime()})
+			return copyOne(rootfs, abs, target, fi, o)
+		}
+		g.Go(func() error { return copyOne(rootfs, abs, target, fi, o) })
+		return nil
 	})
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		p, err := securejoin.SecureJoin(rootfs, dirs[i].target)
+		if err != nil {
+			return err
+		}
+		if err := os.Chtimes(p, dirs[i].mtime, dirs[i].mtime); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // mkdirs creates dir and its missing parents in rootfs, owned as the COPY

@@ -33,8 +33,9 @@ const (
 // entries sorted by path, numeric owners only, overlay whiteouts (0/0
 // character devices, opaque directories) as OCI whiteouts, hard links
 // within the layer kept as links. It writes the gzip blob to w and returns
-// the layer's identity; empty is true when the directory holds nothing.
-func writeLayer(upper string, w io.Writer) (l image.Layer, empty bool, err error) {
+// the layer's identity and its bytes of file content; empty is true when
+// the directory holds nothing.
+func writeLayer(upper string, w io.Writer) (l image.Layer, content int64, empty bool, err error) {
 	var paths []string
 	err = filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -46,10 +47,10 @@ func writeLayer(upper string, w io.Writer) (l image.Layer, empty bool, err error
 		return nil
 	})
 	if err != nil {
-		return l, false, err
+		return l, 0, false, err
 	}
 	if len(paths) == 0 {
-		return l, true, nil
+		return l, 0, true, nil
 	}
 	// Sort by path components, so that a directory comes before its
 	// children and "a/b" before "a-b" does not matter.
@@ -63,46 +64,49 @@ func writeLayer(upper string, w io.Writer) (l image.Layer, empty bool, err error
 	cw := &countWriter{w: io.MultiWriter(w, blobHash)}
 	zw, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
 	if err != nil {
-		return l, false, err
+		return l, 0, false, err
 	}
 	diffHash := sha256.New()
 	tw := tar.NewWriter(io.MultiWriter(zw, diffHash))
 	links := map[uint64]string{} // inode -> first name, for hard links
 	for _, r := range rel {
-		if err := addEntry(tw, upper, filepath.ToSlash(r), links); err != nil {
-			return l, false, fmt.Errorf("layer: %s: %w", r, err)
+		n, err := addEntry(tw, upper, filepath.ToSlash(r), links)
+		if err != nil {
+			return l, 0, false, fmt.Errorf("layer: %s: %w", r, err)
 		}
+		content += n
 	}
 	if err := tw.Close(); err != nil {
-		return l, false, err
+		return l, 0, false, err
 	}
 	if err := zw.Close(); err != nil {
-		return l, false, err
+		return l, 0, false, err
 	}
-	return image.Layer{DiffID: sumOf(diffHash), Digest: sumOf(blobHash), MediaType: layerMediaType, Size: cw.n}, false, nil
+	return image.Layer{DiffID: sumOf(diffHash), Digest: sumOf(blobHash), MediaType: layerMediaType, Size: cw.n}, content, false, nil
 }
 
-func addEntry(tw *tar.Writer, root, rel string, links map[uint64]string) error {
+// addEntry writes one entry and returns the bytes of content it carried.
+func addEntry(tw *tar.Writer, root, rel string, links map[uint64]string) (int64, error) {
 	p := filepath.Join(root, rel)
 	fi, err := os.Lstat(p)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	dir, base := filepath.Split(rel)
 	// An overlay whiteout: a character device 0/0.
 	if fi.Mode()&fs.ModeCharDevice != 0 && st != nil && st.Rdev == 0 {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dir + whiteoutPrefix + base, Mode: 0o600, Format: tar.FormatPAX, ModTime: fi.ModTime()})
+		return 0, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dir + whiteoutPrefix + base, Mode: 0o600, Format: tar.FormatPAX, ModTime: fi.ModTime()})
 	}
 	link := ""
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		if link, err = os.Readlink(p); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	hdr, err := tar.FileInfoHeader(fi, link)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	hdr.Name = rel
 	if fi.IsDir() {
@@ -115,34 +119,32 @@ func addEntry(tw *tar.Writer, root, rel string, links map[uint64]string) error {
 		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
 	}
 	if err := addXattrs(hdr, p); err != nil {
-		return err
+		return 0, err
 	}
 	if fi.Mode().IsRegular() && st != nil && st.Nlink > 1 {
 		if first, ok := links[st.Ino]; ok {
 			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-			return tw.WriteHeader(hdr)
+			return 0, tw.WriteHeader(hdr)
 		}
 		links[st.Ino] = rel
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
-		return err
+		return 0, err
 	}
 	if fi.IsDir() {
 		if v, err := getxattr(p, opaqueXattr); err == nil && v == "y" {
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel + "/" + opaqueWhiteout, Mode: 0o600, Format: tar.FormatPAX, ModTime: fi.ModTime()})
+			return 0, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel + "/" + opaqueWhiteout, Mode: 0o600, Format: tar.FormatPAX, ModTime: fi.ModTime()})
 		}
 	}
-	if fi.Mode().IsRegular() {
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if _, err := io.Copy(tw, f); err != nil {
-			return err
-		}
+	if !fi.Mode().IsRegular() {
+		return 0, nil
 	}
-	return nil
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return io.Copy(tw, f)
 }
 
 // addXattrs records a file's extended attributes, except overlay's own

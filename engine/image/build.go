@@ -6,13 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 )
 
 // The builder (package build) makes layers and images from its own steps:
@@ -22,33 +24,6 @@ import (
 // Layers no image record names are collected by prune, so a builder checks
 // its cached layers before it reuses them.
 func (s *Store) HasLayer(diffID string) bool { return s.hasLayer(diffID) }
-
-// AddLayer stores a gzip-compressed layer blob made by the builder: the blob
-// moves into the store and is unpacked under its diff ID (once, as a pulled
-// layer would be). The file at blobPath is consumed.
-//
-// It returns the layer as stored: when the store already had a layer with
-// this diff ID, its blob (maybe compressed differently) is the one kept.
-func (s *Store) AddLayer(ctx context.Context, blobPath string, l Layer) (Layer, error) {
-	unlockGC, err := s.lock("gc", false)
-	if err != nil {
-		return Layer{}, err
-	}
-	defer unlockGC()
-	defer os.Remove(blobPath)
-	src := &layerSource{
-		diffID: l.DiffID, digest: l.Digest, mediaType: l.MediaType, size: l.Size,
-		open: func() (io.ReadCloser, error) { return os.Open(blobPath) },
-	}
-	if _, err := s.ensureLayer(ctx, src, StatusLoadingLayer, func(Progress) {}); err != nil {
-		return Layer{}, err
-	}
-	li, err := s.readLayerInfo(l.DiffID)
-	if err != nil {
-		return Layer{}, err
-	}
-	return Layer{DiffID: li.DiffID, Digest: li.Digest, MediaType: li.MediaType, Size: li.Size}, nil
-}
 
 // MountLayers is Mount for a builder's step: an overlay of layers (bottom
 // first) under a fresh upper directory, with no image record behind it.
@@ -218,4 +193,96 @@ func (s *Store) LayerSize(diffID string) int64 {
 		return 0
 	}
 	return li.Unpacked
+}
+
+// AddLayerDir stores a layer the builder made: its gzip blob, and its
+// content as a directory already (an overlay upper directory, in the unpacked layers' own format:
+// whiteouts as 0/0 character devices, opaque directories by xattr): the
+// directory moves into the store instead of the blob being unpacked again.
+// dir must be on the store's filesystem; overlay's bookkeeping xattrs
+// other than opaque are dropped. The blob file moves into the store too (or
+// goes); unpacked is the bytes of file content, for sizes. It returns the
+// layer as stored: when the store had this diff ID already, its blob
+// (maybe compressed differently) is the one kept.
+func (s *Store) AddLayerDir(ctx context.Context, dir, blobPath string, l Layer, unpacked int64) (Layer, error) {
+	defer os.Remove(blobPath)
+	unlockGC, err := s.lock("gc", false)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer unlockGC()
+	if !s.hasLayer(l.DiffID) {
+		unlock, err := s.lock("layer-"+hexOf(l.DiffID), true)
+		if err != nil {
+			return Layer{}, err
+		}
+		defer unlock()
+	}
+	if !s.hasLayer(l.DiffID) {
+		if err := ctx.Err(); err != nil {
+			return Layer{}, err
+		}
+		if err := stripOverlayXattrs(dir); err != nil {
+			return Layer{}, err
+		}
+		tmp, err := os.MkdirTemp(s.path("tmp"), "layer-")
+		if err != nil {
+			return Layer{}, err
+		}
+		defer os.RemoveAll(tmp)
+		if err := os.Rename(dir, filepath.Join(tmp, "diff")); err != nil {
+			return Layer{}, err
+		}
+		if !s.hasBlob(l.Digest) {
+			if err := os.Rename(blobPath, s.blobPath(l.Digest)); err != nil {
+				return Layer{}, err
+			}
+		}
+		info := layerInfo{DiffID: l.DiffID, Digest: l.Digest, MediaType: l.MediaType, Size: l.Size, Unpacked: unpacked}
+		if err := writeJSONAtomic(filepath.Join(tmp, "layer.json"), info); err != nil {
+			return Layer{}, err
+		}
+		final := s.path("layers", hexOf(l.DiffID))
+		if err := os.RemoveAll(final); err != nil {
+			return Layer{}, err
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			return Layer{}, err
+		}
+	}
+	li, err := s.readLayerInfo(l.DiffID)
+	if err != nil {
+		return Layer{}, err
+	}
+	return Layer{DiffID: li.DiffID, Digest: li.Digest, MediaType: li.MediaType, Size: li.Size}, nil
+}
+
+// stripOverlayXattrs removes the trusted.overlay.* attributes an upper
+// directory gathers (origin, impure, ...) except the opaque marker, which
+// is part of the layer's content.
+func stripOverlayXattrs(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		sz, err := unix.Llistxattr(p, nil)
+		if err != nil || sz <= 0 {
+			return nil
+		}
+		buf := make([]byte, sz)
+		if sz, err = unix.Llistxattr(p, buf); err != nil {
+			return nil
+		}
+		for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
+			if strings.HasPrefix(name, "trusted.overlay.") && name != "trusted.overlay.opaque" {
+				if err := unix.Lremovexattr(p, name); err != nil && !errors.Is(err, unix.ENODATA) {
+					return fmt.Errorf("%s: remove %s: %w", p, name, err)
+				}
+			}
+		}
+		return nil
+	})
 }
