@@ -1,12 +1,15 @@
 package build
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -14,8 +17,10 @@ import (
 // hashCache remembers the content hash of the context's files by what
 // stat says of them (inode, size, mtime and ctime), so that a rebuild
 // reads only files that changed: a write changes ctime, even one that puts
-// mtime back. It is one JSON file per context directory under the
-// builder's root, rewritten after a build that hashed something new.
+// mtime back. It is one file per context directory under the builder's
+// root, a line per file (tab-separated: ino, size, mtime, ctime, sum,
+// path; parsing JSON took 30-75 ms for 5000 files), rewritten after a
+// build that hashed something new.
 type hashCache struct {
 	mu      sync.Mutex
 	path    string
@@ -24,18 +29,42 @@ type hashCache struct {
 }
 
 type hashEntry struct {
-	Ino   uint64 `json:"ino"`
-	Size  int64  `json:"size"`
-	Mtime int64  `json:"mtime"`
-	Ctime int64  `json:"ctime"`
-	Sum   string `json:"sum"`
+	Ino   uint64
+	Size  int64
+	Mtime int64
+	Ctime int64
+	Sum   string
 }
 
 func loadHashCache(dir, contextDir string) *hashCache {
 	sum := sha256.Sum256([]byte(contextDir))
-	c := &hashCache{path: filepath.Join(dir, hex.EncodeToString(sum[:16])+".json"), entries: map[string]hashEntry{}}
-	if data, err := os.ReadFile(c.path); err == nil {
-		_ = json.Unmarshal(data, &c.entries)
+	c := &hashCache{path: filepath.Join(dir, hex.EncodeToString(sum[:16])), entries: map[string]hashEntry{}}
+	data, err := os.ReadFile(c.path)
+	if err != nil {
+		return c
+	}
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		f := bytes.SplitN(line, []byte{'\t'}, 6)
+		if len(f) != 6 {
+			continue
+		}
+		var e hashEntry
+		var err1, err2, err3, err4 error
+		e.Ino, err1 = strconv.ParseUint(string(f[0]), 10, 64)
+		e.Size, err2 = strconv.ParseInt(string(f[1]), 10, 64)
+		e.Mtime, err3 = strconv.ParseInt(string(f[2]), 10, 64)
+		e.Ctime, err4 = strconv.ParseInt(string(f[3]), 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+			continue
+		}
+		e.Sum = string(f[4])
+		c.entries[string(f[5])] = e
 	}
 	return c
 }
@@ -76,10 +105,14 @@ func (c *hashCache) save() error {
 	if c == nil || !c.dirty {
 		return nil
 	}
-	data, err := json.Marshal(c.entries)
-	if err != nil {
-		return err
+	var b bytes.Buffer
+	for p, e := range c.entries {
+		if strings.ContainsAny(p, "\t\n") {
+			continue // such names are hashed every time
+		}
+		fmt.Fprintf(&b, "%d\t%d\t%d\t%d\t%s\t%s\n", e.Ino, e.Size, e.Mtime, e.Ctime, e.Sum, p)
 	}
+	data := b.Bytes()
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return err
 	}
