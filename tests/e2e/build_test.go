@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -552,4 +553,56 @@ func layerEntries(t *testing.T, archive string) []string {
 			out = append(out, names...)
 		}
 	}
+}
+
+// TestBuildPullAndParallel: a missing base image is pulled as `up` pulls
+// it; independent stages run at the same time (the second RUN starts
+// before the first ends).
+func TestBuildPullAndParallel(t *testing.T) {
+	reg := testimage.StartRegistry(t)
+	img, err := testimage.Busybox(testimage.WithFile("etc/motd", 0o644, "from the registry\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := reg.Push(context.Background(), "team/base:1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := harness.New(t)
+	e.WriteFile("Dockerfile", `FROM `+ref+` AS one
+RUN sleep 2 && echo one > /one
+
+FROM `+ref+` AS two
+RUN sleep 2 && echo two > /two
+
+FROM `+ref+`
+COPY --from=one /one /one
+COPY --from=two /two /two
+CMD ["cat", "/etc/motd", "/one", "/two"]
+`)
+	e.WriteFile("compose.yaml", "name: par\nservices:\n  s:\n    build: .\n")
+	r := e.MustRun("build", "--progress", "plain")
+	// Plain progress numbers steps as they start: both RUNs must start
+	// before either is done.
+	var events []string
+	runs := map[string]bool{}
+	for _, l := range strings.Split(r.Stderr, "\n") {
+		id, rest, _ := strings.Cut(l, " ")
+		switch {
+		case strings.Contains(rest, "] RUN sleep 2"):
+			runs[id] = true
+			events = append(events, "start")
+		case runs[id] && strings.HasPrefix(rest, "DONE "):
+			events = append(events, "done")
+		}
+	}
+	if len(events) < 2 || events[0] != "start" || events[1] != "start" {
+		t.Errorf("the independent stages ran one after the other (%v):\n%s", events, r.Stderr)
+	}
+	e.MustRun("up", "-d")
+	e.MustRun("wait", "s")
+	if out := e.MustRun("logs", "--no-log-prefix", "s").Stdout; out != "from the registry\none\ntwo\n" {
+		t.Errorf("logs: %q", out)
+	}
+	e.MustRun("down")
 }
