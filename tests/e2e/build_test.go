@@ -606,3 +606,36 @@ CMD ["cat", "/etc/motd", "/one", "/two"]
 	}
 	e.MustRun("down")
 }
+
+// TestBuildUpDependencies: `up SERVICE` builds the missing images of the
+// services it depends on too; `build SERVICE` alone does not, `build
+// --with-dependencies` does.
+func TestBuildUpDependencies(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("db/Dockerfile", "FROM busybox:latest\nCMD [\"sleep\", \"3600\"]\n")
+	e.WriteFile("web/Dockerfile", "FROM busybox:latest\nCMD [\"sleep\", \"3600\"]\n")
+	e.WriteFile("compose.yaml", `name: deps
+services:
+  web:
+    build: ./web
+    init: true
+    depends_on: [db]
+  db:
+    build: ./db
+    init: true
+`)
+	r := e.MustRun("build", "web")
+	if strings.Contains(r.Stderr, "Service db") {
+		t.Errorf("build web built db:\n%s", r.Stderr)
+	}
+	if r := e.MustRun("build", "--with-dependencies", "web"); !strings.Contains(r.Stderr, "Service db  Built") {
+		t.Errorf("build --with-dependencies web did not build db:\n%s", r.Stderr)
+	}
+	e.MustRun("image", "rm", "deps-db", "deps-web")
+	r = e.MustRun("up", "-d", "web")
+	if !strings.Contains(r.Stderr, "Service db  Built") || !strings.Contains(r.Stderr, "Service web  Built") {
+		t.Errorf("up web did not build both:\n%s", r.Stderr)
+	}
+	e.MustRun("down", "-t", "1")
+}

@@ -23,6 +23,7 @@ type buildFlags struct {
 	buildArgs     []string
 	noCache, pull bool
 	quiet         bool
+	withDeps      bool
 	progress      string
 }
 
@@ -45,6 +46,8 @@ func newBuildCommand(g *globals) *cobra.Command {
 			names := args
 			if len(names) == 0 {
 				names = p.ServiceNames()
+			} else if f.withDeps {
+				names = withDependencies(p, names)
 			}
 			return buildServices(cmd, g, p, names, f, func(types.ServiceConfig) bool { return true })
 		},
@@ -55,6 +58,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	fl.BoolVar(&f.pull, "pull", false, "Always attempt to pull a newer version of the image")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "Don't print anything to STDOUT")
 	fl.StringVar(&f.progress, "progress", "auto", "Set type of progress output (auto, tty, plain, quiet)")
+	fl.BoolVar(&f.withDeps, "with-dependencies", false, "Also build dependencies (transitively)")
 	return cmd
 }
 
@@ -257,6 +261,8 @@ func buildForUp(cmd *cobra.Command, g *globals, p *project.Project, services []s
 	names := services
 	if len(names) == 0 {
 		names = p.ServiceNames()
+	} else if !f.noDeps {
+		names = withDependencies(p, names)
 	}
 	store, err := g.openImageStore()
 	if err != nil {
@@ -265,4 +271,27 @@ func buildForUp(cmd *cobra.Command, g *globals, p *project.Project, services []s
 	return buildServices(cmd, g, p, names, &buildFlags{}, func(svc types.ServiceConfig) bool {
 		return f.build || svc.PullPolicy == types.PullPolicyBuild || imageMissing(store, p.ImageName(svc))
 	})
+}
+
+// withDependencies adds the services names depend on, transitively.
+func withDependencies(p *project.Project, names []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	var visit func(string)
+	visit = func(n string) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		out = append(out, n)
+		for dep := range p.Services[n].DependsOn {
+			if _, ok := p.Services[dep]; ok {
+				visit(dep)
+			}
+		}
+	}
+	for _, n := range names {
+		visit(n)
+	}
+	return out
 }
