@@ -91,7 +91,7 @@ COPY --from=build /x /x
 	if err != nil {
 		t.Fatal(err)
 	}
-	plans, err := df.plan(lex, meta)
+	plans, err := df.plan(lex, meta, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

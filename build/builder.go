@@ -36,7 +36,11 @@ type Options struct {
 	Dockerfile       string
 	DockerfileInline string
 
-	Target    string
+	Target string
+	// Contexts are named contexts (compose additional_contexts): name ->
+	// a directory, or "docker-image://REF". COPY --from, RUN --mount from=
+	// and FROM use them before stages and images of that name.
+	Contexts  map[string]string
 	BuildArgs map[string]string
 	Labels    map[string]string
 	Tags      []string
@@ -142,7 +146,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if b.meta, err = metaScope(b.lex, df.MetaArgs, o.BuildArgs); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if b.plans, err = df.plan(b.lex, b.meta); err != nil {
+	if b.plans, err = df.plan(b.lex, b.meta, o.Contexts); err != nil {
 		return nil, err
 	}
 	target, err := df.Target(o.Target)
@@ -690,11 +694,13 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 			x.extra = append(x.extra, "heredoc "+name+"\n"+sc.Data)
 		}
 		src = &source{root: dir}
+	case from != "" && b.namedDir(from) != "":
+		src = &source{root: b.namedDir(from), context: true}
 	case from != "":
 		// A stage's or image's identity keys the step; its files are
 		// mounted and read only when the step runs (never on a cache hit).
 		var layers []image.Layer
-		if j, ok := b.df.stageIndex(from, stageIdx); ok {
+		if j, ok := b.df.stageIndex(from, stageIdx); ok && !b.namedImage(&from) {
 			fst, err := b.stage(ctx, j)
 			if err != nil {
 				return prepared{}, err
@@ -702,6 +708,7 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 			layers = fst.Layers
 			x.extra = append(x.extra, "from "+fst.Key)
 		} else {
+			b.namedImage(&from)
 			rec, err := b.image(ctx, from)
 			if err != nil {
 				return prepared{}, err
@@ -908,4 +915,27 @@ func checkOverlay() error {
 		}
 	}
 	return nil
+}
+
+// namedDir returns the directory of the named context name, or "".
+func (b *Builder) namedDir(name string) string {
+	v, ok := b.opts.Contexts[name]
+	if !ok || strings.HasPrefix(v, imageContextPrefix) {
+		return ""
+	}
+	return v
+}
+
+// namedImage replaces *name by the image of the named context it is, and
+// reports whether it was one.
+func (b *Builder) namedImage(name *string) bool {
+	v, ok := b.opts.Contexts[*name]
+	if !ok {
+		return false
+	}
+	ref, isImage := strings.CutPrefix(v, imageContextPrefix)
+	if isImage {
+		*name = ref
+	}
+	return isImage
 }

@@ -21,7 +21,10 @@ type stagePlan struct {
 
 // plan expands every stage's FROM with the global ARGs and finds what each
 // stage depends on.
-func (d *Dockerfile) plan(lex *shell.Lex, meta *vars) ([]stagePlan, error) {
+// Named contexts (compose additional_contexts) win over stage names: a
+// FROM naming an image context uses that image, and COPY --from or a
+// mount naming one depends on no stage.
+func (d *Dockerfile) plan(lex *shell.Lex, meta *vars, named map[string]string) ([]stagePlan, error) {
 	plans := make([]stagePlan, len(d.Stages))
 	for i, s := range d.Stages {
 		p := stagePlan{index: i, name: s.Name, baseStage: -1}
@@ -44,33 +47,25 @@ func (d *Dockerfile) plan(lex *shell.Lex, meta *vars) ([]stagePlan, error) {
 				return nil, d.at(s.Location, fmt.Errorf("FROM --platform=%s: berth builds for %s only", pl, Platform))
 			}
 		}
+		if v, ok := named[base]; ok {
+			ref, isImage := strings.CutPrefix(v, imageContextPrefix)
+			if !isImage {
+				return nil, d.at(s.Location, fmt.Errorf("FROM %s: a directory context cannot be a base", base))
+			}
+			p.base = ref
+			for _, c := range s.Commands {
+				p.deps = appendDeps(d, lex, meta, named, c, i, p.deps)
+			}
+			plans[i] = p
+			continue
+		}
 		p.base = base
 		if j, ok := d.stageIndex(base, i); ok {
 			p.baseStage = j
 			p.deps = append(p.deps, j)
 		}
 		for _, c := range s.Commands {
-			var refs []string
-			switch c := c.(type) {
-			case *instructions.CopyCommand:
-				refs = append(refs, c.From)
-			case *instructions.RunCommand:
-				for _, m := range instructions.GetMounts(c) {
-					refs = append(refs, m.From)
-				}
-			}
-			for _, ref := range refs {
-				if ref == "" {
-					continue
-				}
-				from, _, err := lex.ProcessWord(ref, meta)
-				if err != nil {
-					return nil, d.at(c.Location(), err)
-				}
-				if j, ok := d.stageIndex(from, i); ok && !containsInt(p.deps, j) {
-					p.deps = append(p.deps, j)
-				}
-			}
+			p.deps = appendDeps(d, lex, meta, named, c, i, p.deps)
 		}
 		plans[i] = p
 	}
@@ -111,3 +106,36 @@ func containsInt(list []int, n int) bool {
 
 // isScratch reports whether a base name is the empty image.
 func isScratch(base string) bool { return strings.EqualFold(base, "scratch") }
+
+// imageContextPrefix marks a named context that is an image.
+const imageContextPrefix = "docker-image://"
+
+// appendDeps adds the earlier stages a COPY --from or RUN --mount from=
+// reads to deps.
+func appendDeps(d *Dockerfile, lex *shell.Lex, meta *vars, named map[string]string, c instructions.Command, i int, deps []int) []int {
+	var refs []string
+	switch c := c.(type) {
+	case *instructions.CopyCommand:
+		refs = append(refs, c.From)
+	case *instructions.RunCommand:
+		for _, m := range instructions.GetMounts(c) {
+			refs = append(refs, m.From)
+		}
+	}
+	for _, ref := range refs {
+		if ref == "" {
+			continue
+		}
+		from, _, err := lex.ProcessWord(ref, meta)
+		if err != nil {
+			from = ref // the step reports it when it runs
+		}
+		if _, ok := named[from]; ok {
+			continue
+		}
+		if j, ok := d.stageIndex(from, i); ok && !containsInt(deps, j) {
+			deps = append(deps, j)
+		}
+	}
+	return deps
+}

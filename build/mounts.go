@@ -146,12 +146,16 @@ func (b *Builder) cacheMount(m *runMounts, mt *instructions.Mount, target string
 
 func (b *Builder) bindMount(ctx context.Context, m *runMounts, mt *instructions.Mount, stageIdx int, target string) error {
 	src := b.ctx
+	from := mt.From
 	switch {
-	case mt.From == "":
+	case from == "":
 		m.extra = append(m.extra, "bind context")
+	case b.namedDir(from) != "":
+		src = &source{root: b.namedDir(from), context: true}
+		m.extra = append(m.extra, "bind context "+from)
 	default:
 		var layers []image.Layer
-		if j, ok := b.df.stageIndex(mt.From, stageIdx); ok {
+		if j, ok := b.df.stageIndex(from, stageIdx); ok && !b.namedImage(&from) {
 			st, err := b.stage(ctx, j)
 			if err != nil {
 				return err
@@ -159,7 +163,8 @@ func (b *Builder) bindMount(ctx context.Context, m *runMounts, mt *instructions.
 			layers = st.Layers
 			m.extra = append(m.extra, "bind from "+st.Key)
 		} else {
-			rec, err := b.image(ctx, mt.From)
+			b.namedImage(&from)
+			rec, err := b.image(ctx, from)
 			if err != nil {
 				return err
 			}

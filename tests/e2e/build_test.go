@@ -400,7 +400,8 @@ secrets:
 // TestBuildInstructions: an image's ONBUILD triggers run when it is a
 // base; USER and SHELL apply to RUN; --build-arg overrides compose args;
 // ENTRYPOINT drops an inherited CMD; compose labels and dockerfile_inline;
-// a git context is refused.
+// additional_contexts (a directory, docker-image://, service:) for FROM,
+// COPY --from and RUN --mount; a git context is refused.
 func TestBuildInstructions(t *testing.T) {
 	e := harness.New(t)
 	e.LoadImage("busybox:latest")
@@ -433,10 +434,24 @@ services:
     command: ["/onbuild", "/tmp/uid", "/tmp/who"]
     healthcheck:
       disable: true
+  named:
+    build:
+      context: .
+      additional_contexts:
+        extra: ./extra
+        img: docker-image://busybox:latest
+        svc: service:base
+      dockerfile_inline: |
+        FROM svc
+        COPY --from=extra e.txt /e.txt
+        COPY --from=img /etc/os-release /os-release
+        RUN --mount=from=extra,target=/x cat /x/e.txt > /e2.txt
+        CMD ["cat", "/e.txt", "/e2.txt", "/onbuild", "/os-release"]
   git:
     build: https://github.com/example/repo.git
     profiles: [never]
 `)
+	e.WriteFile("extra/e.txt", "extra\n")
 	e.MustRun("build", "base")
 	e.MustRun("build", "--build-arg", "WHO=flag", "app")
 	info := e.MustRun("image", "inspect", "ins-app").Stdout
@@ -455,6 +470,13 @@ services:
 	e.MustRun("wait", "app")
 	if out := e.MustRun("logs", "--no-log-prefix", "app").Stdout; out != "triggered\n1000\nflag\n" {
 		t.Errorf("app's output: %q", out)
+	}
+	e.MustRun("down")
+	e.MustRun("build", "named")
+	e.MustRun("up", "-d", "named")
+	e.MustRun("wait", "named")
+	if out := e.MustRun("logs", "--no-log-prefix", "named").Stdout; !strings.HasPrefix(out, "extra\nextra\ntriggered\nNAME=berth-test-busybox") {
+		t.Errorf("named contexts: %q", out)
 	}
 	e.MustRun("down")
 	r := e.Run("--profile", "never", "build", "git")

@@ -80,6 +80,7 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 	if len(todo) == 0 {
 		return nil
 	}
+	todo = contextsFirst(todo)
 	store, err := g.openImageStore()
 	if err != nil {
 		return err
@@ -183,8 +184,27 @@ func buildOptions(p *project.Project, svc types.ServiceConfig, ref string, build
 			return o, fmt.Errorf("build platform %q is not supported: berth builds %s only", pl, build.Platform)
 		}
 	}
-	if len(b.AdditionalContexts) > 0 {
-		return o, errors.New("build.additional_contexts is not supported yet")
+	for name, v := range b.AdditionalContexts {
+		if o.Contexts == nil {
+			o.Contexts = map[string]string{}
+		}
+		switch {
+		case strings.HasPrefix(v, "docker-image://"):
+			o.Contexts[name] = v
+		case strings.HasPrefix(v, "service:"):
+			dep, ok := p.Services[strings.TrimPrefix(v, "service:")]
+			if !ok {
+				return o, fmt.Errorf("additional context %s: no such service %q", name, strings.TrimPrefix(v, "service:"))
+			}
+			o.Contexts[name] = "docker-image://" + p.ImageName(dep)
+		case strings.Contains(v, "://") || strings.HasPrefix(v, "git@"):
+			return o, fmt.Errorf("additional context %s: %q: git and URL contexts are not supported", name, v)
+		default:
+			if !filepath.IsAbs(v) {
+				v = filepath.Join(o.ContextDir, v)
+			}
+			o.Contexts[name] = v
+		}
 	}
 	if len(b.Secrets) > 0 {
 		o.Secrets = map[string]string{}
@@ -292,6 +312,34 @@ func withDependencies(p *project.Project, names []string) []string {
 	}
 	for _, n := range names {
 		visit(n)
+	}
+	return out
+}
+
+// contextsFirst orders builds so that a service named by another's
+// additional context (`service:NAME`) is built before it.
+func contextsFirst(todo []types.ServiceConfig) []types.ServiceConfig {
+	byName := map[string]types.ServiceConfig{}
+	for _, s := range todo {
+		byName[s.Name] = s
+	}
+	done := map[string]bool{}
+	var out []types.ServiceConfig
+	var visit func(s types.ServiceConfig)
+	visit = func(s types.ServiceConfig) {
+		if done[s.Name] {
+			return
+		}
+		done[s.Name] = true
+		for _, v := range s.Build.AdditionalContexts {
+			if dep, ok := byName[strings.TrimPrefix(v, "service:")]; ok && strings.HasPrefix(v, "service:") {
+				visit(dep)
+			}
+		}
+		out = append(out, s)
+	}
+	for _, s := range todo {
+		visit(s)
 	}
 	return out
 }
