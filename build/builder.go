@@ -70,7 +70,7 @@ type Result struct {
 type Builder struct {
 	opts  Options
 	df    *Dockerfile
-	lex   *shell.Lex
+	lex   *shell.Lex // for the FROM lines, before stages start
 	meta  *vars
 	plans []stagePlan
 	ctx   *source
@@ -394,14 +394,17 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 		return b.df.at(loc, fmt.Errorf("%s: %w", firstLine(original), err))
 	}
 	env := st.scope.overlay(st.Config.Config.Env)
+	// A Lex of its own: stages run in parallel and a Lex is not safe for
+	// concurrent use.
+	lex := shell.NewLex(b.df.Escape)
 	expand := func(w string) (string, error) {
-		r, _, err := b.lex.ProcessWord(w, env)
+		r, _, err := lex.ProcessWord(w, env)
 		return r, err
 	}
 	if a, ok := cmd.(*instructions.ArgCommand); ok {
 		// ARG changes what later steps see, not the image.
 		for _, kv := range a.Args {
-			v, err := argValue(b.lex, kv, env, b.opts.BuildArgs, b.meta)
+			v, err := argValue(lex, kv, env, b.opts.BuildArgs, b.meta)
 			if err != nil {
 				return nil, fail(err)
 			}
