@@ -344,3 +344,34 @@ func TestHashCache(t *testing.T) {
 		t.Error("a changed file kept its cached hash")
 	}
 }
+
+func TestUsedArgs(t *testing.T) {
+	scope := newVars()
+	scope.set("VERSION", "1")
+	scope.set("V", "2")
+	scope.set("OTHER", "3")
+	parse := func(line string) instructions.Command {
+		t.Helper()
+		df, err := Parse("", []byte("FROM x\n"+line+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return df.Stages[0].Commands[0]
+	}
+	cases := []struct {
+		line string
+		want []string
+	}{
+		{"COPY app-$VERSION.tar /x", []string{"VERSION=1"}},
+		{"COPY app-${V}.tar /x", []string{"V=2"}},
+		{"COPY app-${V:-0}.tar /x", []string{"V=2"}},
+		{"COPY a /x", nil},
+		{"ENV X=$VERSIONS", nil},
+		{"RUN true", []string{"OTHER=3", "V=2", "VERSION=1"}},
+	}
+	for _, c := range cases {
+		if got := usedArgs(parse(c.line), c.line, scope); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.line, got, c.want)
+		}
+	}
+}

@@ -431,7 +431,7 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 	if x.release != nil {
 		defer x.release()
 	}
-	key := stepKey(st.Key, original, st.scope.sorted(), x.extra...)
+	key := stepKey(st.Key, original, usedArgs(cmd, original, st.scope), x.extra...)
 	if !b.opts.NoCache {
 		if rec, ok := b.cache.get(key); ok {
 			if sp != nil {
@@ -941,4 +941,46 @@ func (b *Builder) namedImage(name *string) bool {
 		*name = ref
 	}
 	return isImage
+}
+
+// usedArgs is the part of a step's key that stands for build args: for
+// RUN every ARG in scope (they are its environment), for anything else
+// those its text names ($NAME or ${NAME...}), so that changing an ARG a
+// COPY does not mention keeps it cached.
+func usedArgs(cmd instructions.Command, text string, scope *vars) []string {
+	all := scope.sorted()
+	if _, ok := cmd.(*instructions.RunCommand); ok {
+		return all
+	}
+	var out []string
+	for _, kv := range all {
+		k, _, _ := strings.Cut(kv, "=")
+		if mentions(text, k) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// mentions reports whether text refers to variable name as $name or
+// ${name...}.
+func mentions(text, name string) bool {
+	for _, p := range []string{"${" + name, "$" + name} {
+		for i := strings.Index(text, p); i >= 0; {
+			end := i + len(p)
+			if end == len(text) || !isNameChar(text[end]) || p[1] == '{' && (text[end] == '}' || text[end] == ':') {
+				return true
+			}
+			j := strings.Index(text[end:], p)
+			if j < 0 {
+				break
+			}
+			i = end + j
+		}
+	}
+	return false
+}
+
+func isNameChar(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
