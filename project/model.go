@@ -94,7 +94,8 @@ func (p *Project) service(s types.ServiceConfig) (model.Service, error) {
 		VolumesFrom:     s.VolumesFrom,
 		Expose:          s.Expose,
 	}
-	if s.Image == "" {
+	out.Image = p.ImageName(s)
+	if out.Image == "" {
 		return out, fmt.Errorf("has neither an image nor a build context specified")
 	}
 	if s.Command != nil {

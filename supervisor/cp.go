@@ -170,13 +170,14 @@ func (s *Supervisor) serveCopyStat(w http.ResponseWriter, r *http.Request) {
 // a tar of P, its entries under P's base name.
 func (s *Supervisor) serveCopyFrom(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	c, p, ok := s.copyTarget(w, q)
+	c, _, ok := s.copyTarget(w, q)
 	if !ok {
 		return
 	}
 	thaw := c.freeze()
 	defer thaw()
-	if _, p, ok = s.copyTarget(w, q); !ok { // resolved again, frozen
+	_, p, ok := s.copyTarget(w, q) // resolved again, frozen
+	if !ok {
 		return
 	}
 	if q.Get("follow") == "1" {
@@ -190,7 +191,7 @@ func (s *Supervisor) serveCopyFrom(w http.ResponseWriter, r *http.Request) {
 		code := http.StatusInternalServerError
 		if errors.Is(err, fs.ErrNotExist) {
 			code = http.StatusNotFound
-			err = fmt.Errorf("Could not find the file %s in container", q.Get("path"))
+			err = fmt.Errorf("could not find the file %s in container", q.Get("path"))
 		}
 		http.Error(w, err.Error(), code)
 		return

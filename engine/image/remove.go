@@ -87,6 +87,12 @@ func (s *Store) Prune(all bool) ([]Removal, int64, error) {
 		return nil, 0, err
 	}
 	defer unlockGC()
+	if all {
+		// -a frees the build cache too, as docker's does.
+		if err := os.RemoveAll(s.path("pins")); err != nil {
+			return nil, 0, err
+		}
+	}
 	ids, err := s.listIDs()
 	if err != nil {
 		return nil, 0, err
@@ -120,7 +126,7 @@ func (s *Store) Prune(all bool) ([]Removal, int64, error) {
 	return out, n, err
 }
 
-// gcLocked deletes layers, blobs and short links no image record needs. The
+// gcLocked deletes layers, blobs and short links no image record or pin needs. The
 // caller holds the gc lock exclusively, so no pull or mount is under way.
 func (s *Store) gcLocked() (int64, error) {
 	ids, err := s.listIDs()
@@ -140,6 +146,9 @@ func (s *Store) gcLocked() (int64, error) {
 			layers[hexOf(l.DiffID)] = true
 			blobs[hexOf(l.Digest)] = true
 		}
+	}
+	if err := s.pinned(layers, blobs); err != nil {
+		return 0, err
 	}
 	var reclaimed int64
 	ents, err := os.ReadDir(s.path("layers"))

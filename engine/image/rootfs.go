@@ -119,6 +119,12 @@ func (s *Store) Mount(ctx context.Context, containerID, imageRef string) (string
 	if err != nil {
 		return "", err
 	}
+	return s.mountLocked(ctx, containerID, img)
+}
+
+// mountLocked mounts img's layers for containerID; the caller holds the gc
+// lock shared and the container's lock.
+func (s *Store) mountLocked(ctx context.Context, containerID string, img *Image) (string, error) {
 	merged := s.RootfsPath(containerID)
 	upper, work := s.containerDir(containerID, "upper"), s.containerDir(containerID, "work")
 	for _, d := range []string{upper, work, merged} {

@@ -40,6 +40,7 @@ func newImageCommand(g *globals) *cobra.Command {
 		newImageSaveCommand(g),
 		newImagePruneCommand(g),
 		newImageTagCommand(g),
+		newImageHistoryCommand(g),
 	)
 	return cmd
 }

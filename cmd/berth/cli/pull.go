@@ -79,5 +79,6 @@ func newCreateCommand(g *globals) *cobra.Command {
 	fl.BoolVar(&f.noRecreate, "no-recreate", false, "If containers already exist, don't recreate them")
 	fl.BoolVar(&f.removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
 	fl.StringArrayVar(&f.scale, "scale", nil, "Scale SERVICE to NUM instances. Overrides the `scale` setting in the Compose file if present")
+	addBuildFlags(cmd, f)
 	return cmd
 }

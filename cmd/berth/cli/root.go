@@ -135,6 +135,8 @@ func newRootCommand() *cobra.Command {
 		newPortCommand(g),
 		newScaleCommand(g),
 		newPullCommand(g),
+		newBuildCommand(g),
+		newBuilderCommand(g),
 		newCreateCommand(g),
 		newSuperviseCommand(g),
 	)

@@ -20,6 +20,7 @@ type upFlags struct {
 	alwaysRecreateDeps, renewAnonVolumes                              bool
 	abortOnExit, abortOnFailure, noColor, noLogPrefix, timestamps     bool
 	wait                                                              bool
+	build, noBuild                                                    bool
 	waitTimeout                                                       int
 	exitCodeFrom                                                      string
 	scale                                                             []string
@@ -59,7 +60,14 @@ func newUpCommand(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.noAttach, "no-attach", nil, "Do not attach (stream logs) to the specified services")
 	fl.BoolVar(&f.attachDependencies, "attach-dependencies", false, "Automatically attach to log output of dependent services")
 	addTimeout(cmd, &f.timeout, "Use this timeout in seconds for container shutdown when attached or when containers are already running")
+	addBuildFlags(cmd, f)
 	return cmd
+}
+
+// addBuildFlags adds compose's --build and --no-build to up and create.
+func addBuildFlags(cmd *cobra.Command, f *upFlags) {
+	cmd.Flags().BoolVar(&f.build, "build", false, "Build images before starting containers")
+	cmd.Flags().BoolVar(&f.noBuild, "no-build", false, "Don't build an image, even if it's policy")
 }
 
 func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
@@ -95,6 +103,12 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 		asked = append(append([]string{}, args...), f.exitCodeFrom)
 	}
 	if err := checkServices(p, asked); err != nil {
+		return err
+	}
+	if f.build && f.noBuild {
+		return errors.New("--build and --no-build are incompatible")
+	}
+	if err := buildForUp(cmd, g, p, asked, f); err != nil {
 		return err
 	}
 	m, err := p.Model()

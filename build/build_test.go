@@ -1,0 +1,377 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"golang.org/x/sys/unix"
+)
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, src, want string
+	}{
+		{"ok", "FROM busybox\nRUN true\n", ""},
+		{"syntax 1", "# syntax=docker/dockerfile:1\nFROM busybox\n", ""},
+		{"syntax 1.4", "# syntax=docker/dockerfile:1.4\nFROM busybox\n", ""},
+		{"syntax labs", "# syntax=docker/dockerfile:labs\nFROM busybox\n", ""},
+		{"syntax 1-labs", "# syntax=docker.io/docker/dockerfile:1.7-labs\nFROM busybox\n", ""},
+		{"other frontend", "# syntax=example.com/fe:1\nFROM busybox\n", "Dockerfile:1: syntax \"example.com/fe:1\""},
+		{"unknown instruction", "FROM busybox\n\nFROB x\n", "Dockerfile:3: unknown instruction: FROB"},
+		{"bad ENV", "FROM busybox\nENV\n", "Dockerfile:2: ENV requires at least one argument"},
+		{"no FROM", "RUN true\n", "Dockerfile:1:"},
+		{"empty", "# nothing\n", "file with no instructions"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("", []byte(c.src))
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestHeredocRun(t *testing.T) {
+	df, err := Parse("", []byte("FROM busybox\nRUN <<EOF\necho a\necho b\nEOF\nRUN <<EOF\n#!/bin/sh\necho c\nEOF\nRUN echo x\nRUN [\"echo\", \"y\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{
+		{"/bin/sh", "-c", "echo a\necho b\n"},
+		{"/dev/pipes/EOF"},
+		{"/bin/sh", "-c", "echo x"},
+		{"echo", "y"},
+	}
+	for i, c := range df.Stages[0].Commands {
+		args, files, err := runArgs(c.(*instructions.RunCommand), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(args, want[i]) {
+			t.Errorf("RUN %d: %q, want %q", i, args, want[i])
+		}
+		if i == 1 && files["EOF"] != "#!/bin/sh\necho c\n" {
+			t.Errorf("shebang heredoc file: %q", files)
+		}
+	}
+}
+
+func TestStageSelection(t *testing.T) {
+	src := `ARG BASE=alpine
+FROM ${BASE} AS base
+FROM base AS build
+COPY --from=tools /x /x
+FROM busybox AS tools
+FROM gloursdocker/docker AS unused
+COPY --from=build /x /y
+FROM scratch AS final
+COPY --from=build /x /x
+`
+	df, err := Parse("", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lex := shell.NewLex('\\')
+	meta, err := metaScope(lex, df.MetaArgs, map[string]string{"BASE": "debian"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans, err := df.plan(lex, meta, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plans[0].base != "debian" {
+		t.Errorf("FROM ${BASE} with --build-arg: %q", plans[0].base)
+	}
+	cases := []struct {
+		target string
+		want   []int
+	}{
+		{"", []int{0, 1, 4}},
+		{"final", []int{0, 1, 4}},
+		{"base", []int{0}},
+		{"unused", []int{0, 1, 3}},
+	}
+	for _, c := range cases {
+		i, err := df.Target(c.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := needed(plans, i); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("target %q: stages %v, want %v", c.target, got, c.want)
+		}
+	}
+	if _, err := df.Target("nope"); err == nil {
+		t.Error("an unknown target was accepted")
+	}
+}
+
+func TestStepKey(t *testing.T) {
+	base := stepKey("p", "RUN x", []string{"A=1"})
+	cases := []struct {
+		name string
+		key  string
+		same bool
+	}{
+		{"same inputs", stepKey("p", "RUN x", []string{"A=1"}), true},
+		{"parent", stepKey("q", "RUN x", []string{"A=1"}), false},
+		{"instruction", stepKey("p", "RUN y", []string{"A=1"}), false},
+		{"arg value", stepKey("p", "RUN x", []string{"A=2"}), false},
+		{"sources", stepKey("p", "RUN x", []string{"A=1"}, "sources sha256:1"), false},
+	}
+	for _, c := range cases {
+		if (c.key == base) != c.same {
+			t.Errorf("%s: same key = %v, want %v", c.name, c.key == base, c.same)
+		}
+	}
+}
+
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSourcesDigestAndIgnore(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a.txt": "a", "sub/b.txt": "b", "sub/skip.log": "x", ".dockerignore": "*/*.log\n"})
+	ign, err := loadIgnore(dir, filepath.Join(dir, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &source{root: dir, context: true, ignore: ign}
+	digest := func(pattern string) string {
+		t.Helper()
+		items, err := src.resolve(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := src.digest(items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d1 := digest(".")
+	writeTree(t, dir, map[string]string{"sub/skip.log": "changed"})
+	if d2 := digest("."); d2 != d1 {
+		t.Error("an ignored file changed the digest")
+	}
+	writeTree(t, dir, map[string]string{"sub/b.txt": "B"})
+	if d3 := digest("."); d3 == d1 {
+		t.Error("a changed file kept the digest")
+	}
+	if err := os.Chmod(filepath.Join(dir, "a.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if d4 := digest("a.txt"); d4 == digest("sub/b.txt") {
+		t.Error("different sources, same digest")
+	}
+	if _, err := src.resolve("sub/skip.log"); err == nil || !strings.Contains(err.Error(), "excluded by .dockerignore") {
+		t.Errorf("an ignored source: %v", err)
+	}
+	if _, err := src.resolve("../x"); err == nil || !strings.Contains(err.Error(), "outside the build context") {
+		t.Errorf("a source outside: %v", err)
+	}
+	items, err := src.resolve("*/*.txt")
+	if err != nil || len(items) != 1 || items[0].rel != "sub/b.txt" {
+		t.Errorf("wildcard: %v %v", items, err)
+	}
+}
+
+func TestWriteLayerWhiteouts(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("needs root (mknod, trusted xattrs)")
+	}
+	upper := t.TempDir()
+	writeTree(t, upper, map[string]string{"b/file": "x", "a": "y"})
+	if err := unix.Mknod(filepath.Join(upper, "gone"), unix.S_IFCHR, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(upper, "opq"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(filepath.Join(upper, "opq"), opaqueXattr, []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var buf1, buf2 bytes.Buffer
+	l1, _, empty, err := writeLayer(upper, &buf1)
+	if err != nil || empty {
+		t.Fatal(err, empty)
+	}
+	l2, _, _, _ := writeLayer(upper, &buf2)
+	if l1 != l2 {
+		t.Errorf("the same directory gave two layers: %v %v", l1, l2)
+	}
+	zr, err := gzip.NewReader(&buf1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Uname != "" || h.Gname != "" {
+			t.Errorf("%s has owner names", h.Name)
+		}
+		names = append(names, h.Name)
+	}
+	want := []string{"a", "b/", "b/file", ".wh.gone", "opq/", "opq/.wh..wh..opq"}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("entries %q, want %q", names, want)
+	}
+	if _, _, empty, _ := writeLayer(t.TempDir(), io.Discard); !empty {
+		t.Error("an empty directory made a layer")
+	}
+}
+
+func TestProgress(t *testing.T) {
+	var plain, compact bytes.Buffer
+	for _, p := range []*Progress{NewProgress(&plain), NewCompactProgress(&compact)} {
+		s := p.begin("[1/3] RUN echo hi")
+		s.log("hi")
+		s.done()
+		p.begin("[2/3] COPY a /a").cached()
+		s = p.begin("[3/3] RUN false")
+		s.log("oops")
+		s.fail(errors.New("exit code: 1"))
+	}
+	for _, want := range []string{"#1 [1/3] RUN echo hi\n", "#1 0.", " hi\n#1 DONE ", "#2 CACHED\n", "#3 ERROR: exit code: 1\n"} {
+		if !strings.Contains(plain.String(), want) {
+			t.Errorf("plain progress lacks %q:\n%s", want, plain.String())
+		}
+	}
+	for _, want := range []string{" => [1/3] RUN echo hi  0.", " => CACHED [2/3] COPY a /a\n", " => ERROR [3/3] RUN false  ", " > oops\n"} {
+		if !strings.Contains(compact.String(), want) {
+			t.Errorf("compact progress lacks %q:\n%s", want, compact.String())
+		}
+	}
+	if strings.Contains(compact.String(), " hi\n") {
+		t.Errorf("compact progress printed a successful step's output:\n%s", compact.String())
+	}
+}
+
+func TestStubsLeaveNoTrace(t *testing.T) {
+	rootfs, upper := t.TempDir(), t.TempDir()
+	writeTree(t, rootfs, map[string]string{"etc/passwd": "root:x:0:0::/:/bin/sh\n"})
+	stubs := []string{"/etc/hosts", "/proc", "/run/secrets/x"}
+	missing := missingPaths(rootfs, stubs)
+	if want := []string{"etc/hosts", "proc", "run", "run/secrets", "run/secrets/x"}; !reflect.DeepEqual(missing, want) {
+		t.Errorf("missing %q, want %q", missing, want)
+	}
+	parents := stubParents(rootfs, stubs)
+	// What a RUN leaves: the mount points, etc copied up, and a real file.
+	writeTree(t, upper, map[string]string{"etc/hosts": "", "run/secrets/x": "", "kept": "k"})
+	if err := os.Mkdir(filepath.Join(upper, "proc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(rootfs, "etc"))
+	if err := os.Chmod(filepath.Join(upper, "etc"), fi.Mode().Perm()); err != nil {
+		t.Fatal(err)
+	}
+	dropStubs(upper, missing)
+	dropCopiedUp(upper, parents)
+	ents, _ := os.ReadDir(upper)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if !reflect.DeepEqual(names, []string{"kept"}) {
+		t.Errorf("upper keeps %q, want only kept", names)
+	}
+}
+
+func TestHashCache(t *testing.T) {
+	dir, cdir := t.TempDir(), t.TempDir()
+	writeTree(t, dir, map[string]string{"f": "one"})
+	p := filepath.Join(dir, "f")
+	sum := func(c *hashCache) string {
+		t.Helper()
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.sum(p, fi.Sys().(*syscall.Stat_t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	c := loadHashCache(cdir, dir)
+	first := sum(c)
+	if err := c.save(); err != nil {
+		t.Fatal(err)
+	}
+	c = loadHashCache(cdir, dir)
+	if got := sum(c); got != first || c.dirty {
+		t.Errorf("a reloaded cache rehashed an unchanged file (dirty %v)", c.dirty)
+	}
+	// Same size, mtime put back: ctime still tells.
+	fi, _ := os.Stat(p)
+	writeTree(t, dir, map[string]string{"f": "two"})
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sum(c); got == first {
+		t.Error("a changed file kept its cached hash")
+	}
+}
+
+func TestUsedArgs(t *testing.T) {
+	scope := newVars()
+	scope.set("VERSION", "1")
+	scope.set("V", "2")
+	scope.set("OTHER", "3")
+	parse := func(line string) instructions.Command {
+		t.Helper()
+		df, err := Parse("", []byte("FROM x\n"+line+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return df.Stages[0].Commands[0]
+	}
+	cases := []struct {
+		line string
+		want []string
+	}{
+		{"COPY app-$VERSION.tar /x", []string{"VERSION=1"}},
+		{"COPY app-${V}.tar /x", []string{"V=2"}},
+		{"COPY app-${V:-0}.tar /x", []string{"V=2"}},
+		{"COPY a /x", nil},
+		{"ENV X=$VERSIONS", nil},
+		{"RUN true", []string{"OTHER=3", "V=2", "VERSION=1"}},
+	}
+	for _, c := range cases {
+		if got := usedArgs(parse(c.line), c.line, scope); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.line, got, c.want)
+		}
+	}
+}

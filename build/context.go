@@ -1,0 +1,257 @@
+package build
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+)
+
+// source is a tree COPY and ADD read from: the build context (where
+// .dockerignore applies and symlinks must stay inside), or the root of a
+// stage or image (where absolute symlinks resolve inside the root, as they
+// would in a container).
+type source struct {
+	root    string
+	context bool
+	ignore  *patternmatcher.PatternMatcher // context only; nil: nothing ignored
+	hashes  *hashCache                     // context only; nil: hash every file
+}
+
+// loadIgnore reads <dockerfile>.dockerignore beside the Dockerfile when it
+// exists, else .dockerignore at the context's root, as BuildKit does.
+func loadIgnore(contextDir, dockerfilePath string) (*patternmatcher.PatternMatcher, error) {
+	candidates := []string{filepath.Join(contextDir, ".dockerignore")}
+	if dockerfilePath != "" {
+		candidates = append([]string{dockerfilePath + ".dockerignore"}, candidates...)
+	}
+	for _, c := range candidates {
+		f, err := os.Open(c)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		patterns, err := ignorefile.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c, err)
+		}
+		return patternmatcher.New(patterns)
+	}
+	return nil, nil
+}
+
+// ignored reports whether the context path rel (slash-separated, relative)
+// is excluded by .dockerignore.
+func (s *source) ignored(rel string) bool {
+	if s.ignore == nil || rel == "." {
+		return false
+	}
+	ok, err := s.ignore.MatchesOrParentMatches(rel)
+	return err == nil && ok
+}
+
+// item is one resolved COPY source.
+type item struct {
+	rel  string // slash-separated, relative to the source root ("." for the root)
+	abs  string // host path, symlinks of the path resolved inside the root
+	info fs.FileInfo
+}
+
+// cleanSource turns a COPY source into a path relative to the source root,
+// refusing one that climbs out of the context.
+func cleanSource(src string, context bool) (string, error) {
+	rel := path.Clean(filepath.ToSlash(src))
+	if path.IsAbs(rel) {
+		rel = strings.TrimPrefix(rel, "/")
+		if rel == "" {
+			rel = "."
+		}
+	} else if context && (rel == ".." || strings.HasPrefix(rel, "../")) {
+		return "", fmt.Errorf("source %q is outside the build context", src)
+	}
+	rel = path.Clean("/" + rel)[1:]
+	if rel == "" {
+		rel = "."
+	}
+	return rel, nil
+}
+
+func hasWildcard(s string) bool { return strings.ContainsAny(s, "*?[") }
+
+// resolve finds the files a COPY source names: one path, or every path a
+// wildcard matches.
+func (s *source) resolve(src string) ([]item, error) {
+	rel, err := cleanSource(src, s.context)
+	if err != nil {
+		return nil, err
+	}
+	if !hasWildcard(rel) {
+		it, err := s.lookup(rel)
+		if err != nil {
+			return nil, err
+		}
+		return []item{it}, nil
+	}
+	var out []item
+	err = filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(s.root, p)
+		r = filepath.ToSlash(r)
+		if r == "." {
+			return nil
+		}
+		if s.context && s.ignored(r) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if ok, _ := path.Match(rel, r); ok {
+			it, err := s.lookup(r)
+			if err != nil {
+				return err
+			}
+			out = append(out, it)
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no source files were specified: %q matches nothing", src)
+	}
+	return out, nil
+}
+
+// lookup resolves one source path. In the context, a symlink on the way
+// (or the path itself) must point inside the context; in a stage or image
+// it resolves as it would inside a container.
+func (s *source) lookup(rel string) (item, error) {
+	if s.context && s.ignored(rel) {
+		return item{}, fmt.Errorf("source %q not found: it is excluded by .dockerignore", rel)
+	}
+	var abs string
+	if s.context {
+		p := filepath.Join(s.root, rel)
+		real, err := filepath.EvalSymlinks(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return item{}, fmt.Errorf("source %q not found in the build context", rel)
+		}
+		if err != nil {
+			return item{}, err
+		}
+		root, err := filepath.EvalSymlinks(s.root)
+		if err != nil {
+			return item{}, err
+		}
+		if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
+			return item{}, fmt.Errorf("source %q points outside the build context", rel)
+		}
+		abs = real
+	} else {
+		p, err := securejoin.SecureJoin(s.root, rel)
+		if err != nil {
+			return item{}, err
+		}
+		abs = p
+	}
+	fi, err := os.Stat(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return item{}, fmt.Errorf("source %q not found", rel)
+	}
+	if err != nil {
+		return item{}, err
+	}
+	return item{rel: rel, abs: abs, info: fi}, nil
+}
+
+// walk calls fn for it and, for a directory, everything below it that
+// .dockerignore keeps, in lexical order; sub is the path below it ("" for
+// it). Symlinks below it are not followed.
+func (s *source) walk(it item, fn func(abs, sub string, fi fs.FileInfo) error) error {
+	if !it.info.IsDir() {
+		return fn(it.abs, "", it.info)
+	}
+	return filepath.WalkDir(it.abs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		sub, _ := filepath.Rel(it.abs, p)
+		sub = filepath.ToSlash(sub)
+		if sub == "." {
+			sub = ""
+		}
+		if sub != "" && s.context && s.ignored(path.Join(it.rel, sub)) {
+			// A pattern with "!" may still keep something below an
+			// ignored directory; the matcher knows.
+			if d.IsDir() && !s.ignore.Exclusions() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return fn(p, sub, fi)
+	})
+}
+
+// digest hashes what a COPY would take from these items: names, types,
+// modes, owners, sizes, link targets and contents. It is the part of a
+// COPY's cache key that stands for its sources.
+func (s *source) digest(items []item) (string, error) {
+	h := sha256.New()
+	for _, it := range items {
+		fmt.Fprintf(h, "item %s\n", it.rel)
+		err := s.walk(it, func(abs, sub string, fi fs.FileInfo) error {
+			var uid, gid uint32
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				uid, gid = st.Uid, st.Gid
+			}
+			fmt.Fprintf(h, "%q %o %d:%d %d", sub, uint32(fi.Mode()), uid, gid, fi.Size())
+			switch {
+			case fi.Mode()&fs.ModeSymlink != 0:
+				t, err := os.Readlink(abs)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(h, " -> %q", t)
+			case fi.Mode().IsRegular():
+				st, ok := fi.Sys().(*syscall.Stat_t)
+				if !ok {
+					return fmt.Errorf("%s: no stat", abs)
+				}
+				sum, err := s.hashes.sum(abs, st)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(h, " %s", sum)
+			}
+			h.Write([]byte{'\n'})
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("sha256:%x", h.Sum(nil)), nil
+}

@@ -1,0 +1,345 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/spf13/cobra"
+
+	"github.com/berthrun/berth/build"
+	"github.com/berthrun/berth/engine/image"
+	"github.com/berthrun/berth/project"
+)
+
+type buildFlags struct {
+	buildArgs     []string
+	noCache, pull bool
+	quiet         bool
+	withDeps      bool
+	progress      string
+}
+
+// newBuildCommand is compose's `build`: the images of services with a
+// `build:` section, built in this process on berth's engine (see
+// docs/design.md, "Builds").
+func newBuildCommand(g *globals) *cobra.Command {
+	f := &buildFlags{}
+	cmd := &cobra.Command{
+		Use:   "build [OPTIONS] [SERVICE...]",
+		Short: "Build or rebuild services",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := g.load(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := checkServices(p, args); err != nil {
+				return err
+			}
+			names := args
+			if len(names) == 0 {
+				names = p.ServiceNames()
+			} else if f.withDeps {
+				names = withDependencies(p, names)
+			}
+			return buildServices(cmd, g, p, names, f, func(types.ServiceConfig) bool { return true })
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "Set build-time variables for services")
+	fl.BoolVar(&f.noCache, "no-cache", false, "Do not use cache when building the image")
+	fl.BoolVar(&f.pull, "pull", false, "Always attempt to pull a newer version of the image")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "Don't print anything to STDOUT")
+	fl.StringVar(&f.progress, "progress", "auto", "Set type of progress output (auto, tty, plain, quiet)")
+	fl.BoolVar(&f.withDeps, "with-dependencies", false, "Also build dependencies (transitively)")
+	return cmd
+}
+
+// buildServices builds the images of the named services that have a
+// `build:` section and that want says need one. Services sharing the same
+// build and image are built once.
+func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []string, f *buildFlags, want func(types.ServiceConfig) bool) error {
+	sort.Strings(names)
+	var todo []types.ServiceConfig
+	for _, n := range names {
+		svc, ok := p.Services[n]
+		if !ok {
+			return fmt.Errorf("no such service: %s", n)
+		}
+		if svc.Build != nil && want(svc) {
+			todo = append(todo, svc)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	todo = contextsFirst(todo)
+	store, err := g.openImageStore()
+	if err != nil {
+		return err
+	}
+	buildArgs, err := parseBuildArgs(f.buildArgs)
+	if err != nil {
+		return err
+	}
+	stderr := cmd.ErrOrStderr()
+	quiet := f.quiet || f.progress == "quiet"
+	switch f.progress {
+	case "", "auto", "tty", "plain", "quiet":
+	default:
+		return fmt.Errorf("unsupported progress type %q", f.progress)
+	}
+	// Ctrl-C or a TERM stops the build cleanly: the RUN container is
+	// killed and its mounts and cgroup removed before berth exits.
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	paths := g.paths()
+	seen := map[string]bool{}
+	for _, svc := range todo {
+		ref := p.ImageName(svc)
+		key, _ := json.Marshal(struct {
+			B *types.BuildConfig
+			I string
+		}{svc.Build, ref})
+		if seen[string(key)] {
+			continue
+		}
+		seen[string(key)] = true
+		o, err := buildOptions(p, svc, ref, buildArgs, f)
+		if err != nil {
+			return fmt.Errorf("service %q: %w", svc.Name, err)
+		}
+		o.Store = store
+		o.CacheDir = filepath.Join(g.root, "build", "cache")
+		o.RuntimeRoot = paths.RuntimeRoot()
+		o.CgroupParent = paths.CgroupParent()
+		o.NetworkDir = paths.NetworkDir()
+		o.NetNSDir = filepath.Join(g.runRoot, "netns")
+		switch {
+		case quiet:
+			o.Progress = build.NewProgress(nil)
+		case f.progress == "tty" || (f.progress != "plain" && isTerminal(stderr)):
+			o.Progress = build.NewCompactProgress(stderr)
+		default:
+			o.Progress = build.NewProgress(stderr)
+		}
+		if !quiet {
+			fmt.Fprintf(stderr, " Service %s  Building\n", svc.Name)
+		}
+		if _, err := build.Build(ctx, o); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("service %q: build canceled", svc.Name)
+			}
+			var re *build.RunError
+			if quiet && errors.As(err, &re) {
+				for _, l := range re.Tail {
+					fmt.Fprintln(stderr, l)
+				}
+			}
+			return fmt.Errorf("service %q failed to build: %w", svc.Name, err)
+		}
+		if !quiet {
+			fmt.Fprintf(stderr, " Service %s  Built\n", svc.Name)
+		}
+	}
+	return nil
+}
+
+// buildOptions maps a service's `build:` section (and the command's flags)
+// to the builder's options.
+func buildOptions(p *project.Project, svc types.ServiceConfig, ref string, buildArgs map[string]string, f *buildFlags) (build.Options, error) {
+	b := svc.Build
+	o := build.Options{
+		ContextDir:       b.Context,
+		Dockerfile:       b.Dockerfile,
+		DockerfileInline: b.DockerfileInline,
+		Target:           b.Target,
+		Labels:           b.Labels,
+		Tags:             append([]string{ref}, b.Tags...),
+		Network:          b.Network,
+		NoCache:          b.NoCache || f.noCache,
+		Pull:             b.Pull || f.pull,
+		BuildArgs:        map[string]string{},
+	}
+	if o.ContextDir == "" {
+		o.ContextDir = "."
+	}
+	if strings.Contains(o.ContextDir, "://") || strings.HasPrefix(o.ContextDir, "git@") {
+		return o, fmt.Errorf("build context %q: git and URL contexts are not supported", o.ContextDir)
+	}
+	switch o.Network {
+	case "", "default", "host", "none":
+	default:
+		return o, fmt.Errorf("build network %q is not supported (host, none or default)", o.Network)
+	}
+	for _, pl := range b.Platforms {
+		if pl != build.Platform {
+			return o, fmt.Errorf("build platform %q is not supported: berth builds %s only", pl, build.Platform)
+		}
+	}
+	for name, v := range b.AdditionalContexts {
+		if o.Contexts == nil {
+			o.Contexts = map[string]string{}
+		}
+		switch {
+		case strings.HasPrefix(v, "docker-image://"):
+			o.Contexts[name] = v
+		case strings.HasPrefix(v, "service:"):
+			dep, ok := p.Services[strings.TrimPrefix(v, "service:")]
+			if !ok {
+				return o, fmt.Errorf("additional context %s: no such service %q", name, strings.TrimPrefix(v, "service:"))
+			}
+			o.Contexts[name] = "docker-image://" + p.ImageName(dep)
+		case strings.Contains(v, "://") || strings.HasPrefix(v, "git@"):
+			return o, fmt.Errorf("additional context %s: %q: git and URL contexts are not supported", name, v)
+		default:
+			if !filepath.IsAbs(v) {
+				v = filepath.Join(o.ContextDir, v)
+			}
+			o.Contexts[name] = v
+		}
+	}
+	if len(b.Secrets) > 0 {
+		o.Secrets = map[string]string{}
+	}
+	for _, ref := range b.Secrets {
+		sec, ok := p.Secrets[ref.Source]
+		if !ok {
+			return o, fmt.Errorf("build secret %q is not defined in the top-level secrets", ref.Source)
+		}
+		if sec.File == "" {
+			return o, fmt.Errorf("build secret %q: only file secrets are supported", ref.Source)
+		}
+		id := ref.Source
+		if ref.Target != "" {
+			id = ref.Target
+		}
+		o.Secrets[id] = sec.File
+	}
+	o.ShmSize = int64(b.ShmSize)
+	for host, ips := range b.ExtraHosts {
+		for _, ip := range ips {
+			o.ExtraHosts = append(o.ExtraHosts, ip+"\t"+host)
+		}
+	}
+	sort.Strings(o.ExtraHosts)
+	for k, v := range b.Args {
+		if v != nil {
+			o.BuildArgs[k] = *v
+		} else if ev, ok := os.LookupEnv(k); ok {
+			o.BuildArgs[k] = ev
+		}
+	}
+	for k, v := range buildArgs {
+		o.BuildArgs[k] = v
+	}
+	return o, nil
+}
+
+// parseBuildArgs reads --build-arg KEY=VALUE; a bare KEY takes its value
+// from the environment, and is left out when the environment has none.
+func parseBuildArgs(list []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range list {
+		k, v, ok := strings.Cut(a, "=")
+		if k == "" {
+			return nil, fmt.Errorf("invalid --build-arg %q", a)
+		}
+		if !ok {
+			ev, found := os.LookupEnv(k)
+			if !found {
+				continue
+			}
+			v = ev
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// imageMissing reports whether a service's image is not in the store.
+func imageMissing(store *image.Store, ref string) bool {
+	_, err := store.Image(ref)
+	return errors.Is(err, image.ErrNotFound)
+}
+
+// buildForUp builds what `up` needs before it starts anything: with
+// --build every service that has `build:`, else those whose image is
+// missing or whose pull_policy is build (compose's rule); --no-build
+// builds nothing.
+func buildForUp(cmd *cobra.Command, g *globals, p *project.Project, services []string, f *upFlags) error {
+	if f.noBuild {
+		return nil
+	}
+	names := services
+	if len(names) == 0 {
+		names = p.ServiceNames()
+	} else if !f.noDeps {
+		names = withDependencies(p, names)
+	}
+	store, err := g.openImageStore()
+	if err != nil {
+		return err
+	}
+	return buildServices(cmd, g, p, names, &buildFlags{}, func(svc types.ServiceConfig) bool {
+		return f.build || svc.PullPolicy == types.PullPolicyBuild || imageMissing(store, p.ImageName(svc))
+	})
+}
+
+// withDependencies adds the services names depend on, transitively.
+func withDependencies(p *project.Project, names []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	var visit func(string)
+	visit = func(n string) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		out = append(out, n)
+		for dep := range p.Services[n].DependsOn {
+			if _, ok := p.Services[dep]; ok {
+				visit(dep)
+			}
+		}
+	}
+	for _, n := range names {
+		visit(n)
+	}
+	return out
+}
+
+// contextsFirst orders builds so that a service named by another's
+// additional context (`service:NAME`) is built before it.
+func contextsFirst(todo []types.ServiceConfig) []types.ServiceConfig {
+	byName := map[string]types.ServiceConfig{}
+	for _, s := range todo {
+		byName[s.Name] = s
+	}
+	done := map[string]bool{}
+	var out []types.ServiceConfig
+	var visit func(s types.ServiceConfig)
+	visit = func(s types.ServiceConfig) {
+		if done[s.Name] {
+			return
+		}
+		done[s.Name] = true
+		for _, v := range s.Build.AdditionalContexts {
+			if dep, ok := byName[strings.TrimPrefix(v, "service:")]; ok && strings.HasPrefix(v, "service:") {
+				visit(dep)
+			}
+		}
+		out = append(out, s)
+	}
+	for _, s := range todo {
+		visit(s)
+	}
+	return out
+}
