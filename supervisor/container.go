@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -257,15 +256,12 @@ func (c *container) adopt() {
 	c.s.startHealth(c)
 }
 
-// startFailureCode is docker's exit code for a command that could not be
-// started: 127 when it does not exist, 126 when it cannot be executed.
+// startFailureCode is docker's exit code for a container that could not be
+// started: the runtime's for a command that is missing or not executable,
+// 128 for anything else.
 func startFailureCode(err error) int {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory"):
-		return 127
-	case strings.Contains(msg, "permission denied"):
-		return 126
+	if code := runtime.StartExitCode(err); code != 0 {
+		return code
 	}
 	return 128
 }

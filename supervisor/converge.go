@@ -18,6 +18,7 @@ import (
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/graph"
+	"github.com/berthrun/berth/internal/errdefs"
 	"github.com/berthrun/berth/internal/fault"
 	"github.com/berthrun/berth/project/model"
 )
@@ -33,7 +34,7 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 	for name, n := range req.Scale {
 		svc, ok := m.Service(name)
 		if !ok {
-			return fmt.Errorf("no such service: %s", name)
+			return errdefs.Errorf(errdefs.ErrNotFound, "no such service: %s", name)
 		}
 		if n > 1 && svc.ContainerName != "" {
 			return fmt.Errorf("services.%s: container_name allows one container only, so the service cannot be scaled to %d", name, n)
@@ -51,7 +52,7 @@ func (s *Supervisor) up(ctx context.Context, req UpRequest, progress func(Event)
 	if len(req.Services) > 0 {
 		for _, name := range req.Services {
 			if _, ok := m.Service(name); !ok {
-				return fmt.Errorf("no such service: %s", name)
+				return errdefs.Errorf(errdefs.ErrNotFound, "no such service: %s", name)
 			}
 		}
 		targets = req.Services
@@ -740,7 +741,7 @@ func (s *Supervisor) containersOp(ctx context.Context, op string, req Containers
 	}
 	for n := range want {
 		if !found[n] {
-			return fmt.Errorf("no container found for service %q", n)
+			return errdefs.Errorf(errdefs.ErrNotFound, "no container found for service %q", n)
 		}
 	}
 	switch op {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/berthrun/berth/internal/errdefs"
 	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/project/model"
 )
@@ -65,7 +66,7 @@ func (s *Supervisor) checkNetworks(m *model.Model, services []string) error {
 		case mode == "" || mode == "host" || mode == "none" || mode == "bridge":
 		case strings.HasPrefix(mode, "service:"):
 			if _, ok := m.Service(strings.TrimPrefix(mode, "service:")); !ok {
-				return fmt.Errorf("service %q: network_mode %s: no such service", name, mode)
+				return errdefs.Errorf(errdefs.ErrNotFound, "service %q: network_mode %s: no such service", name, mode)
 			}
 		case strings.HasPrefix(mode, "container:"):
 		default:

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/image"
+	"github.com/berthrun/berth/internal/errdefs"
 	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/scale"
 	"github.com/berthrun/berth/volmgr"
@@ -343,7 +344,7 @@ func sameFile(f *os.File, path string) bool {
 }
 
 // ErrAlreadyRunning says another supervisor holds the project.
-var ErrAlreadyRunning = errors.New("another supervisor is running for this project")
+var ErrAlreadyRunning = errdefs.Derive(errdefs.ErrConflict, "another supervisor is running for this project")
 
 // removeCgroupParent removes the (empty) parent cgroup of this berth's
 // containers in every hierarchy; it stays while other projects use it.
