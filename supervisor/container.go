@@ -135,10 +135,10 @@ func (c *container) start(op string) (err error) {
 	// A previous run may have left libcontainer state, whole or not (a
 	// supervisor killed inside Create or Start leaves a state directory
 	// without state.json), processes and cgroups.
-	if err := runtime.Purge(p.RuntimeRoot(), p.CgroupParent(), c.rec.ID); err != nil {
+	if err := c.s.engine.Purge(p.RuntimeRoot(), p.CgroupParent(), c.rec.ID); err != nil {
 		return fmt.Errorf("cleaning up an earlier run: %w", err)
 	}
-	ctr, warnings, err := runtime.Create(p.RuntimeRoot(), spec)
+	ctr, warnings, err := c.s.engine.Create(p.RuntimeRoot(), spec)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (c *container) adopt() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.s.paths
-	ctr, err := runtime.Load(p.RuntimeRoot(), c.rec.ID)
+	ctr, err := c.s.engine.Load(p.RuntimeRoot(), c.rec.ID)
 	var st runtime.State
 	running := false
 	if err == nil {
@@ -200,7 +200,7 @@ func (c *container) adopt() {
 	if !running {
 		// A run that never got going (a supervisor killed inside Create or
 		// Start) leaves state without a process: it must not block the next.
-		if err := runtime.Purge(p.RuntimeRoot(), p.CgroupParent(), c.rec.ID); err != nil {
+		if err := c.s.engine.Purge(p.RuntimeRoot(), p.CgroupParent(), c.rec.ID); err != nil {
 			c.s.fail(c, "adopt", err)
 		}
 		switch c.rec.State.Status {

@@ -266,7 +266,7 @@ func (s *Supervisor) serving(r *Record, up bool) {
 
 // ProjectNetworks lists the networks that project uses, from netmgr's
 // records (a down without the compose file needs them).
-func ProjectNetworks(m *netmgr.Manager, project string) ([]string, error) {
+func ProjectNetworks(m networkLister, project string) ([]string, error) {
 	nets, err := m.Networks()
 	if err != nil {
 		return nil, fmt.Errorf("networks of project %s: %w", project, err)

@@ -26,9 +26,10 @@ import (
 type Supervisor struct {
 	paths   Paths
 	project string
-	images  *image.Store
-	volumes *volmgr.Manager
-	net     *netmgr.Manager
+	images  imageSource      // image.Store (backends.go)
+	volumes volumePreparer   // volmgr.Manager
+	net     networkAttacher  // netmgr.Manager
+	engine  containerRuntime // the runtime package
 	dns     *netmgr.DNSServer
 	ports   ports
 	kick    chan struct{}   // asks for the proxies' backends to be refreshed
@@ -101,6 +102,7 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 		project:    proj,
 		images:     images,
 		volumes:    volumes,
+		engine:     engineRuntime{},
 		ctx:        ctx,
 		log:        log.New(newLogWriter(paths.Log(proj), logMaxSize), "", log.LstdFlags|log.Lmicroseconds),
 		containers: map[string]*container{},
