@@ -100,6 +100,12 @@ func (s *Supervisor) handler() http.Handler {
 	mux.HandleFunc("POST /exec", func(w http.ResponseWriter, r *http.Request) {
 		s.track(func() { s.serveExec(w, r) })
 	})
+	mux.HandleFunc("GET /top", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveTop(w, r) })
+	})
+	mux.HandleFunc("POST /wait", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveWait(w, r) })
+	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
 		ch := s.subscribe()
 		defer s.unsubscribe(ch)
