@@ -282,3 +282,19 @@ func ProjectNetworks(m networkLister, project string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// HasLeftovers reports whether project has containers or networks for a
+// down to remove. It reads the records and netmgr's state without a
+// supervisor, so that a down of an empty project starts none.
+func HasLeftovers(paths Paths, proj string) (bool, error) {
+	recs, err := LoadRecords(paths, proj)
+	if err != nil || len(recs) > 0 {
+		return len(recs) > 0, err
+	}
+	nets, err := netmgr.New(paths.NetworkDir())
+	if err != nil {
+		return false, err
+	}
+	used, err := ProjectNetworks(nets, proj)
+	return len(used) > 0, err
+}
