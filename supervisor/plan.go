@@ -13,7 +13,7 @@ import (
 // Plan is what an up does to the project's containers, decided from the
 // model and the records before anything is done: which containers are
 // created, recreated, kept, started or removed. up executes it service by
-// service in dependency order (execute.go); planning itself is pure, so
+// service in dependency order (up.go); planning itself is pure, so
 // that it is tested without root (plan_test.go).
 type Plan struct {
 	// Targets are the services to converge: those asked for and, unless
