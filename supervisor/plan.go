@@ -10,12 +10,12 @@ import (
 	"github.com/berthrun/berth/scale"
 )
 
-// Plan is what an up does to the project's containers, decided from the
+// upPlan is what an up does to the project's containers, decided from the
 // model and the records before anything is done: which containers are
 // created, recreated, kept, started or removed. up executes it service by
 // service in dependency order (up.go); planning itself is pure, so
 // that it is tested without root (plan_test.go).
-type Plan struct {
+type upPlan struct {
 	// Targets are the services to converge: those asked for and, unless
 	// NoDeps, their dependencies; all when none were asked for.
 	Targets []string
@@ -23,16 +23,16 @@ type Plan struct {
 	// RemoveOrphans says whether up removes them or only warns.
 	Orphans       []string
 	RemoveOrphans bool
-	Services      map[string]ServicePlan
+	Services      map[string]servicePlan
 }
 
-// ServicePlan is what happens to one service's containers.
-type ServicePlan struct {
+// servicePlan is what happens to one service's containers.
+type servicePlan struct {
 	// Remove are the replicas (IDs) a scale-down removes: out-of-date
 	// ones first, then the highest numbers.
 	Remove []string
 	// Replicas are the replicas that remain, by ascending number.
-	Replicas []ReplicaPlan
+	Replicas []replicaPlan
 	// Start says the replicas are started (false with --no-start).
 	Start bool
 	// Restart says running replicas that are kept are restarted: a
@@ -41,37 +41,37 @@ type ServicePlan struct {
 }
 
 // Recreates reports whether the plan replaces any existing container.
-func (p ServicePlan) Recreates() bool {
+func (p servicePlan) Recreates() bool {
 	for _, r := range p.Replicas {
-		if r.Action == Recreate {
+		if r.Action == recreateReplica {
 			return true
 		}
 	}
 	return false
 }
 
-// ReplicaAction is what becomes of one replica number.
-type ReplicaAction int
+// replicaAction is what becomes of one replica number.
+type replicaAction int
 
 const (
-	// Keep: the existing container stays as it is.
-	Keep ReplicaAction = iota
-	// Create: no container has this number; one is created.
-	Create
-	// Recreate: the existing container is removed and a new one created
+	// keepReplica: the existing container stays as it is.
+	keepReplica replicaAction = iota
+	// createReplica: no container has this number; one is created.
+	createReplica
+	// recreateReplica: the existing container is removed and a new one created
 	// (out of date, or forced).
-	Recreate
+	recreateReplica
 )
 
-func (a ReplicaAction) String() string {
+func (a replicaAction) String() string {
 	return [...]string{"keep", "create", "recreate"}[a]
 }
 
-// ReplicaPlan is one replica number of a service.
-type ReplicaPlan struct {
+// replicaPlan is one replica number of a service.
+type replicaPlan struct {
 	Number int
-	Action ReplicaAction
-	// ID is the existing container's (Keep, Recreate).
+	Action replicaAction
+	// ID is the existing container's (keepReplica, recreateReplica).
 	ID string
 }
 
@@ -100,8 +100,8 @@ func upTargets(m *model.Model, req UpRequest) ([]string, *graph.Graph, error) {
 // (replicas already scaled as asked), the image ID each target's image
 // resolves to, and the project's records. A container is out of date when
 // its configuration hash or image differs from the service's.
-func plan(m *model.Model, g *graph.Graph, targets []string, imageIDs map[string]string, recs []Record, req UpRequest) Plan {
-	p := Plan{Targets: targets, RemoveOrphans: req.RemoveOrphans, Services: map[string]ServicePlan{}}
+func plan(m *model.Model, g *graph.Graph, targets []string, imageIDs map[string]string, recs []Record, req UpRequest) upPlan {
+	p := upPlan{Targets: targets, RemoveOrphans: req.RemoveOrphans, Services: map[string]servicePlan{}}
 	byService := map[string][]Record{}
 	for _, r := range recs {
 		if _, ok := m.Service(r.Service); !ok {
@@ -140,21 +140,21 @@ func plan(m *model.Model, g *graph.Graph, targets []string, imageIDs map[string]
 			existing = append(existing, scale.Replica{ID: r.ID, Number: r.Number, Stale: stale})
 		}
 		keep, remove, create := scale.Replicas(existing, svc.Replicas)
-		sp := ServicePlan{Start: !req.NoStart}
+		sp := servicePlan{Start: !req.NoStart}
 		for _, r := range remove {
 			sp.Remove = append(sp.Remove, r.ID)
 		}
 		for _, r := range keep {
-			rp := ReplicaPlan{Number: r.Number, Action: Keep, ID: r.ID}
+			rp := replicaPlan{Number: r.Number, Action: keepReplica, ID: r.ID}
 			if force || (r.Stale && !req.NoRecreate) {
-				rp.Action = Recreate
+				rp.Action = recreateReplica
 			}
 			sp.Replicas = append(sp.Replicas, rp)
 		}
 		for _, n := range create {
-			sp.Replicas = append(sp.Replicas, ReplicaPlan{Number: n, Action: Create})
+			sp.Replicas = append(sp.Replicas, replicaPlan{Number: n, Action: createReplica})
 		}
-		slices.SortFunc(sp.Replicas, func(a, b ReplicaPlan) int { return cmp.Compare(a.Number, b.Number) })
+		slices.SortFunc(sp.Replicas, func(a, b replicaPlan) int { return cmp.Compare(a.Number, b.Number) })
 		for dep, d := range svc.DependsOn {
 			if d.Restart && p.Services[dep].Recreates() {
 				sp.Restart = true

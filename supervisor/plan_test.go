@@ -44,7 +44,7 @@ func current() []Record {
 }
 
 // describePlan renders a service's plan as "-removed... n:action... [nostart] [restart]".
-func describePlan(sp ServicePlan) string {
+func describePlan(sp servicePlan) string {
 	var parts []string
 	for _, id := range sp.Remove {
 		parts = append(parts, "-"+id)

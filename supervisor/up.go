@@ -208,7 +208,7 @@ func (s *Supervisor) ensureImage(ctx context.Context, svc *model.Service, progre
 // convergeService executes a service's plan: the replicas a scale-down
 // removes go first (drained), then each remaining replica is kept,
 // recreated or created, and started (or restarted, for depends_on.restart).
-func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, img *image.Image, req UpRequest, sp ServicePlan, progress func(Event)) error {
+func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, img *image.Image, req UpRequest, sp servicePlan, progress func(Event)) error {
 	if gone := s.containersByID(sp.Remove); len(gone) > 0 {
 		if err := s.scaleAway(ctx, gone, req.Timeout, progress); err != nil {
 			return err
@@ -230,7 +230,7 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 				return err
 			}
 			var inherit map[string]string
-			if c != nil && rp.Action == Recreate {
+			if c != nil && rp.Action == recreateReplica {
 				progress(ev(c, "Recreate"))
 				if !req.RenewAnonVolumes {
 					inherit = anonymousVolumes(c.rec)
@@ -267,7 +267,7 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 	return eg.Wait()
 }
 
-func replicaIDs(rs []ReplicaPlan) []string {
+func replicaIDs(rs []replicaPlan) []string {
 	var ids []string
 	for _, r := range rs {
 		if r.ID != "" {
