@@ -151,7 +151,7 @@ func setupVeth(n *Network, ep Endpoint, mac net.HardwareAddr) error {
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%w: an interface named %s (or %s) exists", ErrExists, ep.IfName, ep.HostIfName)
+			return fmt.Errorf("%w: an interface named %s (or %s) exists", ErrAlreadyExists, ep.IfName, ep.HostIfName)
 		}
 		return fmt.Errorf("create veth: %w", err)
 	}

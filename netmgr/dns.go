@@ -127,7 +127,7 @@ func (s *DNSServer) Add(ctx context.Context, c DNSContainer) error {
 	}
 	if _, ok := s.containers[c.ContainerID]; ok {
 		s.mu.Unlock()
-		return fmt.Errorf("dns for %s: %w", c.ContainerID, ErrExists)
+		return fmt.Errorf("dns for %s: %w", c.ContainerID, ErrAlreadyExists)
 	}
 	s.mu.Unlock()
 
@@ -159,7 +159,7 @@ func (s *DNSServer) Add(ctx context.Context, c DNSContainer) error {
 	defer s.mu.Unlock()
 	if _, ok := s.containers[c.ContainerID]; ok || s.closed {
 		dl.close()
-		return fmt.Errorf("dns for %s: %w", c.ContainerID, ErrExists)
+		return fmt.Errorf("dns for %s: %w", c.ContainerID, ErrAlreadyExists)
 	}
 	s.containers[c.ContainerID] = dl
 	return nil

@@ -4,26 +4,29 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/berthrun/berth/internal/errdefs"
 )
 
-// Errors callers branch on with errors.Is.
+// Errors callers branch on with errors.Is: berth's kinds (internal/errdefs)
+// under netmgr's names.
 var (
 	// ErrNotFound: no such network or endpoint.
-	ErrNotFound = errors.New("not found")
-	// ErrExists: the object already exists (a netns file, an interface
-	// name inside the container).
-	ErrExists = errors.New("already exists")
+	ErrNotFound = errdefs.ErrNotFound
+	// ErrAlreadyExists: the object already exists (a netns file, an
+	// interface name inside the container).
+	ErrAlreadyExists = errdefs.ErrAlreadyExists
 	// ErrInUse: a network still has endpoints attached.
-	ErrInUse = errors.New("in use")
+	ErrInUse = errdefs.Derive(errdefs.ErrFailedPrecondition, "in use")
 	// ErrConflict: a request disagrees with what exists (another
 	// configuration for an existing network, an overlapping subnet, an
 	// address held by another container).
-	ErrConflict = errors.New("conflict")
+	ErrConflict = errdefs.ErrConflict
 	// ErrExhausted: no subnet left in the pool or no address left in a
 	// network.
-	ErrExhausted = errors.New("exhausted")
+	ErrExhausted = errdefs.Derive(errdefs.ErrResourceExhausted, "exhausted")
 	// ErrInvalid: a malformed argument.
-	ErrInvalid = errors.New("invalid argument")
+	ErrInvalid = errdefs.ErrInvalidArgument
 )
 
 // InUseError is returned by RemoveNetwork while containers are attached.
@@ -37,7 +40,7 @@ func (e *InUseError) Error() string {
 }
 
 // Is makes errors.Is(err, ErrInUse) true.
-func (e *InUseError) Is(target error) bool { return target == ErrInUse }
+func (e *InUseError) Is(target error) bool { return errors.Is(ErrInUse, target) }
 
 // AddressError is returned by Attach when a requested address cannot be
 // given.

@@ -25,7 +25,7 @@ func NewNetNS(path string) (err error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("netns %s: %w", path, ErrExists)
+			return fmt.Errorf("netns %s: %w", path, ErrAlreadyExists)
 		}
 		return err
 	}

@@ -480,8 +480,8 @@ func TestReattach(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An interface name taken inside the container is a clear error.
-	if _, err := m.Attach(ctx, AttachSpec{Network: "two", ContainerID: "x", NetNSPath: ns2, IfName: "eth1"}); !errors.Is(err, ErrExists) {
-		t.Fatalf("attach with a taken interface name: %v, want ErrExists", err)
+	if _, err := m.Attach(ctx, AttachSpec{Network: "two", ContainerID: "x", NetNSPath: ns2, IfName: "eth1"}); !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("attach with a taken interface name: %v, want ErrAlreadyExists", err)
 	}
 	if err := m.DetachAll(ctx, "c"); err != nil {
 		t.Fatal(err)
@@ -495,7 +495,7 @@ func TestReattach(t *testing.T) {
 	if err := RemoveNetNS(ns1); err != nil {
 		t.Fatalf("second RemoveNetNS: %v", err)
 	}
-	if err := NewNetNS(ns2); !errors.Is(err, ErrExists) {
+	if err := NewNetNS(ns2); !errors.Is(err, ErrAlreadyExists) {
 		t.Fatalf("NewNetNS on an existing file: %v", err)
 	}
 }

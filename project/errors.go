@@ -13,7 +13,9 @@ import (
 )
 
 // describe turns a compose-go error into one line that names the file and line
-// of the offending key where it can be found.
+// of the offending key where it can be found. compose-go's errors are text
+// with no types to branch on, so this is the one place that parses its
+// messages (the regular expressions below).
 func describe(err error, files []string) error {
 	msg := err.Error()
 	var pe *fs.PathError

@@ -1,5 +1,6 @@
-// Package scale runs the replicas of scaled services and the round-robin L4
-// proxy that publishes their ports on the host.
+// Package scale is what scaling a service takes: replica planning (which
+// replicas stay, go and are created, and their numbers; replicas.go) and
+// the round-robin L4 proxy that publishes the replicas' ports on the host.
 package scale
 
 import (

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthrun/berth/internal/errdefs"
 	"github.com/berthrun/berth/project/model"
 )
 
@@ -63,11 +64,14 @@ type ContainersRequest struct {
 	Volumes  bool           `json:"volumes,omitempty"` // rm -v: anonymous volumes too
 }
 
-// message is one line of a streamed response.
+// message is one line of a streamed response. An error crosses the socket
+// as its kind (internal/errdefs) and its text, so that the client gets back
+// an error callers branch on with errors.Is.
 type message struct {
 	Event *Event `json:"event,omitempty"`
 	Done  bool   `json:"done,omitempty"`
 	Error string `json:"error,omitempty"`
+	Kind  string `json:"kind,omitempty"`
 }
 
 func (s *Supervisor) handler() http.Handler {
@@ -113,6 +117,12 @@ func (s *Supervisor) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		s.track(func() { s.serveStats(w, r) })
+	})
+	mux.HandleFunc("GET /top", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveTop(w, r) })
+	})
+	mux.HandleFunc("POST /wait", func(w http.ResponseWriter, r *http.Request) {
+		s.track(func() { s.serveWait(w, r) })
 	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
 		ch := s.subscribe()
@@ -203,7 +213,7 @@ func streamed[T any](s *Supervisor, kind opKind, fn func(context.Context, T, fun
 		s.track(func() {
 			var req T
 			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
+				http.Error(w, err.Error(), statusOf(errdefs.ErrInvalidArgument))
 				return
 			}
 			// The server watches for the client's going away once the
@@ -263,7 +273,7 @@ func streamed[T any](s *Supervisor, kind opKind, fn func(context.Context, T, fun
 			}
 			m := message{Done: true}
 			if err != nil {
-				m.Error = err.Error()
+				m.Error, m.Kind = err.Error(), errdefs.Kind(err)
 				// The CLI may be gone: the supervisor's log and `berth
 				// events` keep the failure too.
 				s.logf("%s failed: %v", r.URL.Path[1:], err)
@@ -300,6 +310,20 @@ func (s *Supervisor) cancelUps(cause error) {
 	for _, cancel := range s.ups {
 		cancel(cause)
 	}
+}
+
+// statusOf is the HTTP status that carries an error of kind's before a
+// stream starts; errorOfStatus in the client reads it back.
+func statusOf(kind error) int {
+	switch {
+	case errors.Is(kind, errdefs.ErrInvalidArgument):
+		return http.StatusBadRequest
+	case errors.Is(kind, errdefs.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(kind, errdefs.ErrFailedPrecondition), errors.Is(kind, errdefs.ErrConflict):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
 }
 
 func flush(w http.ResponseWriter) {

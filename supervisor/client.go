@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthrun/berth/internal/errdefs"
 	"github.com/berthrun/berth/internal/fault"
 )
 
@@ -299,8 +300,7 @@ func (c *Client) stream(ctx context.Context, path string, body any, progress fun
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(resp.Body)
-		return errors.New(strings.TrimSpace(string(msg)))
+		return errorOfStatus(resp)
 	}
 	if progress == nil {
 		progress = func(Event) {}
@@ -351,7 +351,7 @@ func readMessages(r io.Reader, fn func(Event)) error {
 		}
 		if m.Done {
 			if m.Error != "" {
-				return errors.New(m.Error)
+				return errdefs.New(m.Kind, m.Error)
 			}
 			return nil
 		}
@@ -362,10 +362,29 @@ func readMessages(r io.Reader, fn func(Event)) error {
 	return errClosed
 }
 
-var errClosed = errors.New("the supervisor closed the connection before answering")
+var errClosed = errdefs.Derive(errdefs.ErrUnavailable, "the supervisor closed the connection before answering")
+
+// errorOfStatus rebuilds an error the supervisor answered before any
+// stream, its kind from the status (statusOf).
+func errorOfStatus(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := strings.TrimSpace(string(b))
+	var kind error
+	switch resp.StatusCode {
+	case http.StatusBadRequest:
+		kind = errdefs.ErrInvalidArgument
+	case http.StatusNotFound:
+		kind = errdefs.ErrNotFound
+	case http.StatusConflict:
+		kind = errdefs.ErrFailedPrecondition
+	default:
+		return errors.New(msg)
+	}
+	return errdefs.Errorf(kind, "%s", msg)
+}
 
 func (c *Client) connErr(err error) error {
-	return fmt.Errorf("reaching the supervisor of project %q: %w", c.project, err)
+	return fmt.Errorf("reaching the supervisor of project %q: %w: %w", c.project, errdefs.ErrUnavailable, err)
 }
 
 // lastLines returns the last n lines of a file, joined by "; ".

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -147,10 +146,10 @@ func (c *container) start(op string) (err error) {
 	// A previous run may have left libcontainer state, whole or not (a
 	// supervisor killed inside Create or Start leaves a state directory
 	// without state.json), processes and cgroups.
-	if err := runtime.Purge(p.RuntimeRoot(), p.CgroupParent(), c.rec.ID); err != nil {
+	if err := c.s.engine.Purge(p.RuntimeRoot(), p.CgroupParent(), c.rec.ID); err != nil {
 		return fmt.Errorf("cleaning up an earlier run: %w", err)
 	}
-	ctr, warnings, err := runtime.Create(p.RuntimeRoot(), spec)
+	ctr, warnings, err := c.s.engine.Create(p.RuntimeRoot(), spec)
 	if err != nil {
 		return err
 	}
@@ -201,7 +200,7 @@ func (c *container) adopt() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.s.paths
-	ctr, err := runtime.Load(p.RuntimeRoot(), c.rec.ID)
+	ctr, err := c.s.engine.Load(p.RuntimeRoot(), c.rec.ID)
 	var st runtime.State
 	running := false
 	if err == nil {
@@ -212,7 +211,7 @@ func (c *container) adopt() {
 	if !running {
 		// A run that never got going (a supervisor killed inside Create or
 		// Start) leaves state without a process: it must not block the next.
-		if err := runtime.Purge(p.RuntimeRoot(), p.CgroupParent(), c.rec.ID); err != nil {
+		if err := c.s.engine.Purge(p.RuntimeRoot(), p.CgroupParent(), c.rec.ID); err != nil {
 			c.s.fail(c, "adopt", err)
 		}
 		switch c.rec.State.Status {
@@ -271,15 +270,12 @@ func (c *container) adopt() {
 	c.s.startHealth(c)
 }
 
-// startFailureCode is docker's exit code for a command that could not be
-// started: 127 when it does not exist, 126 when it cannot be executed.
+// startFailureCode is docker's exit code for a container that could not be
+// started: the runtime's for a command that is missing or not executable,
+// 128 for anything else.
 func startFailureCode(err error) int {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory"):
-		return 127
-	case strings.Contains(msg, "permission denied"):
-		return 126
+	if code := runtime.StartExitCode(err); code != 0 {
+		return code
 	}
 	return 128
 }

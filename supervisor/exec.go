@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/berthrun/berth/engine/runtime"
+	"github.com/berthrun/berth/internal/errdefs"
 	"github.com/berthrun/berth/supervisor/stream"
 )
 
@@ -48,10 +48,24 @@ type ExecIO struct {
 }
 
 // ExecError is an exec that could not run its command (not found, not
-// executable), as the engine put it.
-type ExecError struct{ Msg string }
+// executable), as the engine put it, with the exit code docker gives it.
+type ExecError struct {
+	Msg  string
+	Code int
+}
 
 func (e *ExecError) Error() string { return e.Msg }
+
+// execFailure is the last frame of an exec that could not run its command,
+// with docker's exit code for it: the runtime's for a command missing or not
+// executable, 126 for anything else.
+func execFailure(err error) stream.ExitStatus {
+	code := runtime.StartExitCode(err)
+	if code == 0 {
+		code = 126
+	}
+	return stream.ExitStatus{Code: code, Error: err.Error()}
+}
 
 // upgradeProto names the protocol an exec's connection turns into.
 const upgradeProto = "berth-stdio"
@@ -62,7 +76,7 @@ const upgradeProto = "berth-stdio"
 func (s *Supervisor) serveExec(w http.ResponseWriter, r *http.Request) {
 	var req ExecRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		http.Error(w, err.Error(), statusOf(errdefs.ErrInvalidArgument))
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20)) // the frames start after the body
@@ -73,21 +87,21 @@ func (s *Supervisor) serveExec(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if c == nil {
-		http.Error(w, fmt.Sprintf("no container %s", req.Container), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("no container %s", req.Container), statusOf(errdefs.ErrNotFound))
 		return
 	}
 	c.mu.Lock()
 	ctr, rootfs, name := c.ctr, c.rec.Spec.Rootfs, c.rec.Name
 	c.mu.Unlock()
 	if ctr == nil {
-		http.Error(w, fmt.Sprintf("container %s is not running", name), http.StatusConflict)
+		http.Error(w, fmt.Sprintf("container %s is not running", name), statusOf(errdefs.ErrFailedPrecondition))
 		return
 	}
 	spec := runtime.ExecSpec{Args: req.Args, Env: req.Env, Cwd: req.Workdir, Tty: req.Tty}
 	if req.User != "" {
 		u, err := runtime.ResolveUser(rootfs, req.User, nil)
 		if err != nil {
-			http.Error(w, fmt.Sprintf("user %q: %v", req.User, err), http.StatusBadRequest)
+			http.Error(w, fmt.Sprintf("user %q: %v", req.User, err), statusOf(errdefs.ErrInvalidArgument))
 			return
 		}
 		spec.User = &u
@@ -116,7 +130,7 @@ func (s *Supervisor) serveExec(w http.ResponseWriter, r *http.Request) {
 		code, err := ctr.Exec(context.Background(), spec)
 		st := stream.ExitStatus{Code: code}
 		if err != nil {
-			st.Error = err.Error()
+			st = execFailure(err)
 		}
 		_ = fw.Exit(st)
 		return
@@ -141,7 +155,7 @@ func (s *Supervisor) serveExec(w http.ResponseWriter, r *http.Request) {
 	code, err := ctr.Exec(ctx, spec)
 	st := stream.ExitStatus{Code: code}
 	if err != nil && code < 0 {
-		st.Error = err.Error()
+		st = execFailure(err)
 	}
 	_ = fw.Exit(st)
 }
@@ -227,9 +241,8 @@ func (c *Client) relay(ctx context.Context, path string, req any, sio ExecIO) (i
 		return -1, c.connErr(err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		return -1, errors.New(string(bytes.TrimSpace(msg)))
+		defer resp.Body.Close()
+		return -1, errorOfStatus(resp)
 	}
 
 	fw := stream.NewWriter(conn)
@@ -286,7 +299,7 @@ func (c *Client) relay(ctx context.Context, path string, req any, sio ExecIO) (i
 				return -1, err
 			}
 			if st.Error != "" {
-				return -1, &ExecError{Msg: st.Error}
+				return -1, &ExecError{Msg: st.Error, Code: st.Code}
 			}
 			return st.Code, nil
 		}

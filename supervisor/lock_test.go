@@ -30,8 +30,8 @@ func TestLockFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lock after the holder unlinked the file: %v", err)
 	}
-	first.Close()
-	second.Close()
+	first.Unlock()
+	second.Unlock()
 	if lockHeld(path) {
 		t.Error("lockHeld: true once released")
 	}

@@ -3,12 +3,14 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berthrun/berth/engine/image"
+	"github.com/berthrun/berth/engine/runtime"
 	"github.com/berthrun/berth/project/model"
 )
 
@@ -176,14 +178,16 @@ func TestHealth(t *testing.T) {
 }
 
 func TestStartFailureCode(t *testing.T) {
-	for msg, want := range map[string]int{
-		`exec: "x": executable file not found in $PATH`: 127,
-		"open /bin/x: no such file or directory":        127,
-		"exec /x: permission denied":                    126,
-		"something else":                                128,
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("start x: %w", runtime.ErrCommandNotFound), 127},
+		{fmt.Errorf("start x: %w", runtime.ErrCommandNotExecutable), 126},
+		{errors.New("something else"), 128},
 	} {
-		if got := startFailureCode(errors.New(msg)); got != want {
-			t.Errorf("%q: %d, want %d", msg, got, want)
+		if got := startFailureCode(tc.err); got != tc.want {
+			t.Errorf("%v: %d, want %d", tc.err, got, tc.want)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/berthrun/berth/internal/errdefs"
 	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/project/model"
 )
@@ -65,7 +66,7 @@ func (s *Supervisor) checkNetworks(m *model.Model, services []string) error {
 		case mode == "" || mode == "host" || mode == "none" || mode == "bridge":
 		case strings.HasPrefix(mode, "service:"):
 			if _, ok := m.Service(strings.TrimPrefix(mode, "service:")); !ok {
-				return fmt.Errorf("service %q: network_mode %s: no such service", name, mode)
+				return errdefs.Errorf(errdefs.ErrNotFound, "service %q: network_mode %s: no such service", name, mode)
 			}
 		case strings.HasPrefix(mode, "container:"):
 		default:
@@ -265,7 +266,7 @@ func (s *Supervisor) serving(r *Record, up bool) {
 
 // ProjectNetworks lists the networks that project uses, from netmgr's
 // records (a down without the compose file needs them).
-func ProjectNetworks(m *netmgr.Manager, project string) ([]string, error) {
+func ProjectNetworks(m networkLister, project string) ([]string, error) {
 	nets, err := m.Networks()
 	if err != nil {
 		return nil, fmt.Errorf("networks of project %s: %w", project, err)
@@ -280,4 +281,20 @@ func ProjectNetworks(m *netmgr.Manager, project string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// HasLeftovers reports whether project has containers or networks for a
+// down to remove. It reads the records and netmgr's state without a
+// supervisor, so that a down of an empty project starts none.
+func HasLeftovers(paths Paths, proj string) (bool, error) {
+	recs, err := LoadRecords(paths, proj)
+	if err != nil || len(recs) > 0 {
+		return len(recs) > 0, err
+	}
+	nets, err := netmgr.New(paths.NetworkDir())
+	if err != nil {
+		return false, err
+	}
+	used, err := ProjectNetworks(nets, proj)
+	return len(used) > 0, err
 }

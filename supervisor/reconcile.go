@@ -27,7 +27,7 @@ func (s *Supervisor) purge(r *Record, removeAnon bool, op string) error {
 	p := s.paths
 	id := r.ID
 	var errs []error
-	errs = append(errs, runtime.Purge(p.RuntimeRoot(), p.CgroupParent(), id))
+	errs = append(errs, s.engine.Purge(p.RuntimeRoot(), p.CgroupParent(), id))
 	step("after-runtime")
 	_, verr := s.volumes.ReleaseAll(id, removeAnon)
 	errs = append(errs, verr)

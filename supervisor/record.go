@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berthrun/berth/engine/runtime"
+	"github.com/berthrun/berth/internal/atomicfile"
 	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/volmgr"
 )
@@ -108,7 +109,7 @@ func saveRecord(p Paths, r *Record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(recordPath(p, r.ID), b, 0o600)
+	return atomicfile.WriteFile(recordPath(p, r.ID), b, 0o600)
 }
 
 // createRecord writes the first record of a new container. The container's
@@ -211,30 +212,6 @@ func sortRecords(rs []*Record) {
 		}
 		return rs[i].Number < rs[j].Number
 	})
-}
-
-// writeFileAtomic replaces path with b through a rename, so a reader sees
-// the old record or the new one, never half of one. It does not fsync: a
-// record is rewritten at every state change, and after a power loss the
-// containers it describes are gone anyway.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // LoadRecord reads one container's record.

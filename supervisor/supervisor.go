@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/image"
+	"github.com/berthrun/berth/internal/errdefs"
+	"github.com/berthrun/berth/internal/flock"
 	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/scale"
 	"github.com/berthrun/berth/volmgr"
@@ -25,9 +27,10 @@ import (
 type Supervisor struct {
 	paths   Paths
 	project string
-	images  *image.Store
-	volumes *volmgr.Manager
-	net     *netmgr.Manager
+	images  imageSource      // image.Store (backends.go)
+	volumes volumePreparer   // volmgr.Manager
+	net     networkAttacher  // netmgr.Manager
+	engine  containerRuntime // the runtime package
 	dns     *netmgr.DNSServer
 	ports   ports
 	kick    chan struct{}   // asks for the proxies' backends to be refreshed
@@ -71,7 +74,7 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
+	defer lock.Unlock()
 
 	// Containers are our children; their init processes are re-parented to
 	// us when libcontainer's intermediate processes exit.
@@ -101,6 +104,7 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 		project:    proj,
 		images:     images,
 		volumes:    volumes,
+		engine:     engineRuntime{},
 		ctx:        ctx,
 		log:        log.New(newLogWriter(paths.Log(proj), logMaxSize), "", log.LstdFlags|log.Lmicroseconds),
 		containers: map[string]*container{},
@@ -325,51 +329,22 @@ func (s *Supervisor) forget(c *container) {
 // lockFile takes an exclusive flock on path without waiting: a supervisor
 // that finds it held exits at once (ErrAlreadyRunning), and the CLI that
 // spawned it reaches the holder, or spawns again once the holder is gone.
-// Any other error is reported as it is.
-func lockFile(path string) (*os.File, error) {
-	for {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, ErrAlreadyRunning
-			}
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		// A supervisor that exits removes its lock file while it holds it:
-		// a lock taken on that unlinked file locks nothing.
-		if sameFile(f, path) {
-			return f, nil
-		}
-		f.Close()
+// Any other error is reported as it is. A supervisor that exits removes its
+// lock file while it holds it; flock.TryLockFile never settles on that
+// unlinked file.
+func lockFile(path string) (*flock.Lock, error) {
+	l, err := flock.TryLockFile(path)
+	if errors.Is(err, flock.ErrLocked) {
+		return nil, ErrAlreadyRunning
 	}
+	return l, err
 }
 
 // lockHeld says whether some process holds the flock on path.
-func lockHeld(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
-	return errors.Is(err, unix.EWOULDBLOCK)
-}
-
-func sameFile(f *os.File, path string) bool {
-	a, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	b, err := os.Stat(path)
-	return err == nil && os.SameFile(a, b)
-}
+func lockHeld(path string) bool { return flock.Held(path) }
 
 // ErrAlreadyRunning says another supervisor holds the project.
-var ErrAlreadyRunning = errors.New("another supervisor is running for this project")
+var ErrAlreadyRunning = errdefs.Derive(errdefs.ErrConflict, "another supervisor is running for this project")
 
 // removeCgroupParent removes the (empty) parent cgroup of this berth's
 // containers in every hierarchy; it stays while other projects use it.

@@ -4,15 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/berthrun/berth/internal/errdefs"
 )
 
-// Kinds of failure a caller can branch on with errors.Is.
+// Kinds of failure a caller can branch on with errors.Is: berth's kinds
+// (internal/errdefs), with volmgr's own texts.
 var (
-	ErrNotFound      = errors.New("no such volume")
-	ErrInUse         = errors.New("volume is in use")
-	ErrAlreadyExists = errors.New("volume already exists")
-	ErrUnsupported   = errors.New("unsupported")
-	ErrInvalid       = errors.New("invalid argument")
+	ErrNotFound      = errdefs.Derive(errdefs.ErrNotFound, "no such volume")
+	ErrInUse         = errdefs.Derive(errdefs.ErrFailedPrecondition, "volume is in use")
+	ErrAlreadyExists = errdefs.Derive(errdefs.ErrAlreadyExists, "volume already exists")
+	ErrUnsupported   = errdefs.Derive(errdefs.ErrNotImplemented, "unsupported")
+	ErrInvalid       = errdefs.Derive(errdefs.ErrInvalidArgument, "invalid argument")
 )
 
 // NotFoundError says which volume is missing.
@@ -31,7 +34,7 @@ func (e *NotFoundError) Error() string {
 }
 
 // Is makes errors.Is(err, ErrNotFound) true.
-func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+func (e *NotFoundError) Is(target error) bool { return errors.Is(ErrNotFound, target) }
 
 // InUseError names the containers that keep a volume from being removed.
 type InUseError struct {
@@ -45,26 +48,18 @@ func (e *InUseError) Error() string {
 }
 
 // Is makes errors.Is(err, ErrInUse) true.
-func (e *InUseError) Is(target error) bool { return target == ErrInUse }
+func (e *InUseError) Is(target error) bool { return errors.Is(ErrInUse, target) }
 
-// kindError is a message of a given kind (ErrInvalid, ErrUnsupported,
-// ErrAlreadyExists) without the kind's own text in it.
-type kindError struct {
-	kind error
-	msg  string
-}
-
-func (e *kindError) Error() string        { return e.msg }
-func (e *kindError) Is(target error) bool { return target == e.kind }
-
+// invalidf, unsupportedf and existsf are messages of a kind without the
+// kind's own text in them.
 func invalidf(format string, args ...any) error {
-	return &kindError{ErrInvalid, fmt.Sprintf(format, args...)}
+	return errdefs.Errorf(ErrInvalid, format, args...)
 }
 
 func unsupportedf(format string, args ...any) error {
-	return &kindError{ErrUnsupported, fmt.Sprintf(format, args...)}
+	return errdefs.Errorf(ErrUnsupported, format, args...)
 }
 
 func existsf(format string, args ...any) error {
-	return &kindError{ErrAlreadyExists, fmt.Sprintf(format, args...)}
+	return errdefs.Errorf(ErrAlreadyExists, format, args...)
 }

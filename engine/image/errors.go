@@ -3,19 +3,22 @@ package image
 import (
 	"errors"
 	"fmt"
+
+	"github.com/berthrun/berth/internal/errdefs"
 )
 
-// Error kinds, for errors.Is. Every error the store returns for one of these
-// conditions wraps the matching kind.
+// Error kinds, for errors.Is: berth's kinds (internal/errdefs) under the
+// store's names. Every error the store returns for one of these conditions
+// wraps the matching kind.
 var (
 	// ErrNotFound: no image, layer or container record by that name.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errdefs.ErrNotFound
 	// ErrInUse: the image is used by a container.
-	ErrInUse = errors.New("in use")
+	ErrInUse = errdefs.Derive(errdefs.ErrFailedPrecondition, "in use")
 	// ErrConflict: the request is ambiguous or would need force.
-	ErrConflict = errors.New("conflict")
+	ErrConflict = errdefs.ErrConflict
 	// ErrInvalid: a malformed reference, archive or option.
-	ErrInvalid = errors.New("invalid argument")
+	ErrInvalid = errdefs.ErrInvalidArgument
 )
 
 // NotFoundError is returned when a reference names no image in the store.
@@ -41,7 +44,9 @@ func (e *InUseError) Error() string {
 }
 
 // Is makes errors.Is(err, ErrInUse) and errors.Is(err, ErrConflict) true.
-func (e *InUseError) Is(target error) bool { return target == ErrInUse || target == ErrConflict }
+func (e *InUseError) Is(target error) bool {
+	return errors.Is(ErrInUse, target) || target == ErrConflict
+}
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))

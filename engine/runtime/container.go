@@ -19,15 +19,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/internal/atomicfile"
+	"github.com/berthrun/berth/internal/errdefs"
 )
 
-// Errors callers branch on.
+// Errors callers branch on: berth's kinds (internal/errdefs) with the
+// runtime's own texts.
 var (
-	ErrNotFound   = errors.New("container not found")
-	ErrExists     = errors.New("container already exists")
-	ErrNotRunning = errors.New("container not running")
+	ErrNotFound      = errdefs.Derive(errdefs.ErrNotFound, "container not found")
+	ErrAlreadyExists = errdefs.Derive(errdefs.ErrAlreadyExists, "container already exists")
+	ErrNotRunning    = errdefs.Derive(errdefs.ErrFailedPrecondition, "container not running")
 	// ErrNotStarted is returned by Wait on a container that was never started.
-	ErrNotStarted = errors.New("container not started")
+	ErrNotStarted = errdefs.Derive(errdefs.ErrFailedPrecondition, "container not started")
 )
 
 // metaFile holds what berth needs beyond libcontainer's own state to serve
@@ -99,7 +101,7 @@ func Create(stateRoot string, spec Spec) (*Container, []string, error) {
 	lc, err := libcontainer.Create(stateRoot, spec.ID, cfg)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrExist) {
-			return nil, nil, fmt.Errorf("%s: %w", spec.ID, ErrExists)
+			return nil, nil, fmt.Errorf("%s: %w", spec.ID, ErrAlreadyExists)
 		}
 		return nil, nil, fmt.Errorf("create %s: %w", spec.ID, err)
 	}
@@ -220,7 +222,7 @@ func (c *Container) Start() error {
 		c.proc.Stdin, c.proc.Stdout, c.proc.Stderr = in, out, errf
 	}
 	if err := c.lc.Run(c.proc); err != nil {
-		return fmt.Errorf("start %s: %w", c.id, err)
+		return fmt.Errorf("start %s: %w", c.id, classifyStart(err))
 	}
 	if sock != nil {
 		master, err := recvFd(sock)

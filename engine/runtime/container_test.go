@@ -703,7 +703,7 @@ func TestCreateErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Destroy()
-	if _, _, err := Create(e.state, s); !errors.Is(err, ErrExists) {
+	if _, _, err := Create(e.state, s); !errors.Is(err, ErrAlreadyExists) {
 		t.Errorf("duplicate ID: %v", err)
 	}
 	bad := e.spec("true")

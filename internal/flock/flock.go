@@ -100,3 +100,41 @@ func flock(f *os.File, how int) error {
 		}
 	}
 }
+
+// TryLockFile is TryLock for a lock file that its holder unlinks before it
+// lets go (a supervisor that exits removes its lock file while it holds
+// it): a lock taken on the unlinked file would lock nothing, so the lock is
+// taken again on the file now at path until both are the same file.
+func TryLockFile(path string) (*Lock, error) {
+	for {
+		l, err := TryLock(path)
+		if err != nil {
+			return nil, err
+		}
+		if sameFile(l.f, path) {
+			return l, nil
+		}
+		l.Unlock()
+	}
+}
+
+// Held reports whether some open file holds a lock on path. A missing file
+// is not held.
+func Held(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	return errors.Is(err, unix.EWOULDBLOCK)
+}
+
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
+}

@@ -3,6 +3,7 @@ package flock
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -80,4 +81,38 @@ func TestWait(t *testing.T) {
 		}
 	}
 	held.Unlock()
+}
+
+func TestTryLockFileHandOver(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	if Held(path) {
+		t.Fatal("a missing file is held")
+	}
+	first, err := TryLockFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Held(path) {
+		t.Error("Held: false while held")
+	}
+	if _, err := TryLockFile(path); !errors.Is(err, ErrLocked) {
+		t.Errorf("second lock: %v, want ErrLocked", err)
+	}
+	// The holder unlinks the file before letting go: the next lock is on
+	// a new file, not the unlinked one.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	second, err := TryLockFile(path)
+	if err != nil {
+		t.Fatalf("lock after the holder unlinked the file: %v", err)
+	}
+	first.Unlock()
+	if !Held(path) {
+		t.Error("the new file's lock went with the old file's")
+	}
+	second.Unlock()
+	if Held(path) {
+		t.Error("Held: true once released")
+	}
 }

@@ -36,7 +36,8 @@ const MaxPayload = 32 * 1024
 const headerSize = 8
 
 // ExitStatus ends a stream: the process's exit code, or why it could not
-// run (Error set, Code -1).
+// run (Error set, Code the exit code docker gives a command that could not
+// start).
 type ExitStatus struct {
 	Code  int    `json:"code"`
 	Error string `json:"error,omitempty"`

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -122,14 +120,6 @@ func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args 
 		}
 	}
 	code, err := client.Exec(ctx, req, sio)
-	var ee *supervisor.ExecError
-	if errors.As(err, &ee) {
-		msg := ee.Msg
-		if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file") {
-			return &exitError{code: 127, msg: fmt.Sprintf("OCI runtime exec failed: %s", msg)}
-		}
-		return &exitError{code: 126, msg: fmt.Sprintf("OCI runtime exec failed: %s", msg)}
-	}
 	if err != nil {
 		return err
 	}

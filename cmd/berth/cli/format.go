@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"strings"
 	"text/template"
 )
@@ -21,4 +23,20 @@ var templateFuncs = template.FuncMap{
 // "{{json .}}").
 func parseFormat(format string) (*template.Template, error) {
 	return template.New("format").Funcs(templateFuncs).Parse(format)
+}
+
+// imageTemplateLines prints each item through a docker-style Go template
+// ("{{.Repository}}:{{.Tag}}", "{{json .}}").
+func imageTemplateLines[T any](out io.Writer, format string, items []T) error {
+	tmpl, err := parseFormat(format)
+	if err != nil {
+		return fmt.Errorf("template parsing error: %w", err)
+	}
+	for _, it := range items {
+		if err := tmpl.Execute(out, it); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+	}
+	return nil
 }

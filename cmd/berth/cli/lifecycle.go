@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthrun/berth/internal/names"
-	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/project"
 	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
@@ -97,21 +96,13 @@ func newDownCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			recs, err := supervisor.LoadRecords(g.paths(), proj)
-			if err != nil {
-				return err
-			}
 			// With no container left, a supervisor is still needed to remove
 			// the project's networks, and its volumes with -v.
-			nets, err := netmgr.New(g.paths().NetworkDir())
+			left, err := supervisor.HasLeftovers(g.paths(), proj)
 			if err != nil {
 				return err
 			}
-			used, err := supervisor.ProjectNetworks(nets, proj)
-			if err != nil {
-				return err
-			}
-			if len(recs) == 0 && !volumes && len(used) == 0 {
+			if !left && !volumes {
 				fmt.Fprintf(cmd.ErrOrStderr(), "WARN No resource found to remove for project %q.\n", proj)
 				return nil
 			}

@@ -3,18 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/berthrun/berth/engine/runtime"
 	"github.com/berthrun/berth/supervisor"
 )
 
@@ -27,61 +23,33 @@ func newTopCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			recs, _, err := g.records(cmd.Context(), proj)
+			recs, c, err := g.records(cmd.Context(), proj)
+			if err != nil || len(recs) == 0 {
+				return err
+			}
+			res, err := c.Top(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			for _, r := range recs {
-				if len(args) > 0 && !slices.Contains(args, r.Service) || r.State.Status != supervisor.StatusRunning {
-					continue
-				}
-				ctr, err := runtime.Load(g.paths().RuntimeRoot(), r.ID)
-				if err != nil {
-					continue
-				}
-				pids, err := ctr.Processes()
-				if err != nil {
-					return err
-				}
-				sort.Ints(pids)
-				fmt.Fprintln(out, r.Name)
-				tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
-				fmt.Fprintln(tw, "UID\tPID\tPPID\tCMD")
-				for _, pid := range pids {
-					uid, ppid := procStatus(pid)
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", uid, pid, ppid, procCmdline(pid))
-				}
-				tw.Flush()
-				fmt.Fprintln(out)
-			}
+			printTop(cmd.OutOrStdout(), res)
 			return nil
 		},
 	}
 }
 
-// procStatus reads a process's real uid and parent PID from /proc.
-func procStatus(pid int) (uid, ppid string) {
-	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
+// printTop prints each container's processes as compose does: its name,
+// a table, a blank line.
+func printTop(out io.Writer, res []supervisor.TopResult) {
+	for _, r := range res {
+		fmt.Fprintln(out, r.Name)
+		tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
+		fmt.Fprintln(tw, "UID\tPID\tPPID\tCMD")
+		for _, p := range r.Processes {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", p.UID, p.PID, p.PPID, p.Cmd)
 		}
-		switch k {
-		case "Uid":
-			uid = f[0]
-		case "PPid":
-			ppid = f[0]
-		}
+		tw.Flush()
+		fmt.Fprintln(out)
 	}
-	return uid, ppid
-}
-
-func procCmdline(pid int) string {
-	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
 }
 
 func newWaitCommand(g *globals) *cobra.Command {
@@ -96,44 +64,16 @@ func newWaitCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			first := -1
-			for {
-				recs, err := supervisor.LoadRecords(g.paths(), proj)
-				if err != nil {
-					return err
-				}
-				waiting := false
-				for _, r := range recs {
-					if !slices.Contains(args, r.Service) {
-						continue
-					}
-					switch r.State.Status {
-					case supervisor.StatusExited, supervisor.StatusDead:
-						if first < 0 {
-							first = r.State.ExitCode
-						}
-					default:
-						waiting = true
-					}
-				}
-				if !waiting {
-					break
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(100 * time.Millisecond):
-				}
+			c, err := supervisor.Connect(ctx, g.paths(), proj)
+			if err != nil {
+				return err
 			}
-			if first < 0 {
-				first = 0
+			first, err := c.Wait(ctx, supervisor.WaitStopped, args)
+			if err != nil {
+				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), first)
 			if downProject {
-				c, err := supervisor.Connect(ctx, g.paths(), proj)
-				if err != nil {
-					return err
-				}
 				if err := withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
 					return c.Down(ctx, supervisor.DownRequest{}, progress)
 				}); err != nil {

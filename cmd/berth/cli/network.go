@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/netip"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -39,43 +38,8 @@ func newNetworkCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// networkDriver and networkScope are the only ones berth has.
-const (
-	networkDriver = "bridge"
-	networkScope  = "local"
-)
-
 func networkManager(g *globals) (*netmgr.Manager, error) {
 	return netmgr.New(g.paths().NetworkDir())
-}
-
-// findNetwork resolves a network as docker does: by name, else by ID or a
-// unique ID prefix.
-func findNetwork(m *netmgr.Manager, ref string) (netmgr.Network, error) {
-	n, err := m.Network(ref)
-	if err == nil || (!errors.Is(err, netmgr.ErrNotFound) && !errors.Is(err, netmgr.ErrInvalid)) {
-		return n, err
-	}
-	all, err := m.Networks()
-	if err != nil {
-		return netmgr.Network{}, err
-	}
-	var found []netmgr.Network
-	for _, n := range all {
-		if n.ID == ref {
-			return n, nil
-		}
-		if ref != "" && strings.HasPrefix(n.ID, ref) {
-			found = append(found, n)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return netmgr.Network{}, fmt.Errorf("network %s %w", ref, netmgr.ErrNotFound)
-	case 1:
-		return found[0], nil
-	}
-	return netmgr.Network{}, fmt.Errorf("network %s is ambiguous (%d matches found based on ID prefix)", ref, len(found))
 }
 
 // containerNames maps container IDs to their names, from the containers'
@@ -108,7 +72,7 @@ func newNetworkLsCommand(g *globals) *cobra.Command {
 		Short:   "List networks",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := parseNetworkFilters(f.filters)
+			filter, err := netmgr.ParseFilters(f.filters)
 			if err != nil {
 				return err
 			}
@@ -122,7 +86,7 @@ func newNetworkLsCommand(g *globals) *cobra.Command {
 			}
 			var rows []networkRow
 			for _, n := range all {
-				if filter.match(n) {
+				if filter.Match(n) {
 					rows = append(rows, newNetworkRow(n, f.noTrunc))
 				}
 			}
@@ -135,47 +99,6 @@ func newNetworkLsCommand(g *globals) *cobra.Command {
 	fl.StringVar(&f.format, "format", "", "Format output: table, json, or a Go template")
 	fl.StringArrayVarP(&f.filters, "filter", "f", nil, `Provide filter values (e.g. "label=key[=value]", "name=...", "id=...", "driver=bridge")`)
 	return cmd
-}
-
-// networkFilter selects networks as `docker network ls --filter` does:
-// values of one key are alternatives, keys must all match.
-type networkFilter map[string][]string
-
-func parseNetworkFilters(args []string) (networkFilter, error) {
-	f := networkFilter{}
-	for _, a := range args {
-		k, v, ok := strings.Cut(a, "=")
-		switch k = strings.ToLower(strings.TrimSpace(k)); {
-		case !ok:
-			return nil, fmt.Errorf("bad format of filter (expected name=value): %q", a)
-		case k == "label" || k == "name" || k == "id" || k == "driver" || k == "scope" || k == "type":
-			f[k] = append(f[k], v)
-		default:
-			return nil, fmt.Errorf("invalid filter %q", k)
-		}
-	}
-	return f, nil
-}
-
-func (f networkFilter) match(n netmgr.Network) bool {
-	test := func(key string, ok func(v string) bool) bool {
-		vals := f[key]
-		return len(vals) == 0 || slices.ContainsFunc(vals, ok)
-	}
-	// Labels are the exception: every label filter must hold.
-	for _, l := range f["label"] {
-		k, v, hasValue := strings.Cut(l, "=")
-		got, ok := n.Labels[k]
-		if !ok || hasValue && got != v {
-			return false
-		}
-	}
-	return test("name", func(v string) bool { return strings.Contains(n.Name, v) }) &&
-		test("id", func(v string) bool { return strings.HasPrefix(n.ID, v) }) &&
-		test("driver", func(v string) bool { return v == networkDriver }) &&
-		test("scope", func(v string) bool { return v == networkScope }) &&
-		// berth has no builtin networks: every network is a custom one.
-		test("type", func(v string) bool { return v == "custom" })
 }
 
 // networkRow is a network as `network ls --format` sees it.
@@ -206,7 +129,7 @@ func newNetworkRow(n netmgr.Network, noTrunc bool) networkRow {
 		pairs = append(pairs, k+"="+n.Labels[k])
 	}
 	return networkRow{
-		ID: id, Name: n.Name, Driver: networkDriver, Scope: networkScope,
+		ID: id, Name: n.Name, Driver: netmgr.Driver, Scope: netmgr.Scope,
 		IPv4: "true", IPv6: "false", Internal: fmt.Sprint(n.Internal),
 		Labels:    strings.Join(pairs, ","),
 		CreatedAt: n.Created.Local().Format("2006-01-02 15:04:05.999999999 -0700 MST"),
@@ -293,7 +216,7 @@ func newDockerNetwork(p supervisor.Paths, n netmgr.Network) dockerNetwork {
 		cfg.IPRange = n.IPRange.String()
 	}
 	d := dockerNetwork{
-		Name: n.Name, ID: n.ID, Created: n.Created, Scope: networkScope, Driver: networkDriver,
+		Name: n.Name, ID: n.ID, Created: n.Created, Scope: netmgr.Scope, Driver: netmgr.Driver,
 		EnableIPv4: true,
 		IPAM:       dockerIPAM{Driver: "default", Options: map[string]string{}, Config: []dockerIPAMConfig{cfg}},
 		Internal:   n.Internal,
@@ -332,7 +255,7 @@ func newNetworkInspectCommand(g *globals) *cobra.Command {
 			found := []dockerNetwork{}
 			var errs []string
 			for _, ref := range args {
-				n, err := findNetwork(m, ref)
+				n, err := m.Find(ref)
 				if errors.Is(err, netmgr.ErrNotFound) {
 					errs = append(errs, "No such network: "+ref)
 					continue
@@ -414,7 +337,7 @@ func newNetworkCreateCommand(g *globals) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.driver, "driver", "d", networkDriver, "Driver to manage the Network (berth has bridge only)")
+	fl.StringVarP(&f.driver, "driver", "d", netmgr.Driver, "Driver to manage the Network (berth has bridge only)")
 	fl.StringVar(&f.subnet, "subnet", "", "Subnet in CIDR format that represents a network segment")
 	fl.StringVar(&f.gateway, "gateway", "", "IPv4 Gateway for the master subnet")
 	fl.StringVar(&f.ipRange, "ip-range", "", "Allocate container ip from a sub-range")
@@ -425,42 +348,14 @@ func newNetworkCreateCommand(g *globals) *cobra.Command {
 
 // spec checks the flags and turns them into netmgr's request.
 func (f *networkCreateFlags) spec(name string) (netmgr.NetworkSpec, error) {
-	spec := netmgr.NetworkSpec{Name: name, Internal: f.internal, External: true}
-	if f.driver != networkDriver {
-		return spec, fmt.Errorf("network driver %q is not supported: berth has %q only", f.driver, networkDriver)
+	labels, err := volumeKeyValues(f.labels, false)
+	if err != nil {
+		return netmgr.NetworkSpec{}, fmt.Errorf("invalid --label: %w", err)
 	}
-	var err error
-	if f.subnet != "" {
-		if spec.Subnet, err = netip.ParsePrefix(f.subnet); err != nil || !spec.Subnet.Addr().Is4() {
-			return spec, fmt.Errorf("invalid subnet %s: an IPv4 CIDR is expected", f.subnet)
-		}
-		if m := spec.Subnet.Masked(); m != spec.Subnet {
-			return spec, fmt.Errorf("invalid subnet %s: it should be %s", f.subnet, m)
-		}
-	}
-	if (f.gateway != "" || f.ipRange != "") && f.subnet == "" {
-		return spec, errors.New("every ip-range or gateway must have a corresponding subnet")
-	}
-	if f.gateway != "" {
-		if spec.Gateway, err = netip.ParseAddr(f.gateway); err != nil || !spec.Gateway.Is4() {
-			return spec, fmt.Errorf("invalid gateway %s: an IPv4 address is expected", f.gateway)
-		}
-		if !spec.Subnet.Contains(spec.Gateway) {
-			return spec, fmt.Errorf("no matching subnet for gateway %s", f.gateway)
-		}
-	}
-	if f.ipRange != "" {
-		if spec.IPRange, err = netip.ParsePrefix(f.ipRange); err != nil || !spec.IPRange.Addr().Is4() {
-			return spec, fmt.Errorf("invalid ip-range %s: an IPv4 CIDR is expected", f.ipRange)
-		}
-		if spec.IPRange.Bits() < spec.Subnet.Bits() || !spec.Subnet.Contains(spec.IPRange.Addr()) {
-			return spec, fmt.Errorf("no matching subnet for range %s", f.ipRange)
-		}
-	}
-	if spec.Labels, err = volumeKeyValues(f.labels, false); err != nil {
-		return spec, fmt.Errorf("invalid --label: %w", err)
-	}
-	return spec, nil
+	return netmgr.UserSpec{
+		Name: name, Driver: f.driver, Subnet: f.subnet, Gateway: f.gateway, IPRange: f.ipRange,
+		Internal: f.internal, Labels: labels,
+	}.Spec()
 }
 
 // --- rm ---------------------------------------------------------------------
@@ -501,7 +396,7 @@ func newNetworkRmCommand(g *globals) *cobra.Command {
 
 // removeNetwork removes one network, naming the containers that hold it.
 func removeNetwork(cmd *cobra.Command, g *globals, m *netmgr.Manager, ref string) error {
-	n, err := findNetwork(m, ref)
+	n, err := m.Find(ref)
 	if err != nil {
 		return err
 	}
@@ -528,7 +423,7 @@ func newNetworkPruneCommand(g *globals) *cobra.Command {
 		Long:  "Remove every network no container is attached to, compose projects' included, as docker does.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := parseNetworkFilters(filters)
+			filter, err := netmgr.ParseFilters(filters)
 			if err != nil {
 				return err
 			}
@@ -548,36 +443,14 @@ func newNetworkPruneCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			all, err := m.Networks()
-			if err != nil {
-				return fmt.Errorf("list networks: %w", err)
-			}
-			var removed, errs []string
-			for _, n := range all {
-				if len(n.Endpoints) > 0 || !filter.match(n) {
-					continue
-				}
-				// A container may have attached since the listing: netmgr
-				// checks again under its lock.
-				err := m.RemoveNetwork(cmd.Context(), n.Name)
-				switch {
-				case err == nil:
-					removed = append(removed, n.Name)
-				case errors.Is(err, netmgr.ErrInUse), errors.Is(err, netmgr.ErrNotFound):
-				default:
-					errs = append(errs, fmt.Sprintf("remove network %s: %v", n.Name, err))
-				}
-			}
+			removed, err := m.Prune(cmd.Context(), filter)
 			if len(removed) > 0 {
 				fmt.Fprintln(out, "Deleted Networks:")
 				for _, n := range removed {
 					fmt.Fprintln(out, n)
 				}
 			}
-			if len(errs) > 0 {
-				return errors.New(strings.Join(errs, "; "))
-			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")

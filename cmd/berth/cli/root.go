@@ -11,6 +11,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berthrun/berth/supervisor"
 )
 
 // Main runs the CLI with args and returns the process exit code.
@@ -30,15 +32,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	code, msg := exitStatus(err)
+	if msg != "" {
+		fmt.Fprintln(stderr, msg)
+	}
+	return code
+}
+
+// exitStatus decides, for every command, the exit code of an error and the
+// one line printed for it: a command's own code (exitError), the code docker
+// gives an exec whose command could not start, or 1.
+func exitStatus(err error) (int, string) {
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.msg != "" {
-			fmt.Fprintln(stderr, ee.msg)
-		}
-		return ee.code
+		return ee.code, ee.msg
 	}
-	fmt.Fprintln(stderr, err)
-	return 1
+	var xe *supervisor.ExecError
+	if errors.As(err, &xe) {
+		return xe.Code, "OCI runtime exec failed: " + xe.Msg
+	}
+	return 1, strings.TrimSpace(err.Error())
 }
 
 // logFormatter prints "WARN message", one line per entry.

@@ -151,36 +151,11 @@ func waitHealthy(ctx context.Context, c *supervisor.Client, timeout int) error {
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(timeout)*time.Second)
 		defer cancel()
 	}
-	for {
-		recs, err := c.Ps(ctx)
-		if err != nil {
-			return err
-		}
-		ready := true
-		for _, r := range recs {
-			switch {
-			case r.State.Health == "unhealthy":
-				return fmt.Errorf("container %s is unhealthy", r.Name)
-			case r.State.Status == supervisor.StatusExited && r.State.ExitCode != 0:
-				return fmt.Errorf("container %s exited (%d)", r.Name, r.State.ExitCode)
-			case r.State.Status != supervisor.StatusRunning && r.State.Status != supervisor.StatusExited:
-				ready = false
-			case r.State.Health == "starting":
-				ready = false
-			}
-		}
-		if ready {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("timeout waiting for the project to be running and healthy")
-			}
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	_, err := c.Wait(ctx, supervisor.WaitReady, nil)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("timeout waiting for the project to be running and healthy")
 	}
+	return err
 }
 
 // attach follows the logs of the project's containers until they have all
