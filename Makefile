@@ -15,12 +15,16 @@ STATICCHECK_VERSION := v0.8.2
 TOOLS       ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/berth/tools
 STATICCHECK := $(TOOLS)/staticcheck@$(STATICCHECK_VERSION)/staticcheck
 
-.PHONY: all build deps demo test lint bench chaos clean
+.PHONY: all build deps test-deps demo test lint bench chaos clean
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
+
+# What the tests need beside the build: qemu and the VM test's kernels.
+test-deps:
+	@bash scripts/deps.sh --test
 
 build: deps
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
@@ -38,7 +42,7 @@ $(STATICCHECK):
 
 # Unit tests of every package, then end-to-end tests of the built binary,
 # then a bounded run of the compose loader's fuzz test.
-test: build lint
+test: test-deps build lint
 	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -count=1 -p 2 -timeout 40m ./...
 	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 20s ./project/
 

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs what berth's build and tests need from Debian's packages.
-# Idempotent: when everything is present it only runs dpkg-query, sees the
-# VM test's kernels cached, and returns.
+# Installs what berth's build needs from Debian's packages; with --test,
+# also what its tests need (qemu and the kernels the cgroup v2 VM test
+# boots). Idempotent: when everything is present it only runs dpkg-query,
+# sees the VM test's kernels cached, and returns.
 set -euo pipefail
+
+tests=false
+[ "${1:-}" = "--test" ] && tests=true
 
 packages=(
 	gcc                # cgo: libcontainer's nsenter is C
@@ -14,11 +18,15 @@ packages=(
 	util-linux         # unshare, nsenter, mount
 	ca-certificates
 	make
-	kmod               # depmod for the kernels the VM test boots,
-	xz-utils           # and unxz and zstd to unpack them and their modules
-	zstd
-	qemu-system-x86    # boots Debian's kernels for the cgroup v2 test (tests/vm)
 )
+if $tests; then
+	packages+=(
+		kmod               # depmod for the kernels the VM test boots,
+		xz-utils           # and unxz and zstd to unpack them and their modules
+		zstd
+		qemu-system-x86    # boots Debian's kernels for the cgroup v2 test (tests/vm)
+	)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -40,7 +48,7 @@ fi
 
 # The kernels the cgroup v2 VM test boots, fetched once into a cache (the
 # test refreshes them when Debian publishes new ones).
-if [ "$(id -u)" -eq 0 ]; then
+if $tests && [ "$(id -u)" -eq 0 ]; then
 	bash "$(dirname "$0")/vmkernel.sh" --if-empty >/dev/null
 fi
 
