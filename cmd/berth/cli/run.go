@@ -171,11 +171,13 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, service string, args []
 	code, res, err := c.Run(ctx, req, sio)
 	var ee *supervisor.ExecError
 	if errors.As(err, &ee) {
-		msg := ee.Msg
-		if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file") {
-			return &exitError{code: 127, msg: msg}
+		// The supervisor sends the code the runtime gave the failed start
+		// (127 not found, 126 not executable).
+		code := ee.Code
+		if code <= 0 {
+			code = 126
 		}
-		return &exitError{code: 126, msg: msg}
+		return &exitError{code: code, msg: ee.Msg}
 	}
 	if err != nil {
 		return err
