@@ -276,12 +276,22 @@ func (c *Client) Containers(ctx context.Context, op string, req ContainersReques
 
 // Events streams the supervisor's events until ctx ends.
 func (c *Client) Events(ctx context.Context, fn func(Event)) error {
+	return c.EventsFrom(ctx, nil, fn)
+}
+
+// EventsFrom is Events with ready, when not nil, called once the
+// supervisor has subscribed the stream: no event after that call is missed,
+// so a caller may read the state then and follow its changes.
+func (c *Client) EventsFrom(ctx context.Context, ready func(), fn func(Event)) error {
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://berth/events", nil)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return c.connErr(err)
 	}
 	defer resp.Body.Close()
+	if ready != nil {
+		ready()
+	}
 	err = readMessages(resp.Body, fn)
 	if errors.Is(err, errClosed) {
 		return nil // the supervisor went away with its project

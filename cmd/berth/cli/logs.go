@@ -115,15 +115,18 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 		return mergeLogs(ctx, g, selected, names, opts, write)
 	}
 
+	ids := make([]string, len(selected))
+	for i, r := range selected {
+		ids[i] = r.ID
+	}
+	exits := watchExits(ctx, supervisor.Running(ctx, g.paths(), proj), ids)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(selected))
 	for i, r := range selected {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			done := make(chan struct{})
-			var exited *supervisor.Record
-			go watchExit(ctx, g.paths(), r.ID, done, func(r supervisor.Record) { exited = &r })
+			done := exits.done[r.ID]
 			o := opts
 			o.Follow = true
 			o.Done = done
@@ -133,8 +136,8 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 			}
 			// The exit is told once the container's last lines are out.
 			<-done
-			if exited != nil && onExit != nil {
-				onExit(*exited)
+			if exited, ok := exits.exited(r.ID); ok && onExit != nil {
+				onExit(exited)
 			}
 		}()
 	}
@@ -204,27 +207,111 @@ func mergeLogs(ctx context.Context, g *globals, selected []*supervisor.Record, n
 	}
 }
 
-// watchExit closes done once the container has exited for good (not when
-// its restart policy is about to start it again), or is gone.
-func watchExit(ctx context.Context, p supervisor.Paths, id string, done chan struct{}, onExit func(supervisor.Record)) {
-	defer close(done)
-	for {
-		r, err := supervisor.LoadRecord(p, id)
-		if err != nil {
-			return
+// exitWatch tells when each of a set of containers has exited for good
+// (not when its restart policy is about to start it again) or is gone, as
+// the supervisor sees it: one event stream, and the supervisor's list of
+// containers read once subscribed and after each event about them.
+type exitWatch struct {
+	done map[string]chan struct{} // by ID, closed at the exit; fixed at the start
+
+	mu     sync.Mutex
+	closed map[string]bool
+	last   map[string]supervisor.Record // the record of an exited container
+}
+
+// watchExits starts watching ids through c; with no supervisor (c nil),
+// nothing runs and every channel is closed at once.
+func watchExits(ctx context.Context, c *supervisor.Client, ids []string) *exitWatch {
+	w := &exitWatch{done: map[string]chan struct{}{}, closed: map[string]bool{}, last: map[string]supervisor.Record{}}
+	for _, id := range ids {
+		w.done[id] = make(chan struct{})
+	}
+	go w.run(ctx, c)
+	return w
+}
+
+func (w *exitWatch) run(ctx context.Context, c *supervisor.Client) {
+	defer w.closeAll()
+	if c == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	check := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case check <- struct{}{}:
+		default:
 		}
-		if r.State.Status == supervisor.StatusExited || r.State.Status == supervisor.StatusDead {
-			if onExit != nil {
-				onExit(*r)
+	}
+	go func() {
+		_ = c.EventsFrom(ctx, poke, func(e supervisor.Event) {
+			if _, ok := w.done[e.ID]; ok {
+				poke()
 			}
-			return
-		}
+		})
+		cancel() // the supervisor went away with its project
+	}()
+	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(50 * time.Millisecond):
+		case <-check:
+		}
+		recs, err := c.Ps(ctx)
+		if err != nil {
+			return
+		}
+		if w.update(recs) {
+			return
 		}
 	}
+}
+
+// update closes the channels of the containers that recs show exited or
+// no longer list; it reports whether none is left to watch.
+func (w *exitWatch) update(recs []supervisor.Record) bool {
+	byID := map[string]supervisor.Record{}
+	for _, r := range recs {
+		byID[r.ID] = r
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, ch := range w.done {
+		if w.closed[id] {
+			continue
+		}
+		r, ok := byID[id]
+		if ok && r.State.Status != supervisor.StatusExited && r.State.Status != supervisor.StatusDead {
+			continue
+		}
+		if ok {
+			w.last[id] = r
+		}
+		w.closed[id] = true
+		close(ch)
+	}
+	return len(w.closed) == len(w.done)
+}
+
+func (w *exitWatch) closeAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, ch := range w.done {
+		if !w.closed[id] {
+			w.closed[id] = true
+			close(ch)
+		}
+	}
+}
+
+// exited returns the record of a container that exited (not one that is
+// gone, nor one still running when the watch ended).
+func (w *exitWatch) exited(id string) (supervisor.Record, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r, ok := w.last[id]
+	return r, ok
 }
 
 // shortName is how compose prefixes a container's lines: without the
