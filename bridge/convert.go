@@ -189,13 +189,31 @@ var handledKeys = map[string]bool{
 	"labels": true, "profiles": true, "ports": true, "expose": true, "networks": true,
 	"volumes": true, "configs": true, "secrets": true, "healthcheck": true,
 	"depends_on": true, "restart": true, "stdin_open": true, "tty": true,
-	"container_name": true, "pull_policy": true,
+	"container_name": true, "pull_policy": true, "provider": true,
 }
 
-// droppedKeys lists the keys of s (as compose spells them) that have no
-// Kubernetes equivalent in this conversion.
-func droppedKeys(s types.ServiceConfig) []string {
-	raw, err := json.Marshal(s)
+// droppedDeployKeys lists the deploy keys other than replicas and
+// resources' cpus and memory.
+func droppedDeployKeys(d types.DeployConfig) []string {
+	out := setKeys(d, map[string]bool{"replicas": true, "resources": true})
+	for _, r := range []struct {
+		name string
+		res  *types.Resource
+	}{{"limits", d.Resources.Limits}, {"reservations", d.Resources.Reservations}} {
+		if r.res == nil {
+			continue
+		}
+		for _, k := range setKeys(*r.res, map[string]bool{"cpus": true, "memory": true}) {
+			out = append(out, "resources."+r.name+"."+k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// setKeys lists the JSON keys set in v that known does not hold.
+func setKeys(v any, known map[string]bool) []string {
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil
 	}
@@ -209,10 +227,18 @@ func droppedKeys(s types.ServiceConfig) []string {
 		case "null", "false", "0", `""`, "[]", "{}":
 			continue // an unset field marshalled without omitempty
 		}
-		if !handledKeys[k] {
+		if !known[k] {
 			out = append(out, k)
 		}
 	}
+	sort.Strings(out)
+	return out
+}
+
+// droppedKeys lists the keys of s (as compose spells them) that have no
+// Kubernetes equivalent in this conversion.
+func droppedKeys(s types.ServiceConfig) []string {
+	out := setKeys(s, handledKeys)
 	for k := range s.Extensions {
 		out = append(out, k)
 	}

@@ -439,3 +439,30 @@ func TestDeterministic(t *testing.T) {
 	equal(t, "names", names(a), []string{"Namespace/p", "PersistentVolumeClaim/vol", "NetworkPolicy/network-default", "NetworkPolicy/network-n1", "NetworkPolicy/network-n2",
 		"Service/a", "Service/b", "Deployment/a", "Deployment/b"})
 }
+
+// TestEveryKey converts a file that uses every service key of the compose
+// specification: nothing fails, and what has no equivalent is named.
+func TestEveryKey(t *testing.T) {
+	p, err := project.Load(context.Background(), project.Options{
+		Files:   []string{"testdata/every-key/compose.yaml"},
+		Environ: []string{"COMPOSE_PROFILES=full"},
+	})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	r, err := Convert(p.Project, Options{})
+	if err != nil {
+		t.Fatalf("convert: %v", err)
+	}
+	warned(t, r, "service full", "ulimits", "security_opt", "x-extra", "deploy keys without equivalent: endpoint_mode",
+		"host bind /var/log:/host-log skipped", "must be pushed")
+	warned(t, r, "service provided", "no workload")
+	if has[*appsv1.Deployment](r, "provided") {
+		t.Error("a provider service got a Deployment")
+	}
+	get[*batchv1.Job](t, r, "seed")
+	get[*corev1.Service](t, r, "api")
+	get[*corev1.ConfigMap](t, r, "full-vol-1")
+	equal(t, "legacy claim", get[*appsv1.Deployment](t, r, "db").Spec.Template.Spec.Volumes[0].PersistentVolumeClaim.ClaimName, "legacy-claim")
+	equal(t, "data size", get[*corev1.PersistentVolumeClaim](t, r, "data").Spec.Resources.Requests.Storage().String(), "2Gi")
+}

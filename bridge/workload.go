@@ -39,6 +39,22 @@ func (c *converter) service(s types.ServiceConfig) error {
 	if d := droppedKeys(s); len(d) > 0 {
 		c.note(subject, "no Kubernetes equivalent for %s", strings.Join(d, ", "))
 	}
+	if s.Provider != nil {
+		// A provider service stands for something an external tool creates;
+		// there is no container to run.
+		c.note(subject, "provider %s: no workload", s.Provider.Type)
+		return nil
+	}
+	if s.Deploy != nil {
+		if d := droppedDeployKeys(*s.Deploy); len(d) > 0 {
+			c.note(subject, "deploy keys without equivalent: %s", strings.Join(d, ", "))
+		}
+	}
+	for _, key := range sortedKeys(s.Networks) {
+		if n := s.Networks[key]; n != nil && (n.Ipv4Address != "" || n.Ipv6Address != "" || n.MacAddress != "") {
+			c.note(subject, "fixed addresses on network %s dropped (pods get theirs from the cluster)", key)
+		}
+	}
 	ctr, err := c.container(s, svc, subject)
 	if err != nil {
 		return err
@@ -102,9 +118,6 @@ func (c *converter) service(s types.ServiceConfig) error {
 				Template: corev1.PodTemplateSpec{ObjectMeta: tmplMeta, Spec: pod},
 			},
 		})
-	}
-	if s.NetworkMode != "" {
-		c.note(subject, "network_mode %s dropped", s.NetworkMode)
 	}
 	for _, o := range c.services(s, svc, subject) {
 		c.add(o)
