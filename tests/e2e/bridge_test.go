@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/berthrun/berth/internal/testimage"
 	"github.com/berthrun/berth/tests/harness"
 )
 
@@ -213,4 +214,32 @@ func checkDemo(t *testing.T, m *manifests, stderr string) {
 	if !strings.Contains(stderr, "WARN service web: host_ip 127.0.0.1") {
 		t.Errorf("stderr %q", stderr)
 	}
+}
+
+// TestBridgeConvertPush: --push sends a built image to --registry and the
+// Deployment refers to it by digest.
+func TestBridgeConvertPush(t *testing.T) {
+	reg := testimage.StartRegistry(t)
+	e := harness.New(t)
+	e.WriteFile("app/msg", "hi\n")
+	e.WriteFile("app/Dockerfile", "FROM scratch\nCOPY msg /msg\n")
+	e.WriteFile("compose.yaml", "name: pushy\nservices:\n  app:\n    build: ./app\n")
+	e.MustRun("build")
+	out := filepath.Join(e.Dir, "out")
+	if r := e.Run("bridge", "convert", "--push", "-o", out); r.Code == 0 || !strings.Contains(r.Stderr, "--push needs --registry") {
+		t.Errorf("--push without --registry: exit %d, %q", r.Code, r.Stderr)
+	}
+	r := e.MustRun("bridge", "convert", "--push", "--registry", reg.Host+"/team", "-o", out)
+	if strings.Contains(r.Stderr, "must be pushed") {
+		t.Errorf("stderr after push: %q", r.Stderr)
+	}
+	m := readManifests(t, out)
+	m.check(t)
+	img := m.deployments["app"].Spec.Template.Spec.Containers[0].Image
+	if want := reg.Host + "/team/pushy-app:latest@sha256:"; !strings.HasPrefix(img, want) {
+		t.Fatalf("image %q, want %s...", img, want)
+	}
+	// The pushed reference pulls back.
+	e.MustRun("image", "rm", "pushy-app")
+	e.MustRun("image", "pull", img)
 }
