@@ -190,6 +190,8 @@ var handledKeys = map[string]bool{
 	"volumes": true, "configs": true, "secrets": true, "healthcheck": true,
 	"depends_on": true, "restart": true, "stdin_open": true, "tty": true,
 	"container_name": true, "pull_policy": true, "provider": true,
+	"annotations": true, "extra_hosts": true, "dns": true, "dns_search": true, "dns_opt": true,
+	"shm_size": true, "post_start": true, "pre_stop": true, "group_add": true,
 }
 
 // droppedDeployKeys lists the deploy keys other than replicas and

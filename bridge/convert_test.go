@@ -402,9 +402,9 @@ services:
 		},
 		{
 			name:    "keys without equivalent named in one line",
-			compose: "name: p\nservices:\n  web:\n    image: x\n    ulimits: {nofile: 1024}\n    dns: [1.1.1.1]\n    x-custom: 1\n",
+			compose: "name: p\nservices:\n  web:\n    image: x\n    ulimits: {nofile: 1024}\n    ipc: host\n    x-custom: 1\n",
 			check: func(t *testing.T, r *Result) {
-				warned(t, r, "service web", "no Kubernetes equivalent for dns, ulimits, x-custom")
+				warned(t, r, "service web", "no Kubernetes equivalent for ipc, ulimits, x-custom")
 				n := 0
 				for _, w := range r.Warnings {
 					if strings.HasPrefix(w, "service web:") {
@@ -412,6 +412,40 @@ services:
 					}
 				}
 				equal(t, "warning lines for web", n, 1)
+			},
+		},
+		{
+			name: "pod-level keys: annotations, extra_hosts, dns, shm_size, hooks, group_add",
+			compose: `name: p
+services:
+  web:
+    image: x
+    annotations: {com.example/a: "1"}
+    extra_hosts: ["db.local=10.0.0.5", "cache.local=10.0.0.5", "api.local=10.0.0.6"]
+    dns: [10.0.0.2]
+    dns_search: [example.com]
+    dns_opt: ["ndots:2", "use-vc"]
+    shm_size: 64m
+    post_start: [{command: ["touch", "/up"]}]
+    pre_stop: [{command: ["rm", "/up"]}]
+    group_add: ["100", "audio"]
+`,
+			check: func(t *testing.T, r *Result) {
+				pod := get[*appsv1.Deployment](t, r, "web").Spec.Template
+				equal(t, "annotations", pod.Annotations, map[string]string{"com.example/a": "1"})
+				equal(t, "host aliases", pod.Spec.HostAliases, []corev1.HostAlias{
+					{IP: "10.0.0.5", Hostnames: []string{"cache.local", "db.local"}}, {IP: "10.0.0.6", Hostnames: []string{"api.local"}}})
+				two := "2"
+				equal(t, "dns", pod.Spec.DNSConfig, &corev1.PodDNSConfig{Nameservers: []string{"10.0.0.2"}, Searches: []string{"example.com"},
+					Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: &two}, {Name: "use-vc"}}})
+				c := pod.Spec.Containers[0]
+				equal(t, "shm mount", c.VolumeMounts, []corev1.VolumeMount{{Name: "shm", MountPath: "/dev/shm"}})
+				equal(t, "shm size", pod.Spec.Volumes[0].EmptyDir.SizeLimit.String(), "64Mi")
+				equal(t, "lifecycle", c.Lifecycle, &corev1.Lifecycle{
+					PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"touch", "/up"}}},
+					PreStop:   &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"rm", "/up"}}}})
+				equal(t, "groups", pod.Spec.SecurityContext.SupplementalGroups, []int64{100})
+				warned(t, r, "service web", `group_add "audio" is not numeric`)
 			},
 		},
 		{

@@ -70,6 +70,7 @@ func (c *converter) service(s types.ServiceConfig) error {
 		pod.TerminationGracePeriodSeconds = &g
 	}
 	waitJobs := c.dependencies(s, subject, &pod)
+	c.podExtras(s, subject, &pod)
 
 	labels := map[string]string{LabelProject: c.ns, LabelService: svc}
 	for _, key := range sortedKeys(s.Networks) {
@@ -79,6 +80,9 @@ func (c *converter) service(s types.ServiceConfig) error {
 	meta := c.meta(svc, svc)
 	addLabels(&meta, s.Labels)
 	addLabels(&tmplMeta, s.Labels)
+	for k, v := range s.Annotations {
+		tmplMeta.Annotations = setAnnotation(tmplMeta.Annotations, k, v)
+	}
 	if len(s.Profiles) > 0 {
 		meta.Annotations = setAnnotation(meta.Annotations, annotationProfiles, strings.Join(s.Profiles, ","))
 	}
@@ -386,4 +390,68 @@ func firstPort(s types.ServiceConfig) uint32 {
 		}
 	}
 	return best
+}
+
+// podExtras maps the keys with a pod-level equivalent: extra_hosts as
+// hostAliases, dns* as dnsConfig (added to the cluster's DNS), shm_size
+// as a memory emptyDir on /dev/shm, post_start/pre_stop as lifecycle
+// hooks (the first command of each) and numeric group_add as
+// supplementalGroups.
+func (c *converter) podExtras(s types.ServiceConfig, subject string, pod *corev1.PodSpec) {
+	byIP := map[string][]string{}
+	for _, host := range sortedKeys(s.ExtraHosts) {
+		for _, ip := range s.ExtraHosts[host] {
+			if ip == "host-gateway" {
+				c.note(subject, "extra_hosts %s=host-gateway dropped", host)
+				continue
+			}
+			byIP[ip] = append(byIP[ip], host)
+		}
+	}
+	for _, ip := range sortedKeys(byIP) {
+		pod.HostAliases = append(pod.HostAliases, corev1.HostAlias{IP: ip, Hostnames: byIP[ip]})
+	}
+	if len(s.DNS) > 0 || len(s.DNSSearch) > 0 || len(s.DNSOpts) > 0 {
+		dc := &corev1.PodDNSConfig{Nameservers: s.DNS, Searches: s.DNSSearch}
+		for _, o := range s.DNSOpts {
+			name, value, ok := strings.Cut(o, ":")
+			opt := corev1.PodDNSConfigOption{Name: name}
+			if ok {
+				opt.Value = &value
+			}
+			dc.Options = append(dc.Options, opt)
+		}
+		pod.DNSConfig = dc
+	}
+	ctr := &pod.Containers[0]
+	if s.ShmSize > 0 {
+		q := resource.NewQuantity(int64(s.ShmSize), resource.BinarySI)
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "shm", VolumeSource: corev1.VolumeSource{
+			EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: q}}})
+		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "shm", MountPath: "/dev/shm"})
+	}
+	hook := func(what string, hooks []types.ServiceHook) *corev1.LifecycleHandler {
+		if len(hooks) == 0 {
+			return nil
+		}
+		if len(hooks) > 1 || hooks[0].User != "" || hooks[0].Privileged || hooks[0].WorkingDir != "" || len(hooks[0].Environment) > 0 {
+			c.note(subject, "%s: only the first hook's command is kept", what)
+		}
+		return &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string(hooks[0].Command)}}
+	}
+	post, pre := hook("post_start", s.PostStart), hook("pre_stop", s.PreStop)
+	if post != nil || pre != nil {
+		ctr.Lifecycle = &corev1.Lifecycle{PostStart: post, PreStop: pre}
+	}
+	for _, g := range s.GroupAdd {
+		gid, err := strconv.ParseInt(g, 10, 64)
+		if err != nil {
+			c.note(subject, "group_add %q is not numeric: dropped", g)
+			continue
+		}
+		if pod.SecurityContext == nil {
+			pod.SecurityContext = &corev1.PodSecurityContext{}
+		}
+		pod.SecurityContext.SupplementalGroups = append(pod.SecurityContext.SupplementalGroups, gid)
+	}
 }
