@@ -72,7 +72,11 @@ func Convert(p *types.Project, opts Options) (*Result, error) {
 	if opts.VolumeSize == "" {
 		opts.VolumeSize = "1Gi"
 	}
-	c := &converter{p: p, opts: opts, notes: map[string][]string{}}
+	c := &converter{p: p, opts: opts, notes: map[string][]string{}, serviceNames: map[string]string{}}
+	// Service names come first: an alias never takes a service's name.
+	for _, name := range p.ServiceNames() {
+		c.serviceNames[dnsLabel(name)] = dnsLabel(name)
+	}
 	c.ns = c.name("project", p.Name)
 	c.add(c.namespace())
 	if err := c.volumes(); err != nil {
@@ -99,7 +103,10 @@ type converter struct {
 	ns    string
 	objs  []Object
 	notes map[string][]string // subject ("service web") -> notes
-	order []string
+	// serviceNames maps each Kubernetes Service name to the compose
+	// service that owns it.
+	serviceNames map[string]string
+	order        []string
 }
 
 func (c *converter) add(o Object) { c.objs = append(c.objs, o) }

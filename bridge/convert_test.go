@@ -188,8 +188,21 @@ services:
 			},
 		},
 		{
+			name: "an alias never takes another service's name",
+			compose: `name: p
+services:
+  db: {image: x, networks: {default: {aliases: [cache, store]}}}
+  cache: {image: x, networks: {default: {aliases: [store]}}}
+`,
+			check: func(t *testing.T, r *Result) {
+				equal(t, "cache selects", get[*corev1.Service](t, r, "cache").Spec.Selector[LabelService], "cache")
+				equal(t, "store selects", get[*corev1.Service](t, r, "store").Spec.Selector[LabelService], "cache")
+				warned(t, r, "service db", "alias cache dropped: the name belongs to service cache", "alias store dropped")
+			},
+		},
+		{
 			name:    "published ports keep the host port on a LoadBalancer",
-			compose: "name: p\nservices:\n  web:\n    image: x\n    ports: [\"8080:80\", \"5353:53/udp\"]\n",
+			compose: "name: p\nservices:\n  web:\n    image: x\n    ports: [\"8080:80\", \"127.0.0.1:8080:80\", \"5353:53/udp\"]\n",
 			check: func(t *testing.T, r *Result) {
 				s := get[*corev1.Service](t, r, "web-published")
 				equal(t, "type", s.Spec.Type, corev1.ServiceTypeLoadBalancer)

@@ -58,10 +58,13 @@ func (c *converter) networkPolicies() {
 // ports, as the host's port would.
 func (c *converter) publishedPolicy(svc string, ports []types.ServicePortConfig) Object {
 	var np []networkingv1.NetworkPolicyPort
+	seen := map[string]bool{}
 	for _, p := range ports {
-		if p.Published == "" {
+		key := fmt.Sprintf("%d/%s", p.Target, p.Protocol)
+		if p.Published == "" || seen[key] {
 			continue
 		}
+		seen[key] = true
 		proto := protocol(p.Protocol)
 		port := intstr.FromInt32(int32(p.Target))
 		np = append(np, networkingv1.NetworkPolicyPort{Protocol: &proto, Port: &port})
@@ -138,12 +141,16 @@ func (c *converter) services(s types.ServiceConfig, svc, subject string) []Objec
 		}
 	}
 	var out []Object
-	done := map[string]bool{}
-	for _, name := range names {
-		if done[name] {
+	for i, name := range names {
+		// A name another service or alias already holds stays with it, as
+		// compose's DNS answers the service name first.
+		if owner, taken := c.serviceNames[name]; taken && (owner != svc || i > 0) {
+			if owner != svc {
+				c.note(subject, "alias %s dropped: the name belongs to service %s", name, owner)
+			}
 			continue
 		}
-		done[name] = true
+		c.serviceNames[name] = svc
 		k := &corev1.Service{
 			TypeMeta:   typeMeta("v1", "Service"),
 			ObjectMeta: c.meta(name, svc),
@@ -174,7 +181,12 @@ func (c *converter) services(s types.ServiceConfig, svc, subject string) []Objec
 			continue
 		}
 		proto := protocol(p.Protocol)
-		published = append(published, corev1.ServicePort{Name: fmt.Sprintf("%s-%d", lower(proto), host),
+		key := fmt.Sprintf("%s-%d", lower(proto), host)
+		if seen["published "+key] {
+			continue // the same port on several host addresses
+		}
+		seen["published "+key] = true
+		published = append(published, corev1.ServicePort{Name: key,
 			Port: int32(host), TargetPort: intstr.FromInt32(int32(p.Target)), Protocol: proto})
 		if p.HostIP != "" {
 			c.note(subject, "host_ip %s of port %s dropped (the load balancer decides)", p.HostIP, p.Published)

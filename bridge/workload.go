@@ -357,7 +357,7 @@ func (c *converter) dependencies(s types.ServiceConfig, subject string, pod *cor
 			script = fmt.Sprintf("until nc -z -w 2 %s %d; do sleep 1; done", name, port)
 		}
 		pod.InitContainers = append(pod.InitContainers, corev1.Container{
-			Name:    "wait-" + name,
+			Name:    dnsLabel("wait-" + name),
 			Image:   c.opts.InitImage,
 			Command: []string{"sh", "-c", script},
 		})
