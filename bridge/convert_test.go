@@ -304,6 +304,17 @@ services:
 			},
 		},
 		{
+			name:    "a bound file too large for a ConfigMap is reported",
+			compose: "name: p\nservices:\n  web:\n    image: x\n    volumes: [\"./big.bin:/big.bin\"]\n",
+			files:   map[string]string{"big.bin": strings.Repeat("x", 2<<20)},
+			check: func(t *testing.T, r *Result) {
+				if has[*corev1.ConfigMap](r, "web-vol-0") {
+					t.Error("a 2 MiB file became a ConfigMap")
+				}
+				warned(t, r, "service web", "bind big.bin skipped: 2097152 bytes")
+			},
+		},
+		{
 			name:    "host binds kept with --allow-hostpath",
 			compose: "name: p\nservices:\n  web:\n    image: x\n    volumes: [\"/srv:/srv\"]\n",
 			opts:    Options{AllowHostPath: true},
@@ -512,4 +523,19 @@ func TestEveryKey(t *testing.T) {
 	get[*corev1.ConfigMap](t, r, "full-vol-1")
 	equal(t, "legacy claim", get[*appsv1.Deployment](t, r, "db").Spec.Template.Spec.Volumes[0].PersistentVolumeClaim.ClaimName, "legacy-claim")
 	equal(t, "data size", get[*corev1.PersistentVolumeClaim](t, r, "data").Spec.Resources.Requests.Storage().String(), "2Gi")
+}
+
+func TestDNSLabel(t *testing.T) {
+	for in, want := range map[string]string{
+		"web":                          "web",
+		"Web_App":                      "web-app",
+		"-a.b-":                        "a-b",
+		"___":                          "x",
+		strings.Repeat("a", 70):        strings.Repeat("a", 63),
+		strings.Repeat("a", 62) + "_b": strings.Repeat("a", 62),
+	} {
+		if got := dnsLabel(in); got != want {
+			t.Errorf("dnsLabel(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
