@@ -115,6 +115,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(
 		newVersionCommand(),
 		newConfigCommand(g),
+		newBridgeCommand(g),
 		newImageCommand(g),
 		newLoginCommand(g),
 		newLogoutCommand(g),
