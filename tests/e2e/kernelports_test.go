@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/berthrun/berth/tests/harness"
+)
+
+// portTables lists the tables of published ports in the sandbox.
+func portTables(t *testing.T) []string {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := c.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tb := range tables {
+		if strings.HasPrefix(tb.Name, "berth_ports_") {
+			out = append(out, tb.Name)
+		}
+	}
+	return out
+}
+
+// TestKernelPorts: with BERTH_PROXY=kernel a port published on every
+// address is served by DNAT, from the host's loopback and from a container
+// (hairpin, through the bridge's gateway address), and `down` removes the
+// table.
+func TestKernelPorts(t *testing.T) {
+	e := harness.New(t)
+	e.Environ = append(e.Environ, "BERTH_PROXY=kernel")
+	e.LoadImage("busybox:latest")
+	port := freePort(t)
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: kports
+services:
+  web:
+    image: busybox
+    command: %s
+    init: true
+    ports: ["%d:80"]
+  probe:
+    image: busybox
+    command: ["sleep", "3600"]
+    init: true
+`, webCommand, port))
+	e.MustRun("up", "-d", "--scale", "web=2")
+	// The supervisor points the port at the replicas as they start.
+	waitFor(t, 10*time.Second, "the table of published ports", func() bool { return len(portTables(t)) == 1 })
+	names := hostnames(t, e, "web")
+	// A replica's server may start later than the other's: ask until both
+	// have answered.
+	seen := map[string]bool{}
+	waitFor(t, 15*time.Second, "both replicas to answer on 127.0.0.1", func() bool {
+		if body, err := get(t, port); err == nil {
+			seen[names[strings.TrimSpace(body)]] = true
+		}
+		return len(seen) == 2
+	})
+	if ps := e.MustRun("ps").Stdout; !strings.Contains(ps, fmt.Sprintf("0.0.0.0:%d->80/tcp", port)) {
+		t.Errorf("ps PORTS:\n%s", ps)
+	}
+
+	// Hairpin: a container reaches the published port through its gateway.
+	script := fmt.Sprintf(`gw=$(ip route | awk '/^default/ {print $3}'); printf "GET / HTTP/1.0\r\n\r\n" | nc -w 5 $gw %d`, port)
+	r := e.Run("exec", "-T", "probe", "sh", "-c", script)
+	_, body, _ := strings.Cut(r.Stdout, "\r\n\r\n")
+	if r.Code != 0 || names[strings.TrimSpace(body)] == "" {
+		t.Errorf("hairpin through the gateway: exit %d, %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+
+	e.MustRun("down", "-t", "1")
+	if tables := portTables(t); len(tables) != 0 {
+		t.Errorf("tables left after down: %v", tables)
+	}
+	if _, err := get(t, port); err == nil {
+		t.Error("the port still answers after down")
+	}
+}
