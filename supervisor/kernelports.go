@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/berthrun/berth/netmgr"
@@ -239,3 +241,55 @@ func (p *kernelPort) Close() error {
 // Conns is 0: connections translated in the kernel are conntrack's, and
 // a replica leaving keeps them for as long as it runs.
 func (p *kernelPort) Conns(string) int { return 0 }
+
+// kernelConns counts the TCP connections a leaving replica still has on the
+// target ports of the service's kernel-served ports: conntrack keeps them
+// going to it, and draining waits for them as it waits for the proxy's.
+// They are read from the sockets in the container's own namespace.
+func (s *Supervisor) kernelConns(r Record) int {
+	if s.kports == nil || r.State.Pid == 0 {
+		return 0
+	}
+	targets := map[uint16]bool{}
+	s.ports.mu.Lock()
+	for _, p := range s.ports.pubs {
+		if _, ok := p.proxy.(*kernelPort); ok && p.binding.Protocol == "tcp" && p.service == r.Service &&
+			(p.container == "" || p.container == r.ID) {
+			targets[uint16(p.binding.Target)] = true
+		}
+	}
+	s.ports.mu.Unlock()
+	if len(targets) == 0 {
+		return 0
+	}
+	n := 0
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", r.State.Pid, f))
+		if err != nil {
+			continue
+		}
+		n += establishedOn(string(b), targets)
+	}
+	return n
+}
+
+// establishedOn counts the lines of a /proc/net/tcp table that are
+// established connections on one of the local ports.
+func establishedOn(table string, ports map[uint16]bool) int {
+	n := 0
+	for _, line := range strings.Split(table, "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[3] != "01" { // TCP_ESTABLISHED
+			continue
+		}
+		_, hexPort, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		p, err := strconv.ParseUint(hexPort, 16, 16)
+		if err == nil && ports[uint16(p)] {
+			n++
+		}
+	}
+	return n
+}
