@@ -18,11 +18,11 @@ import (
 	"github.com/berthrun/berth/scale"
 )
 
-// ProxyEnv chooses how published ports are served: "kernel" (nftables
-// DNAT, falling back per port to the proxy where the kernel path cannot
-// serve it) or "userspace" (the built-in proxy for every port). The
-// supervisor reads it when it starts, from the environment of the command
-// that started it.
+// ProxyEnv chooses how published ports are served: "kernel", the default
+// (nftables DNAT, falling back to the proxy for the ports the kernel path
+// cannot serve, or for all when the kernel lacks nf_tables NAT) or
+// "userspace" (the built-in proxy for every port). The supervisor reads it
+// when it starts, from the environment of the command that started it.
 const ProxyEnv = "BERTH_PROXY"
 
 // front is what serves one published port: the userspace proxy
@@ -38,12 +38,12 @@ type front interface {
 // portMode returns whether ProxyEnv asks for the kernel path.
 func portMode() (kernel bool, err error) {
 	switch v := os.Getenv(ProxyEnv); v {
-	case "", "userspace":
-		return false, nil
-	case "kernel":
+	case "", "kernel":
 		return true, nil
+	case "userspace":
+		return false, nil
 	default:
-		return false, fmt.Errorf("%s=%q: want kernel or userspace", ProxyEnv, v)
+		return true, fmt.Errorf("%s=%q: want kernel or userspace", ProxyEnv, v)
 	}
 }
 

@@ -47,10 +47,10 @@ func TestPortMode(t *testing.T) {
 		kernel bool
 		err    bool
 	}{
-		{"", false, false},
+		{"", true, false},
 		{"userspace", false, false},
 		{"kernel", true, false},
-		{"fast", false, true},
+		{"fast", true, true},
 	} {
 		t.Setenv(ProxyEnv, tc.env)
 		kernel, err := portMode()

@@ -119,9 +119,11 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	if s.maxConns, err = proxyMaxConns(); err != nil {
 		s.logf("%v; using the default of %d", err, scale.DefaultMaxConns())
 	}
-	if kernel, err := portMode(); err != nil {
-		s.logf("%v; using the userspace proxy", err)
-	} else if kernel {
+	kernel, err := portMode()
+	if err != nil {
+		s.logf("%v; serving published ports in the kernel", err)
+	}
+	if kernel {
 		if err := netmgr.KernelNATAvailable(); err != nil {
 			s.logf("published ports go through the userspace proxy: the kernel path is not available: %v", err)
 		} else {
