@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
 
+	"github.com/berthrun/berth/internal/testimage"
 	"github.com/berthrun/berth/tests/harness"
 )
 
@@ -84,5 +88,78 @@ services:
 	}
 	if _, err := get(t, port); err == nil {
 		t.Error("the port still answers after down")
+	}
+}
+
+// TestKernelPortsDrain: a replica scaled away keeps the connections that
+// conntrack sent to it, and its stop waits for them to end, not for the
+// whole grace period.
+func TestKernelPortsDrain(t *testing.T) {
+	e := harness.New(t)
+	e.Environ = append(e.Environ, "BERTH_PROXY=kernel")
+	e.LoadImage("holdsrv:latest", testimage.WithEntries(testimage.Entry{Name: "holdsrv", Mode: 0o755, Body: harness.BuildStatic(t, "./testdata/holdsrv")}))
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: kdrain
+services:
+  web:
+    image: holdsrv
+    command: ["/holdsrv"]
+    stop_grace_period: 30s
+    ports: ["127.0.0.1:%d:80"]
+`, port))
+	e.MustRun("up", "-d", "--scale", "web=2")
+	defer e.Run("down", "-t", "1")
+	// Two connections in a row go to both replicas (numgen counts on), once
+	// both answer.
+	var conns []net.Conn
+	waitFor(t, 15*time.Second, "two connections through the port", func() bool {
+		c, err := greeted(addr, time.Second)
+		if err == nil {
+			conns = append(conns, c)
+		}
+		return len(conns) == 2
+	})
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+
+	scale := e.Command("scale", "web=1")
+	if err := scale.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- scale.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("scale ended while a connection to the leaving replica was open: %v", err)
+	case <-time.After(2 * time.Second):
+	}
+	for i, c := range conns {
+		if _, err := c.Write([]byte("still here\n")); err != nil {
+			t.Errorf("connection %d after the scale began: %v", i, err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		var buf [1]byte
+		if _, err := c.Read(buf[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("connection %d after the scale began: read %v, want it still open", i, err)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("scale web=1: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("scale still draining 15 s after the connections closed (grace is 30 s)")
+	}
+	if n := len(ps(t, e, "web")); n != 1 {
+		t.Errorf("%d replicas after scale web=1", n)
 	}
 }
