@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +163,58 @@ services:
 	if n := len(ps(t, e, "web")); n != 1 {
 		t.Errorf("%d replicas after scale web=1", n)
 	}
+}
+
+// TestKernelPortsFallback: a port the kernel path cannot serve (an IPv6
+// host address) goes through the userspace proxy, with a line in the
+// supervisor's log, next to a port served in the kernel.
+func TestKernelPortsFallback(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("the sandbox has no ::1: %v", err)
+	}
+	port6 := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	port := freePort(t)
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: kfallback
+services:
+  web:
+    image: busybox
+    command: %s
+    init: true
+    ports: ["127.0.0.1:%d:80", "[::1]:%d:80"]
+`, webCommand, port, port6))
+	e.MustRun("up", "-d")
+	if body, err := getReady(t, port); err != nil || strings.TrimSpace(body) == "" {
+		t.Fatalf("127.0.0.1:%d: %q, %v", port, body, err)
+	}
+	waitFor(t, 10*time.Second, "an answer on [::1]", func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("[::1]:%d", port6), time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprintf(c, "GET / HTTP/1.0\r\n\r\n")
+		var buf [12]byte
+		n, _ := c.Read(buf[:])
+		return strings.HasPrefix(string(buf[:n]), "HTTP/1")
+	})
+	logs, _ := filepath.Glob(filepath.Join(e.RunRoot, "*", "*", "supervisor.log"))
+	more, _ := filepath.Glob(filepath.Join(e.RunRoot, "*", "supervisor.log"))
+	var all []byte
+	for _, f := range append(logs, more...) {
+		b, _ := os.ReadFile(f)
+		all = append(all, b...)
+	}
+	if !strings.Contains(string(all), "through the userspace proxy: host address ::1 is not IPv4") {
+		t.Errorf("no fallback line in the supervisor's log:\n%s", all)
+	}
+	if n := len(portTables(t)); n != 1 {
+		t.Errorf("%d tables of published ports, want 1 (for 127.0.0.1)", n)
+	}
+	e.MustRun("down", "-t", "1")
 }
