@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -220,3 +221,24 @@ func KernelNATAvailable() error {
 // ipsDstNAT is the conntrack status bit IPS_DST_NAT (linux/netfilter/
 // nf_conntrack_common.h), which x/sys/unix does not name.
 const ipsDstNAT = 1 << 5
+
+// ForgetUDPFlows deletes the conntrack entries that send datagrams for a
+// published UDP port to a backend that left it. A UDP flow has no end that
+// conntrack could see: as long as the client keeps sending, its entry
+// would keep translating to the old backend, stopped or not.
+func ForgetUDPFlows(hostPort uint16, backend netip.Addr) error {
+	f := &netlink.ConntrackFilter{}
+	if err := f.AddProtocol(unix.IPPROTO_UDP); err != nil {
+		return err
+	}
+	if err := f.AddPort(netlink.ConntrackOrigDstPort, hostPort); err != nil {
+		return err
+	}
+	if err := f.AddIP(netlink.ConntrackReplySrcIP, backend.AsSlice()); err != nil {
+		return err
+	}
+	if _, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f); err != nil {
+		return fmt.Errorf("conntrack: forgetting UDP flows to %s: %w", backend, err)
+	}
+	return nil
+}

@@ -216,8 +216,19 @@ func (p *kernelPort) SetBackends(list []scale.Backend) {
 	if !p.k.ports[p] || slices.Equal(addrs, p.spec.Backends) && p.k.err == nil {
 		return
 	}
+	old := p.spec.Backends
 	p.spec.Backends = addrs
 	p.k.syncLocked()
+	if p.spec.Protocol != "udp" || p.k.err != nil {
+		return
+	}
+	for _, a := range old {
+		if !slices.Contains(addrs, a) {
+			if err := netmgr.ForgetUDPFlows(p.spec.HostPort, a); err != nil {
+				p.k.logf("published port %d/udp: %v", p.spec.HostPort, err)
+			}
+		}
+	}
 }
 
 func (p *kernelPort) Close() error {

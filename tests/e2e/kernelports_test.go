@@ -218,3 +218,74 @@ services:
 	}
 	e.MustRun("down", "-t", "1")
 }
+
+// TestKernelPortsUDPMoves: a UDP flow whose replica is scaled away moves to
+// one that is left, although its client keeps sending from the same port
+// (conntrack would otherwise keep translating it to the old replica).
+func TestKernelPortsUDPMoves(t *testing.T) {
+	e := harness.New(t)
+	e.Environ = append(e.Environ, "BERTH_PROXY=kernel")
+	e.LoadImage("udpecho:latest", testimage.WithEntries(testimage.Entry{Name: "udpecho", Mode: 0o755, Body: harness.BuildStatic(t, "./testdata/udpecho")}))
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: kudp
+services:
+  sink:
+    image: udpecho
+    command: ["/udpecho"]
+    ports: ["127.0.0.1:%d:9000/udp"]
+`, port))
+	e.MustRun("up", "-d", "--scale", "sink=2")
+	defer e.Run("down", "-t", "1")
+	ask := func(c net.Conn) string {
+		_, _ = c.Write([]byte("whoami"))
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		buf := make([]byte, 100)
+		n, err := c.Read(buf)
+		if err != nil {
+			return ""
+		}
+		return string(buf[:n])
+	}
+	// Two client flows, one on each replica.
+	var flows []net.Conn
+	seen := map[string]bool{}
+	waitFor(t, 15*time.Second, "a flow to each replica", func() bool {
+		c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := ask(c); h != "" && !seen[h] {
+			seen[h] = true
+			flows = append(flows, c)
+		} else {
+			c.Close()
+		}
+		return len(flows) == 2
+	})
+	defer func() {
+		for _, c := range flows {
+			c.Close()
+		}
+	}()
+	e.MustRun("scale", "sink=1")
+	var left string
+	waitFor(t, 10*time.Second, "the replica left to answer a new flow", func() bool {
+		c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		left = ask(c)
+		return left != ""
+	})
+	// Both flows, the scaled-away replica's included, end on it.
+	for i, c := range flows {
+		waitFor(t, 10*time.Second, fmt.Sprintf("flow %d to reach %s", i, left), func() bool { return ask(c) == left })
+	}
+}
