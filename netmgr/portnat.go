@@ -222,10 +222,12 @@ func KernelNATAvailable() error {
 // nf_conntrack_common.h), which x/sys/unix does not name.
 const ipsDstNAT = 1 << 5
 
-// ForgetUDPFlows deletes the conntrack entries that send datagrams for a
-// published UDP port to a backend that left it. A UDP flow has no end that
-// conntrack could see: as long as the client keeps sending, its entry
-// would keep translating to the old backend, stopped or not.
+// ForgetUDPFlows deletes the conntrack entries of a published UDP port
+// that go to backend, or all of them when backend is not valid. A UDP flow
+// has no end that conntrack could see: as long as the client keeps
+// sending, its entry keeps its translation (to a backend that left), or
+// its lack of one (datagrams sent while the port had no backend went to
+// the held socket, and would go on doing so).
 func ForgetUDPFlows(hostPort uint16, backend netip.Addr) error {
 	f := &netlink.ConntrackFilter{}
 	if err := f.AddProtocol(unix.IPPROTO_UDP); err != nil {
@@ -234,8 +236,10 @@ func ForgetUDPFlows(hostPort uint16, backend netip.Addr) error {
 	if err := f.AddPort(netlink.ConntrackOrigDstPort, hostPort); err != nil {
 		return err
 	}
-	if err := f.AddIP(netlink.ConntrackReplySrcIP, backend.AsSlice()); err != nil {
-		return err
+	if backend.IsValid() {
+		if err := f.AddIP(netlink.ConntrackReplySrcIP, backend.AsSlice()); err != nil {
+			return err
+		}
 	}
 	if _, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f); err != nil {
 		return fmt.Errorf("conntrack: forgetting UDP flows to %s: %w", backend, err)

@@ -222,11 +222,18 @@ func (p *kernelPort) SetBackends(list []scale.Backend) {
 	if p.spec.Protocol != "udp" || p.k.err != nil {
 		return
 	}
+	var forget []netip.Addr
+	if len(old) == 0 {
+		forget = append(forget, netip.Addr{}) // flows to the held socket
+	}
 	for _, a := range old {
 		if !slices.Contains(addrs, a) {
-			if err := netmgr.ForgetUDPFlows(p.spec.HostPort, a); err != nil {
-				p.k.logf("published port %d/udp: %v", p.spec.HostPort, err)
-			}
+			forget = append(forget, a)
+		}
+	}
+	for _, a := range forget {
+		if err := netmgr.ForgetUDPFlows(p.spec.HostPort, a); err != nil {
+			p.k.logf("published port %d/udp: %v", p.spec.HostPort, err)
 		}
 	}
 }
