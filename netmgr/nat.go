@@ -134,14 +134,23 @@ func ensureNAT(_ context.Context, n *Network) error {
 	// br_netfilter), to another berth bridge never, out of the host only
 	// when not internal.
 	r.rule(in, append(ifIs(expr.MetaKeyOIFNAME, expr.CmpOpEq, ifname(br)), verdict(expr.VerdictAccept))...)
+	if !n.Internal {
+		// A published port served in the kernel (portnat.go) may send a
+		// container's connection to a replica on another bridge.
+		r.rule(in, append(ctDNAT(), verdict(expr.VerdictAccept))...)
+	}
 	r.rule(in, append(ifIs(expr.MetaKeyOIFNAME, expr.CmpOpEq, anyBridge), verdict(expr.VerdictDrop))...)
 	if n.Internal {
 		r.rule(in, verdict(expr.VerdictDrop))
 	}
 	// Entering the bridge from elsewhere: never from another berth bridge;
-	// replies to the containers' own connections only. Published ports go
-	// through the userspace proxy, which connects from the host itself and
-	// so does not pass this hook.
+	// replies to the containers' own connections, and connections to a
+	// published port translated in the kernel (portnat.go), from outside
+	// or from a container (hairpin). The userspace proxy connects from the
+	// host itself and so does not pass this hook.
+	if !n.Internal {
+		r.rule(out, append(ctDNAT(), verdict(expr.VerdictAccept))...)
+	}
 	r.rule(out, append(ifIs(expr.MetaKeyIIFNAME, expr.CmpOpEq, anyBridge), verdict(expr.VerdictDrop))...)
 	if !n.Internal {
 		r.rule(out, append(ctEstablished(), verdict(expr.VerdictAccept))...)

@@ -18,7 +18,7 @@ func TestNATRuleset(t *testing.T) {
 		// out- rules, nat- rules, one element per map used.
 		want int
 	}{
-		{"routed", false, 3 + 2 + 3 + 1 + 3},
+		{"routed", false, 3 + 3 + 4 + 1 + 3},
 		{"internal", true, 3 + 3 + 2 + 0 + 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

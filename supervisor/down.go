@@ -132,7 +132,7 @@ func (s *Supervisor) drain(ctx context.Context, cs []*container, grace *time.Dur
 	for time.Now().Before(deadline) {
 		open := 0
 		for _, c := range cs {
-			open += s.proxiedConns(c.rec.ID)
+			open += s.proxiedConns(c.rec.ID) + s.kernelConns(c.record())
 		}
 		if open == 0 {
 			return

@@ -32,11 +32,12 @@ func (b PortBinding) String() string {
 	return fmt.Sprintf("%s:%d->%d/%s", ip, b.HostPort, b.Target, b.Protocol)
 }
 
-// publisher is one listener of the built-in proxy: for a port with a fixed
-// host port, one per service in front of all its replicas; for a
-// container-only port ("- 80"), one per container on a random host port.
+// publisher is one published port, served by the built-in proxy or in the
+// kernel: for a port with a fixed host port, one per service in front of
+// all its replicas; for a container-only port ("- 80"), one per container
+// on a random host port.
 type publisher struct {
-	proxy     *scale.Proxy
+	proxy     front
 	binding   PortBinding
 	service   string
 	container string // "" for a service-wide listener
@@ -150,9 +151,19 @@ func (s *Supervisor) publishContainer(ctx context.Context, svc *model.Service, r
 }
 
 func (s *Supervisor) openPublisher(ctx context.Context, key, service, ctr string, b PortBinding, grace time.Duration) error {
-	// A replica scaled away keeps its open connections for its grace period.
-	p := scale.NewProxy(scale.PortSpec{Protocol: b.Protocol, HostIP: b.HostIP, HostPort: b.HostPort,
-		Name: "service " + service, DrainGrace: grace, MaxConns: s.maxConns, Logger: s.proxyLog})
+	var p front
+	if s.kports != nil {
+		if why := kernelServes(b); why != "" {
+			s.logf("service %s: publishing %s through the userspace proxy: %s", service, b, why)
+		} else {
+			p = s.kports.newPort(b)
+		}
+	}
+	if p == nil {
+		// A replica scaled away keeps its open connections for its grace period.
+		p = scale.NewProxy(scale.PortSpec{Protocol: b.Protocol, HostIP: b.HostIP, HostPort: b.HostPort,
+			Name: "service " + service, DrainGrace: grace, MaxConns: s.maxConns, Logger: s.proxyLog})
+	}
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
@@ -286,6 +297,9 @@ func (s *Supervisor) closeAllPublishers() {
 	for k, p := range s.ports.pubs {
 		_ = p.proxy.Close()
 		delete(s.ports.pubs, k)
+	}
+	if s.kports != nil {
+		s.kports.remove()
 	}
 }
 

@@ -39,6 +39,7 @@ type Supervisor struct {
 
 	proxyLog *slog.Logger // the proxies' warnings, into the supervisor's log
 	maxConns int          // per published port; 0: the proxy's default
+	kports   *kernelPorts // published ports in the kernel; nil: all through the proxy
 
 	// opLock runs up, down and the container operations one at a time:
 	// two CLIs converging one project at once would both create replica 1.
@@ -117,6 +118,17 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	s.proxyLog = slog.New(slog.NewTextHandler(s.log.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if s.maxConns, err = proxyMaxConns(); err != nil {
 		s.logf("%v; using the default of %d", err, scale.DefaultMaxConns())
+	}
+	kernel, err := portMode()
+	if err != nil {
+		s.logf("%v; serving published ports in the kernel", err)
+	}
+	if kernel {
+		if err := netmgr.KernelNATAvailable(); err != nil {
+			s.logf("published ports go through the userspace proxy: the kernel path is not available: %v", err)
+		} else {
+			s.kports = newKernelPorts(paths.ProjectRunDir(proj), s.logf)
+		}
 	}
 	defer s.dns.Close()
 	defer s.closeAllPublishers()

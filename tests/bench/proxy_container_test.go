@@ -14,17 +14,24 @@ import (
 // sinkPort is where testdata/sink listens inside its container.
 const sinkPort = "9000"
 
-// BenchmarkProxyContainer compares a published port (127.0.0.1:<port>,
-// served by the supervisor's proxy) with a direct connection to the
-// container's bridge address, both reaching testdata/sink in a real
-// container. The test process runs in the sandbox's network namespace, in
-// which the bridge is reachable.
+// BenchmarkProxyContainer compares a published port (127.0.0.1:<port>)
+// with a direct connection to the container's bridge address, both
+// reaching testdata/sink in a real container, once for each way berth
+// serves the port: nftables DNAT in the kernel and the supervisor's
+// userspace proxy. The test process runs in the sandbox's network
+// namespace, in which the bridge is reachable.
 func BenchmarkProxyContainer(b *testing.B) {
 	srv := harness.BuildStatic(b, "./testdata/sink")
-	e := harness.New(b)
-	e.LoadImage("benchsink:latest", testimage.WithEntries(testimage.Entry{Name: "srv", Mode: 0o755, Body: srv}))
-	port := freePort(b)
-	e.WriteFile("compose.yaml", fmt.Sprintf(`name: benchproxy
+	for _, mode := range []struct{ env, label string }{
+		{"kernel", "kernel DNAT"},
+		{"userspace", "userspace proxy"},
+	} {
+		b.Run(mode.env, func(b *testing.B) {
+			e := harness.New(b)
+			e.Environ = append(e.Environ, "BERTH_PROXY="+mode.env)
+			e.LoadImage("benchsink:latest", testimage.WithEntries(testimage.Entry{Name: "srv", Mode: 0o755, Body: srv}))
+			port := freePort(b)
+			e.WriteFile("compose.yaml", fmt.Sprintf(`name: benchproxy-%s
 services:
   sink:
     image: benchsink
@@ -32,23 +39,25 @@ services:
     init: true
     stop_grace_period: 1s
     ports: ["127.0.0.1:%d:%s"]
-`, sinkPort, port, sinkPort))
-	e.MustRun("up", "-d")
-	b.Cleanup(func() { e.MustRun("down", "-t", "1") })
-	ips := strings.Fields(e.MustRun("exec", "-T", "sink", "hostname", "-i").Stdout)
-	if len(ips) == 0 {
-		b.Fatal("hostname -i printed no address")
+`, mode.env, sinkPort, port, sinkPort))
+			e.MustRun("up", "-d")
+			b.Cleanup(func() { e.MustRun("down", "-t", "1") })
+			ips := strings.Fields(e.MustRun("exec", "-T", "sink", "hostname", "-i").Stdout)
+			if len(ips) == 0 {
+				b.Fatal("hostname -i printed no address")
+			}
+			paths := bench{
+				direct:  net.JoinHostPort(ips[0], sinkPort),
+				proxied: fmt.Sprintf("127.0.0.1:%d", port),
+			}
+			for k := range 2 {
+				if err := awaitEcho(paths.addr(k), 15*time.Second); err != nil {
+					b.Fatalf("sink not answering on the %s path %s: %v", name(k), paths.addr(k), err)
+				}
+			}
+			comparePaths(b, paths, "published port ("+mode.label+") → container", 500)
+		})
 	}
-	paths := bench{
-		direct:  net.JoinHostPort(ips[0], sinkPort),
-		proxied: fmt.Sprintf("127.0.0.1:%d", port),
-	}
-	for k := range 2 {
-		if err := awaitEcho(paths.addr(k), 15*time.Second); err != nil {
-			b.Fatalf("sink not answering on the %s path %s: %v", name(k), paths.addr(k), err)
-		}
-	}
-	comparePaths(b, paths, "published port → container", 500)
 }
 
 // awaitEcho retries one echo round trip to addr until it works or timeout

@@ -88,6 +88,8 @@ func TestConnectionFlood(t *testing.T) {
 	const clients = 5000
 	raiseNofile(t, clients+2000)
 	e := harness.New(t)
+	// The limit and the descriptors are the userspace proxy's.
+	e.Environ = append(e.Environ, "BERTH_PROXY=userspace")
 	e.LoadImage("holdsrv:latest", testimage.WithEntries(testimage.Entry{Name: "holdsrv", Mode: 0o755, Body: harness.BuildStatic(t, "./testdata/holdsrv")}))
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)

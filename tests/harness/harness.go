@@ -143,6 +143,9 @@ func (e *Env) Command(args ...string) *exec.Cmd {
 	cmd := exec.Command(e.Bin, args...)
 	cmd.Dir = e.Dir
 	cmd.Env = append(cleanEnviron(), "BERTH_ROOT="+e.Root, "BERTH_RUN_ROOT="+e.RunRoot)
+	if v := os.Getenv(ProxyModeEnv); v != "" {
+		cmd.Env = append(cmd.Env, "BERTH_PROXY="+v)
+	}
 	cmd.Env = append(cmd.Env, e.Environ...)
 	return cmd
 }
@@ -193,6 +196,10 @@ func (e *Env) WriteFile(name, content string) string {
 	}
 	return p
 }
+
+// ProxyModeEnv, in the test's environment, sets BERTH_PROXY for every
+// command that does not set it itself: the port tests run once each way.
+const ProxyModeEnv = "BERTH_TEST_PROXY"
 
 // cleanEnviron is the test process's environment without compose variables
 // that would change what a command loads.

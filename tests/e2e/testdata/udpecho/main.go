@@ -1,10 +1,12 @@
 // Command udpecho answers every UDP datagram on :9000 with "echo: " and the
-// datagram, for the published UDP port test.
+// datagram, and "whoami" with its hostname, for the published UDP port
+// tests.
 package main
 
 import (
 	"log"
 	"net"
+	"os"
 )
 
 func main() {
@@ -18,7 +20,12 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		if _, err := pc.WriteTo(append([]byte("echo: "), buf[:n]...), from); err != nil {
+		reply := append([]byte("echo: "), buf[:n]...)
+		if string(buf[:n]) == "whoami" { // which replica answers
+			h, _ := os.Hostname()
+			reply = []byte(h)
+		}
+		if _, err := pc.WriteTo(reply, from); err != nil {
 			log.Print(err)
 		}
 	}

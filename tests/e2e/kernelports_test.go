@@ -1,0 +1,291 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/berthrun/berth/internal/testimage"
+	"github.com/berthrun/berth/tests/harness"
+)
+
+// portTables lists the tables of published ports in the sandbox.
+func portTables(t *testing.T) []string {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := c.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tb := range tables {
+		if strings.HasPrefix(tb.Name, "berth_ports_") {
+			out = append(out, tb.Name)
+		}
+	}
+	return out
+}
+
+// TestKernelPorts: with BERTH_PROXY=kernel a port published on every
+// address is served by DNAT, from the host's loopback and from a container
+// (hairpin, through the bridge's gateway address), and `down` removes the
+// table.
+func TestKernelPorts(t *testing.T) {
+	e := harness.New(t)
+	e.Environ = append(e.Environ, "BERTH_PROXY=kernel")
+	e.LoadImage("busybox:latest")
+	port := freePort(t)
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: kports
+services:
+  web:
+    image: busybox
+    command: %s
+    init: true
+    ports: ["%d:80"]
+  probe:
+    image: busybox
+    command: ["sleep", "3600"]
+    init: true
+`, webCommand, port))
+	e.MustRun("up", "-d", "--scale", "web=2")
+	// The supervisor points the port at the replicas as they start.
+	waitFor(t, 10*time.Second, "the table of published ports", func() bool { return len(portTables(t)) == 1 })
+	names := hostnames(t, e, "web")
+	// A replica's server may start later than the other's: ask until both
+	// have answered.
+	seen := map[string]bool{}
+	waitFor(t, 15*time.Second, "both replicas to answer on 127.0.0.1", func() bool {
+		if body, err := get(t, port); err == nil {
+			seen[names[strings.TrimSpace(body)]] = true
+		}
+		return len(seen) == 2
+	})
+	if ps := e.MustRun("ps").Stdout; !strings.Contains(ps, fmt.Sprintf("0.0.0.0:%d->80/tcp", port)) {
+		t.Errorf("ps PORTS:\n%s", ps)
+	}
+
+	// Hairpin: a container reaches the published port through its gateway.
+	script := fmt.Sprintf(`gw=$(ip route | awk '/^default/ {print $3}'); printf "GET / HTTP/1.0\r\n\r\n" | nc -w 5 $gw %d`, port)
+	r := e.Run("exec", "-T", "probe", "sh", "-c", script)
+	_, body, _ := strings.Cut(r.Stdout, "\r\n\r\n")
+	if r.Code != 0 || names[strings.TrimSpace(body)] == "" {
+		t.Errorf("hairpin through the gateway: exit %d, %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+
+	e.MustRun("down", "-t", "1")
+	if tables := portTables(t); len(tables) != 0 {
+		t.Errorf("tables left after down: %v", tables)
+	}
+	if _, err := get(t, port); err == nil {
+		t.Error("the port still answers after down")
+	}
+}
+
+// TestKernelPortsDrain: a replica scaled away keeps the connections that
+// conntrack sent to it, and its stop waits for them to end, not for the
+// whole grace period.
+func TestKernelPortsDrain(t *testing.T) {
+	e := harness.New(t)
+	e.Environ = append(e.Environ, "BERTH_PROXY=kernel")
+	e.LoadImage("holdsrv:latest", testimage.WithEntries(testimage.Entry{Name: "holdsrv", Mode: 0o755, Body: harness.BuildStatic(t, "./testdata/holdsrv")}))
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: kdrain
+services:
+  web:
+    image: holdsrv
+    command: ["/holdsrv"]
+    stop_grace_period: 30s
+    ports: ["127.0.0.1:%d:80"]
+`, port))
+	e.MustRun("up", "-d", "--scale", "web=2")
+	defer e.Run("down", "-t", "1")
+	// Two connections in a row go to both replicas (numgen counts on), once
+	// both answer.
+	var conns []net.Conn
+	waitFor(t, 15*time.Second, "two connections through the port", func() bool {
+		c, err := greeted(addr, time.Second)
+		if err == nil {
+			conns = append(conns, c)
+		}
+		return len(conns) == 2
+	})
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+
+	scale := e.Command("scale", "web=1")
+	if err := scale.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- scale.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("scale ended while a connection to the leaving replica was open: %v", err)
+	case <-time.After(2 * time.Second):
+	}
+	for i, c := range conns {
+		if _, err := c.Write([]byte("still here\n")); err != nil {
+			t.Errorf("connection %d after the scale began: %v", i, err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		var buf [1]byte
+		if _, err := c.Read(buf[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("connection %d after the scale began: read %v, want it still open", i, err)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("scale web=1: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("scale still draining 15 s after the connections closed (grace is 30 s)")
+	}
+	if n := len(ps(t, e, "web")); n != 1 {
+		t.Errorf("%d replicas after scale web=1", n)
+	}
+}
+
+// TestKernelPortsFallback: a port the kernel path cannot serve (an IPv6
+// host address) goes through the userspace proxy, with a line in the
+// supervisor's log, next to a port served in the kernel.
+func TestKernelPortsFallback(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("the sandbox has no ::1: %v", err)
+	}
+	port6 := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	port := freePort(t)
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: kfallback
+services:
+  web:
+    image: busybox
+    command: %s
+    init: true
+    ports: ["127.0.0.1:%d:80", "[::1]:%d:80"]
+`, webCommand, port, port6))
+	e.MustRun("up", "-d")
+	if body, err := getReady(t, port); err != nil || strings.TrimSpace(body) == "" {
+		t.Fatalf("127.0.0.1:%d: %q, %v", port, body, err)
+	}
+	waitFor(t, 10*time.Second, "an answer on [::1]", func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("[::1]:%d", port6), time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprintf(c, "GET / HTTP/1.0\r\n\r\n")
+		var buf [12]byte
+		n, _ := c.Read(buf[:])
+		return strings.HasPrefix(string(buf[:n]), "HTTP/1")
+	})
+	logs, _ := filepath.Glob(filepath.Join(e.RunRoot, "*", "*", "supervisor.log"))
+	more, _ := filepath.Glob(filepath.Join(e.RunRoot, "*", "supervisor.log"))
+	var all []byte
+	for _, f := range append(logs, more...) {
+		b, _ := os.ReadFile(f)
+		all = append(all, b...)
+	}
+	if !strings.Contains(string(all), "through the userspace proxy: host address ::1 is not IPv4") {
+		t.Errorf("no fallback line in the supervisor's log:\n%s", all)
+	}
+	if n := len(portTables(t)); n != 1 {
+		t.Errorf("%d tables of published ports, want 1 (for 127.0.0.1)", n)
+	}
+	e.MustRun("down", "-t", "1")
+}
+
+// TestKernelPortsUDPMoves: a UDP flow whose replica is scaled away moves to
+// one that is left, although its client keeps sending from the same port
+// (conntrack would otherwise keep translating it to the old replica).
+func TestKernelPortsUDPMoves(t *testing.T) {
+	e := harness.New(t)
+	e.Environ = append(e.Environ, "BERTH_PROXY=kernel")
+	e.LoadImage("udpecho:latest", testimage.WithEntries(testimage.Entry{Name: "udpecho", Mode: 0o755, Body: harness.BuildStatic(t, "./testdata/udpecho")}))
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: kudp
+services:
+  sink:
+    image: udpecho
+    command: ["/udpecho"]
+    ports: ["127.0.0.1:%d:9000/udp"]
+`, port))
+	e.MustRun("up", "-d", "--scale", "sink=2")
+	defer e.Run("down", "-t", "1")
+	ask := func(c net.Conn) string {
+		_, _ = c.Write([]byte("whoami"))
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		buf := make([]byte, 100)
+		n, err := c.Read(buf)
+		if err != nil {
+			return ""
+		}
+		return string(buf[:n])
+	}
+	// Two client flows, one on each replica.
+	var flows []net.Conn
+	seen := map[string]bool{}
+	waitFor(t, 15*time.Second, "a flow to each replica", func() bool {
+		c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := ask(c); h != "" && !seen[h] {
+			seen[h] = true
+			flows = append(flows, c)
+		} else {
+			c.Close()
+		}
+		return len(flows) == 2
+	})
+	defer func() {
+		for _, c := range flows {
+			c.Close()
+		}
+	}()
+	e.MustRun("scale", "sink=1")
+	var left string
+	waitFor(t, 10*time.Second, "the replica left to answer a new flow", func() bool {
+		c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		left = ask(c)
+		return left != ""
+	})
+	// Both flows, the scaled-away replica's included, end on it.
+	for i, c := range flows {
+		waitFor(t, 10*time.Second, fmt.Sprintf("flow %d to reach %s", i, left), func() bool { return ask(c) == left })
+	}
+}
