@@ -130,6 +130,12 @@ func (m *Manager) lock(ctx context.Context) (unlock func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every writer of the state holds this lock: a temporary file seen now
+	// was left by one that died before its rename.
+	if err := atomicfile.RemoveStale(filepath.Join(m.dir, "networks")); err != nil {
+		l.Unlock()
+		return nil, err
+	}
 	return func() { l.Unlock() }, nil
 }
 

@@ -3,10 +3,13 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteFile replaces path with data, with permissions perm. It does not
@@ -79,4 +82,34 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// RemoveStale removes the temporary files that writers killed before their
+// rename left in dir. Only a caller that excludes every writer of dir (by
+// holding the lock they all take) may call it: a live writer's file would
+// go too.
+func RemoveStale(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if isTemp(e.Name()) && !e.IsDir() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isTemp tells the names write gives its temporary files: "." + base +
+// ".tmp-" + random digits.
+func isTemp(name string) bool {
+	i := strings.LastIndex(name, ".tmp-")
+	return strings.HasPrefix(name, ".") && i > 0 && len(name) > i+len(".tmp-")
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -45,5 +46,28 @@ func TestWrite(t *testing.T) {
 				t.Errorf("temporary file left: %v", ents)
 			}
 		})
+	}
+}
+
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.json", ".a.json.tmp-123", ".b.tmp-9", "c.tmp-1", ".d.tmp-"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemoveStale(dir); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if want := []string{".d.tmp-", "a.json", "c.tmp-1"}; !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
+	}
+	if err := RemoveStale(filepath.Join(dir, "missing")); err != nil {
+		t.Errorf("a missing directory: %v", err)
 	}
 }
