@@ -159,3 +159,38 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version = %q", out)
 	}
 }
+
+// TestConfigKeepsDoubleDollar: a literal $ written $$ stays $$ in config's
+// yaml and json, so the output reads back the same, while the container
+// gets a single $.
+func TestConfigKeepsDoubleDollar(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+services:
+  app:
+    image: busybox:latest
+    command: ["sh", "-c", "echo $$GREETING-$${GREETING}"]
+    environment:
+      GREETING: "hi$$there"
+`)
+	yml := e.MustRun("config").Stdout
+	for _, want := range []string{"echo $$GREETING-$${GREETING}", "GREETING: hi$$there"} {
+		if !strings.Contains(yml, want) {
+			t.Errorf("config yaml lacks %q:\n%s", want, yml)
+		}
+	}
+	js := e.MustRun("config", "--format", "json").Stdout
+	if !strings.Contains(js, `"hi$$there"`) || !strings.Contains(js, `echo $$GREETING-$${GREETING}`) {
+		t.Errorf("config json lost $$:\n%s", js)
+	}
+	// What config printed loads back to the same project.
+	e.WriteFile("again.yaml", yml)
+	if again := e.MustRun("-f", "again.yaml", "-p", "app", "config").Stdout; !strings.Contains(again, "GREETING: hi$$there") {
+		t.Errorf("config of config output:\n%s", again)
+	}
+	if r := e.MustRun("run", "--rm", "-T", "app"); r.Stdout != "hi$there-hi$there\n" {
+		t.Errorf("container printed %q, want a single $", r.Stdout)
+	}
+	e.MustRun("down")
+}

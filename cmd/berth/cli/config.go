@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -117,8 +118,16 @@ func runConfig(out io.Writer, p *project.Project, f *configFlags, args []string)
 	if err != nil {
 		return err
 	}
-	_, err = out.Write(b)
+	_, err = out.Write(escapeDollars(b))
 	return err
+}
+
+// escapeDollars writes every $ left after interpolation back as $$, as
+// docker compose does: the output is itself a compose file, and reading it
+// again must give the same strings rather than interpolating them a second
+// time. Containers still get a single $, from the loaded project.
+func escapeDollars(b []byte) []byte {
+	return bytes.ReplaceAll(b, []byte("$"), []byte("$$"))
 }
 
 func lines(out io.Writer, items []string) error {
