@@ -119,6 +119,7 @@ func newRootCommand() *cobra.Command {
 		newLoginCommand(g),
 		newLogoutCommand(g),
 		newUpCommand(g),
+		newWatchCommand(g),
 		newDownCommand(g),
 		newPsCommand(g),
 		newLogsCommand(g),

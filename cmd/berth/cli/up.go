@@ -19,7 +19,7 @@ type upFlags struct {
 	detach, noDeps, forceRecreate, noRecreate, noStart, removeOrphans bool
 	alwaysRecreateDeps, renewAnonVolumes                              bool
 	abortOnExit, abortOnFailure, noColor, noLogPrefix, timestamps     bool
-	wait                                                              bool
+	wait, watch                                                       bool
 	build, noBuild                                                    bool
 	waitTimeout                                                       int
 	exitCodeFrom                                                      string
@@ -59,6 +59,7 @@ func newUpCommand(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.attach, "attach", nil, "Restrict attaching to the specified services. Incompatible with --attach-dependencies.")
 	fl.StringArrayVar(&f.noAttach, "no-attach", nil, "Do not attach (stream logs) to the specified services")
 	fl.BoolVar(&f.attachDependencies, "attach-dependencies", false, "Automatically attach to log output of dependent services")
+	fl.BoolVarP(&f.watch, "watch", "w", false, "Watch source code and rebuild/refresh containers when files are updated.")
 	addTimeout(cmd, &f.timeout, "Use this timeout in seconds for container shutdown when attached or when containers are already running")
 	addBuildFlags(cmd, f)
 	return cmd
@@ -90,9 +91,20 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	if f.wait {
 		f.detach = true
 	}
+	if f.watch && f.detach {
+		return errors.New("--detach and --watch can't be used together")
+	}
 	p, err := g.load(ctx)
 	if err != nil {
 		return err
+	}
+	var w *watcher
+	if f.watch {
+		// Checked before anything starts: a bad develop section is an
+		// error of the command, not of the running stack.
+		if w, err = newWatcher(cmd, g, p, args, &watchFlags{prune: true}); err != nil {
+			return err
+		}
 	}
 	scale, err := parseScale(f.scale)
 	if err != nil {
@@ -140,6 +152,15 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	if w != nil {
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			if err := w.run(wctx); err != nil && wctx.Err() == nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Error: watch: %v\n", err)
+			}
+		}()
+	}
 	return attach(cmd, g, c, p.Name, attachTo, f)
 }
 
@@ -167,7 +188,7 @@ func attach(cmd *cobra.Command, g *globals, c *supervisor.Client, proj string, s
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	lf := &logsFlags{follow: true, noColor: f.noColor, noLogPrefix: f.noLogPrefix, timestamps: f.timestamps, tail: -1}
+	lf := &logsFlags{follow: true, noColor: f.noColor, noLogPrefix: f.noLogPrefix, timestamps: f.timestamps, tail: -1, rescan: f.watch}
 	done := make(chan error, 1)
 	exited := make(chan supervisor.Record, 64)
 	printAttaching(cmd.OutOrStdout(), g, proj, services)
