@@ -93,6 +93,7 @@ func newWaitCommand(g *globals) *cobra.Command {
 func newLsCommand(g *globals) *cobra.Command {
 	var all, quiet bool
 	var format string
+	var filters []string
 	cmd := &cobra.Command{
 		Use:   "ls [OPTIONS]",
 		Short: "List running compose projects",
@@ -118,10 +119,17 @@ func newLsCommand(g *globals) *cobra.Command {
 				}
 				p.counts[r.State.Status]++
 			}
+			nameFilters, err := parseLsFilters(filters)
+			if err != nil {
+				return err
+			}
 			var list []*proj
 			for _, n := range names {
 				p := byName[n]
 				if !all && p.counts[supervisor.StatusRunning] == 0 {
+					continue
+				}
+				if !matchesName(nameFilters, n) {
 					continue
 				}
 				var parts []string
@@ -142,6 +150,10 @@ func newLsCommand(g *globals) *cobra.Command {
 			case format == "json":
 				b, _ := json.Marshal(list)
 				fmt.Fprintln(out, string(b))
+			case isTemplate(format):
+				return templateTable(out, format, list)
+			case format != "table" && format != "":
+				return fmt.Errorf("unsupported format %q: use table or json", format)
 			default:
 				tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tSTATUS\tCONFIG FILES")
@@ -156,7 +168,38 @@ func newLsCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Show all stopped Compose projects")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display project names")
 	cmd.Flags().StringVar(&format, "format", "table", "Format the output. Values: [table | json]")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Filter output based on conditions provided")
 	return cmd
+}
+
+// parseLsFilters reads ls --filter KEY=VALUE; compose knows only name.
+func parseLsFilters(filters []string) ([]string, error) {
+	var names []string
+	for _, f := range filters {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("bad format of filter (expected name=value)")
+		}
+		if k != "name" {
+			return nil, fmt.Errorf("invalid filter %q", k)
+		}
+		names = append(names, v)
+	}
+	return names, nil
+}
+
+// matchesName is docker's name filter: the name contains one of the
+// values; no value, no filtering.
+func matchesName(values []string, name string) bool {
+	if len(values) == 0 {
+		return true
+	}
+	for _, v := range values {
+		if strings.Contains(name, v) {
+			return true
+		}
+	}
+	return false
 }
 
 func newEventsCommand(g *globals) *cobra.Command {

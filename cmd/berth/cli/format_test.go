@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestTemplateTable(t *testing.T) {
+	type row struct{ Name, State string }
+	rows := []row{{"web-1", "running"}, {"database-1", "exited"}}
+	tests := []struct {
+		name, format, want string
+		err                bool
+	}{
+		{name: "plain", format: "{{.Name}}", want: "web-1\ndatabase-1\n"},
+		{name: "escaped tab", format: `{{.Name}}\t{{.State}}`, want: "web-1\trunning\ndatabase-1\texited\n"},
+		{name: "table", format: "table {{.Name}}\t{{.State}}", want: "NAME         STATE\nweb-1        running\ndatabase-1   exited\n"},
+		{name: "json", format: "{{json .}}", want: `{"Name":"web-1","State":"running"}` + "\n" + `{"Name":"database-1","State":"exited"}` + "\n"},
+		{name: "bad template", format: "{{.Name", err: true},
+		{name: "unknown field", format: "{{.Nope}}", err: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			err := templateTable(&b, tt.format, rows)
+			if (err != nil) != tt.err {
+				t.Fatalf("err = %v, want error %v", err, tt.err)
+			}
+			if !tt.err && b.String() != tt.want {
+				t.Errorf("got %q, want %q", b.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestPsAndLsFilters(t *testing.T) {
+	tests := []struct {
+		filter []string
+		status []string
+		err    bool
+	}{
+		{filter: nil},
+		{filter: []string{"status=running"}, status: []string{"running"}},
+		{filter: []string{"status=running", "status=exited"}, status: []string{"running", "exited"}},
+		{filter: []string{"name=web"}, err: true},
+		{filter: []string{"status"}, err: true},
+	}
+	for _, tt := range tests {
+		f := &psFlags{filter: tt.filter}
+		err := parsePsFilters(f)
+		if (err != nil) != tt.err || !tt.err && len(f.status) != len(tt.status) {
+			t.Errorf("ps --filter %v: status %v, err %v", tt.filter, f.status, err)
+		}
+	}
+	names, err := parseLsFilters([]string{"name=app"})
+	if err != nil || !matchesName(names, "myapp") || matchesName(names, "other") || !matchesName(nil, "x") {
+		t.Errorf("ls --filter name=app: %v %v", names, err)
+	}
+	if _, err := parseLsFilters([]string{"status=running"}); err == nil {
+		t.Error("ls --filter status accepted")
+	}
+}
