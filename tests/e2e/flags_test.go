@@ -1,0 +1,59 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berthrun/berth/tests/harness"
+)
+
+// TestComposeFlags: start --wait, up --pull, run --build and down --rmi
+// do what compose's do; bad values get compose's errors.
+func TestComposeFlags(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("app/Dockerfile", "FROM busybox:latest\nCOPY msg /msg\nCMD [\"sh\", \"-c\", \"exec sleep 3600\"]\n")
+	e.WriteFile("app/msg", "v1\n")
+	e.WriteFile("compose.yaml", `
+name: flg
+services:
+  app:
+    build: ./app
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+      start_interval: 100ms
+      start_period: 10s
+  ghost:
+    image: example.invalid/none:1
+    profiles: [ghost]
+`)
+	if r := e.Run("--profile", "ghost", "up", "-d", "--pull", "never", "ghost"); r.Code == 0 || !strings.Contains(r.Stderr, "pull_policy is never") {
+		t.Errorf("up --pull never: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if r := e.Run("up", "--pull", "sometimes"); r.Code == 0 || !strings.Contains(r.Stderr, `invalid --pull option "sometimes"`) {
+		t.Errorf("up --pull sometimes: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	e.MustRun("up", "-d", "--quiet-pull", "-y", "app")
+	e.MustRun("stop", "app")
+	e.MustRun("start", "--wait", "--wait-timeout", "60", "app")
+	if out := e.MustRun("ps", "--format", "{{.Health}}", "app").Stdout; out != "healthy\n" {
+		t.Errorf("after start --wait, health = %q", out)
+	}
+
+	e.WriteFile("app/msg", "v2\n")
+	if r := e.MustRun("run", "--rm", "-T", "--build", "--quiet-build", "app", "cat", "/msg"); r.Stdout != "v2\n" {
+		t.Errorf("run --build printed %q", r.Stdout)
+	}
+
+	if r := e.Run("down", "--rmi", "some"); r.Code == 0 || !strings.Contains(r.Stderr, `invalid value for --rmi: "some"`) {
+		t.Errorf("down --rmi some: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if out := e.MustRun("image", "ls", "--format", "{{.Repository}}").Stdout; !strings.Contains(out, "flg-app") {
+		t.Fatalf("no built image to remove:\n%s", out)
+	}
+	e.MustRun("down", "--rmi", "local")
+	if out := e.MustRun("image", "ls", "--format", "{{.Repository}}").Stdout; strings.Contains(out, "flg-app") {
+		t.Errorf("down --rmi local left the built image:\n%s", out)
+	}
+}
