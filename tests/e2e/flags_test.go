@@ -34,8 +34,12 @@ services:
 	if r := e.Run("up", "--pull", "sometimes"); r.Code == 0 || !strings.Contains(r.Stderr, `invalid --pull option "sometimes"`) {
 		t.Errorf("up --pull sometimes: exit %d, stderr %q", r.Code, r.Stderr)
 	}
-	e.MustRun("up", "-d", "--quiet-pull", "-y", "app")
-	e.MustRun("stop", "app")
+	if r := e.MustRun("--progress", "quiet", "up", "-d", "--quiet-pull", "-y", "app"); strings.Contains(r.Stderr, "Container") {
+		t.Errorf("--progress quiet printed steps:\n%s", r.Stderr)
+	}
+	if r := e.MustRun("--progress", "json", "stop", "app"); !strings.HasPrefix(r.Stderr, "{") || !strings.Contains(r.Stderr, `"flg-app-1"`) {
+		t.Errorf("--progress json printed:\n%s", r.Stderr)
+	}
 	e.MustRun("start", "--wait", "--wait-timeout", "60", "app")
 	if out := e.MustRun("ps", "--format", "{{.Health}}", "app").Stdout; out != "healthy\n" {
 		t.Errorf("after start --wait, health = %q", out)

@@ -60,3 +60,25 @@ func TestPsAndLsFilters(t *testing.T) {
 		t.Error("ls --filter status accepted")
 	}
 }
+
+func TestGlobalUIFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"--progress", "plain", "--ansi", "never", "version", "--short"}, 0, ""},
+		{[]string{"--progress", "json", "--parallel", "2", "version", "--short"}, 0, ""},
+		{[]string{"--progress", "fancy", "version"}, 1, `unsupported --progress value "fancy"`},
+		{[]string{"--ansi", "sometimes", "version"}, 1, `unsupported --ansi value "sometimes"`},
+		{[]string{"--ansi", "never", "--progress", "tty", "version"}, 1, "can't use --progress tty while ANSI support is disabled"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		code := run(tt.args, &out, &errb)
+		if code != tt.code || !bytes.Contains(errb.Bytes(), []byte(tt.err)) {
+			t.Errorf("berth %v: exit %d, stderr %q; want %d, %q", tt.args, code, errb.String(), tt.code, tt.err)
+		}
+	}
+	ui.progress, ui.ansi = "", ""
+}

@@ -97,7 +97,7 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 	for i, r := range selected {
 		names[i] = shortName(r)
 	}
-	color := !f.noColor && isTerminal(out)
+	color := !f.noColor && colours(out)
 	pre := logs.NewPrefixer(logs.PrefixerOptions{Color: color, NoPrefix: f.noLogPrefix, Timestamps: f.timestamps}, names...)
 	var mu sync.Mutex
 	// Format and write under one lock: the prefixer joins the pieces of a
