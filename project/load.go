@@ -27,6 +27,12 @@ type Options struct {
 	Environ []string
 	// WorkDir is the directory the command runs in; "" means os.Getwd().
 	WorkDir string
+	// The switches of `config` that show the file less processed.
+	NoInterpolate    bool // leave ${VAR} as written
+	NoNormalize      bool // no default network, build or port normal forms
+	NoPathResolution bool // keep relative paths relative
+	NoEnvResolution  bool // leave env_file and label_file unread
+	NoConsistency    bool // skip the cross-reference checks
 }
 
 // Project is a loaded compose project.
@@ -76,7 +82,10 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		cli.WithDotEnv,
 		cli.WithDefaultProfiles(o.Profiles...),
 		cli.WithName(o.Name),
-		cli.WithResolvedPaths(true),
+		cli.WithResolvedPaths(!o.NoPathResolution),
+		cli.WithInterpolation(!o.NoInterpolate),
+		cli.WithNormalization(!o.NoNormalize),
+		cli.WithConsistency(!o.NoConsistency),
 		cli.WithResourceLoader(guard),
 		cli.WithLoadOptions(withPortRangeCheck, guard.withIncludeEnvCheck, func(o *loader.Options) {
 			// env_file and label_file are read below, once validate has
@@ -106,11 +115,17 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 	if err != nil {
 		return nil, describe(err, opts.ConfigPaths)
 	}
-	if err := validate(p, opts.ConfigPaths); err != nil {
-		return nil, err
+	// Uninterpolated values are not yet values: ${TAG} is no image tag.
+	if !o.NoConsistency && !o.NoInterpolate {
+		if err := validate(p, opts.ConfigPaths); err != nil {
+			return nil, err
+		}
+		if err := p.CheckContainerNameUnicity(); err != nil {
+			return nil, describe(err, opts.ConfigPaths)
+		}
 	}
-	if err := p.CheckContainerNameUnicity(); err != nil {
-		return nil, describe(err, opts.ConfigPaths)
+	if o.NoEnvResolution {
+		return &Project{Project: p.WithoutUnnecessaryResources()}, nil
 	}
 	p, err = p.WithServicesEnvironmentResolved(true)
 	if err != nil {

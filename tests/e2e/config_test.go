@@ -194,3 +194,40 @@ services:
 	}
 	e.MustRun("down")
 }
+
+// TestConfigSwitches: config's switches that show the file less processed.
+func TestConfigSwitches(t *testing.T) {
+	e := harness.New(t)
+	e.WriteFile("ctx/Dockerfile", "FROM busybox:latest\n")
+	e.WriteFile("compose.yaml", `
+name: sw
+services:
+  web:
+    image: "busybox:${TAG:-1}"
+    command: echo $$HOME
+    build: ./ctx
+    env_file: [web.env]
+`)
+	e.WriteFile("web.env", "FROM_FILE=yes\n")
+	e.Environ = []string{"TAG=7"}
+	checks := []struct {
+		args          []string
+		want, notWant string
+	}{
+		{[]string{"config"}, "image: busybox:7", ""},
+		{[]string{"config", "--no-interpolate"}, "image: busybox:${TAG:-1}", "busybox:7"},
+		{[]string{"config", "--no-interpolate"}, "- $$HOME", "$$$$"},
+		{[]string{"config", "--no-path-resolution"}, "context: ./ctx", e.Dir},
+		{[]string{"config", "--no-normalize"}, "image: busybox:7", "sw_default"},
+		{[]string{"config"}, "FROM_FILE: \"yes\"", ""},
+		{[]string{"config", "--no-env-resolution"}, "web.env", "FROM_FILE"},
+		{[]string{"config", "--no-consistency", "-q"}, "", "image"},
+		{[]string{"config", "--environment"}, "TAG=7\n", ""},
+	}
+	for _, c := range checks {
+		out := e.MustRun(c.args...).Stdout
+		if !strings.Contains(out, c.want) || c.notWant != "" && strings.Contains(out, c.notWant) {
+			t.Errorf("berth %s: want %q and not %q in:\n%s", strings.Join(c.args, " "), c.want, c.notWant, out)
+		}
+	}
+}

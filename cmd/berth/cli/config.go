@@ -22,6 +22,9 @@ type configFlags struct {
 	quiet    bool
 	hash     string
 	output   string
+
+	load                   project.Options
+	environment, variables bool
 }
 
 func newConfigCommand(g *globals) *cobra.Command {
@@ -30,7 +33,7 @@ func newConfigCommand(g *globals) *cobra.Command {
 		Use:   "config [OPTIONS] [SERVICE...]",
 		Short: "Parse, resolve and render compose file in canonical format",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := g.load(cmd.Context())
+			p, err := g.loadWith(cmd.Context(), f.load)
 			if err != nil {
 				return err
 			}
@@ -56,6 +59,12 @@ func newConfigCommand(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "Only validate the configuration, don't print anything")
 	fl.StringVar(&f.hash, "hash", "", `Print the service config hash, one per line ("*" for all services)`)
 	fl.StringVarP(&f.output, "output", "o", "", "Save to file (default to stdout)")
+	fl.BoolVar(&f.load.NoInterpolate, "no-interpolate", false, "Don't interpolate environment variables")
+	fl.BoolVar(&f.load.NoNormalize, "no-normalize", false, "Don't normalize compose model")
+	fl.BoolVar(&f.load.NoPathResolution, "no-path-resolution", false, "Don't resolve file paths")
+	fl.BoolVar(&f.load.NoEnvResolution, "no-env-resolution", false, "Don't resolve service env files")
+	fl.BoolVar(&f.load.NoConsistency, "no-consistency", false, "Don't check model consistency - warning: may produce invalid Compose output")
+	fl.BoolVar(&f.environment, "environment", false, "Print environment used for interpolation.")
 	return cmd
 }
 
@@ -70,6 +79,12 @@ func runConfig(out io.Writer, p *project.Project, f *configFlags, args []string)
 	switch {
 	case f.quiet:
 		return nil
+	case f.environment:
+		var env []string
+		for k, v := range p.Environment {
+			env = append(env, k+"="+v)
+		}
+		return lines(out, env)
 	case f.services:
 		return lines(out, p.ServiceNames())
 	case f.volumes:
@@ -118,7 +133,11 @@ func runConfig(out io.Writer, p *project.Project, f *configFlags, args []string)
 	if err != nil {
 		return err
 	}
-	_, err = out.Write(escapeDollars(b))
+	if !f.load.NoInterpolate {
+		// Left as written, the file's own $$ is already there.
+		b = escapeDollars(b)
+	}
+	_, err = out.Write(b)
 	return err
 }
 

@@ -10,13 +10,13 @@ import (
 
 // load reads the compose project that the global flags point at.
 func (g *globals) load(ctx context.Context) (*project.Project, error) {
-	return project.Load(ctx, project.Options{
-		Files:      g.files,
-		ProjectDir: g.projectDir,
-		Name:       g.name,
-		Profiles:   g.profiles,
-		EnvFiles:   g.envFiles,
-	})
+	return g.loadWith(ctx, project.Options{})
+}
+
+// loadWith is load with config's switches set in o.
+func (g *globals) loadWith(ctx context.Context, o project.Options) (*project.Project, error) {
+	o.Files, o.ProjectDir, o.Name, o.Profiles, o.EnvFiles = g.files, g.projectDir, g.name, g.profiles, g.envFiles
+	return project.Load(ctx, o)
 }
 
 // createOutput opens the file given with -o for writing.
