@@ -61,3 +61,38 @@ services:
 		t.Errorf("down --rmi local left the built image:\n%s", out)
 	}
 }
+
+// TestPullFlags: pull --policy missing skips what the store has,
+// --ignore-buildable skips services with a build, --include-deps adds the
+// dependencies; exec shows -T as a switch.
+func TestPullFlags(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("ctx/Dockerfile", "FROM busybox:latest\n")
+	e.WriteFile("compose.yaml", `
+name: pf
+services:
+  a:
+    image: busybox:latest
+    depends_on: [b]
+  b:
+    image: example.invalid/nothing:1
+  built:
+    image: example.invalid/built:1
+    build: ./ctx
+`)
+	e.MustRun("pull", "--policy", "missing", "a")
+	if r := e.Run("pull", "--policy", "missing", "--include-deps", "a"); r.Code == 0 || !strings.Contains(r.Stderr, `service "b"`) {
+		t.Errorf("pull --include-deps a: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if r := e.Run("pull", "--policy", "missing", "built"); r.Code == 0 {
+		t.Error("pull of an unreachable image succeeded")
+	}
+	e.MustRun("pull", "--policy", "missing", "--ignore-buildable", "a", "built")
+	if r := e.Run("pull", "--policy", "sometimes"); r.Code == 0 || !strings.Contains(r.Stderr, `invalid pull policy "sometimes"`) {
+		t.Errorf("pull --policy sometimes: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if out := e.MustRun("exec", "--help").Stdout; !strings.Contains(out, "-T, --no-TTY ") || strings.Contains(out, "--no-TTY            Disable pseudo-TTY allocation. By default 'berth exec' allocates a TTY. (default") {
+		t.Errorf("exec help:\n%s", out)
+	}
+}
