@@ -96,3 +96,43 @@ services:
 		t.Errorf("exec help:\n%s", out)
 	}
 }
+
+// TestDryRun: --dry-run says what up, stop, down, pull and build would do
+// and changes nothing.
+func TestDryRun(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("ctx/Dockerfile", "FROM busybox:latest\n")
+	e.WriteFile("compose.yaml", `
+name: dry
+services:
+  web:
+    image: busybox:latest
+    command: ["sleep", "3600"]
+  tool:
+    build: ./ctx
+`)
+	if r := e.MustRun("--dry-run", "up", "-d", "web"); !strings.Contains(r.Stderr, "DRY-RUN MODE -  Container dry-web-1  Started") {
+		t.Errorf("dry-run up:\n%s", r.Stderr)
+	}
+	if out := e.MustRun("ps", "-a", "-q").Stdout; out != "" {
+		t.Fatalf("dry-run up created containers: %q", out)
+	}
+	if r := e.MustRun("--dry-run", "build"); !strings.Contains(r.Stderr, "Service tool  Built") {
+		t.Errorf("dry-run build:\n%s", r.Stderr)
+	}
+	if out := e.MustRun("image", "ls", "--format", "{{.Repository}}").Stdout; strings.Contains(out, "dry-tool") {
+		t.Errorf("dry-run build built:\n%s", out)
+	}
+	e.MustRun("up", "-d", "web")
+	if r := e.MustRun("--dry-run", "stop"); !strings.Contains(r.Stderr, "Container dry-web-1  Stopped") {
+		t.Errorf("dry-run stop:\n%s", r.Stderr)
+	}
+	if r := e.MustRun("--dry-run", "down"); !strings.Contains(r.Stderr, "Network dry_default  Removed") {
+		t.Errorf("dry-run down:\n%s", r.Stderr)
+	}
+	if out := e.MustRun("ps", "--format", "{{.State}}").Stdout; out != "running\n" {
+		t.Errorf("after dry runs, ps = %q", out)
+	}
+	e.MustRun("down")
+}

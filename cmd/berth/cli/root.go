@@ -86,6 +86,7 @@ type globals struct {
 	// parallel is --parallel: accepted for compose's scripts; the
 	// supervisor's graph walk bounds its own work.
 	parallel int
+	dryRun   bool
 }
 
 func newRootCommand() *cobra.Command {
@@ -118,6 +119,7 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&ui.progress, "progress", "", `Set type of progress output (auto, tty, plain, json, quiet)`)
 	f.StringVar(&ui.ansi, "ansi", "auto", `Control when to print ANSI control characters ("never"|"always"|"auto")`)
 	f.IntVar(&g.parallel, "parallel", -1, "Control max parallelism, -1 for unlimited")
+	f.BoolVar(&g.dryRun, "dry-run", false, "Execute command in dry run mode")
 	f.StringVar(&g.root, "root", envOr("BERTH_ROOT", "/var/lib/berth"), "Root of berth's persistent state (images, volumes, layers) [$BERTH_ROOT]")
 	f.StringVar(&g.runRoot, "run-root", envOr("BERTH_RUN_ROOT", "/run/berth"), "Root of berth's runtime state (sockets, FIFOs) [$BERTH_RUN_ROOT]")
 
@@ -163,6 +165,7 @@ func newRootCommand() *cobra.Command {
 		newCreateCommand(g),
 		newSuperviseCommand(g),
 	)
+	withDryRun(root, g)
 	return root
 }
 
