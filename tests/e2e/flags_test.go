@@ -3,6 +3,7 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthrun/berth/tests/harness"
 )
@@ -133,6 +134,24 @@ services:
 	}
 	if out := e.MustRun("ps", "--format", "{{.State}}").Stdout; out != "running\n" {
 		t.Errorf("after dry runs, ps = %q", out)
+	}
+
+	// events --until ends the stream; --since drops what came before.
+	until := time.Now().Add(3 * time.Second).Format(time.RFC3339Nano)
+	done := make(chan harness.Result, 1)
+	go func() { done <- e.Run("events", "--since", "1s", "--until", until) }()
+	time.Sleep(500 * time.Millisecond)
+	e.MustRun("restart", "web")
+	select {
+	case r := <-done:
+		if r.Code != 0 || !strings.Contains(r.Stdout, " container ") {
+			t.Errorf("events --until: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Error("events --until did not end")
+	}
+	if r := e.Run("events", "--since", "yesterday-ish"); r.Code == 0 || !strings.Contains(r.Stderr, "invalid --since") {
+		t.Errorf("events --since bad: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 	e.MustRun("down")
 }

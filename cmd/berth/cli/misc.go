@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -204,11 +206,30 @@ func matchesName(values []string, name string) bool {
 
 func newEventsCommand(g *globals) *cobra.Command {
 	var asJSON bool
+	var since, until string
 	cmd := &cobra.Command{
 		Use:   "events [OPTIONS] [SERVICE...]",
 		Short: "Receive real time events from containers",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			from, err := parseTime(since)
+			if err != nil {
+				return fmt.Errorf("invalid --since: %w", err)
+			}
+			to, err := parseTime(until)
+			if err != nil {
+				return fmt.Errorf("invalid --until: %w", err)
+			}
+			if !to.IsZero() && !to.After(time.Now()) {
+				return nil
+			}
+			if !to.IsZero() {
+				// The stream ends at --until; the supervisor keeps no
+				// history, so an --until already past ends it at once.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, to)
+				defer cancel()
+			}
 			proj, _, err := g.projectName(ctx)
 			if err != nil {
 				return err
@@ -218,8 +239,8 @@ func newEventsCommand(g *globals) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			return c.Events(ctx, func(e supervisor.Event) {
-				if len(args) > 0 && !slices.Contains(args, e.Service) {
+			err = c.Events(ctx, func(e supervisor.Event) {
+				if len(args) > 0 && !slices.Contains(args, e.Service) || e.Time.Before(from) {
 					return
 				}
 				if asJSON {
@@ -242,8 +263,14 @@ func newEventsCommand(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(out, "%s container %s %s (%s)\n", e.Time.Local().Format("2006-01-02 15:04:05.000000"), e.Action, e.ID, attrs)
 			})
+			if !to.IsZero() && ctx.Err() != nil {
+				return nil // --until reached
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "Output events as a stream of json objects")
+	cmd.Flags().StringVar(&since, "since", "", "Show all events created since timestamp")
+	cmd.Flags().StringVar(&until, "until", "", "Stream events until this timestamp")
 	return cmd
 }
