@@ -78,8 +78,8 @@ func pollUntil(t *testing.T, what string, limit time.Duration, check func() bool
 
 // TestWatchSync: an edited file reaches the running container within a
 // second; ignored files do not; deletions and new directories follow;
-// sync+restart restarts the container after syncing; initial_sync copies
-// the tree at start.
+// sync+restart restarts the container after syncing, sync+exec runs its
+// command; initial_sync copies the tree at start.
 func TestWatchSync(t *testing.T) {
 	e := harness.New(t)
 	e.LoadImage("busybox:latest")
@@ -102,10 +102,16 @@ services:
           action: sync
           target: /early
           initial_sync: true
+        - path: ./hooks
+          action: sync+exec
+          target: /hooks
+          exec:
+            command: ["sh", "-c", "cat /hooks/* > /hooked"]
 `)
 	e.WriteFile("src/keep", "")
 	e.WriteFile("conf/keep", "")
 	e.WriteFile("early/there.txt", "before\n")
+	e.WriteFile("hooks/keep", "")
 	out, stop := startWatch(t, e, "watch")
 	defer stop()
 
@@ -157,6 +163,12 @@ services:
 	pollUntil(t, "deletion of a.txt", 30*time.Second, func() bool {
 		_, ok := cat("/app/a.txt")
 		return !ok
+	})
+
+	e.WriteFile("hooks/h.txt", "hooked\n")
+	pollUntil(t, "sync+exec", 30*time.Second, func() bool {
+		got, _ := cat("/hooked")
+		return got == "hooked\n"
 	})
 
 	e.WriteFile("conf/app.conf", "x=1\n")
