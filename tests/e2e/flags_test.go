@@ -155,3 +155,22 @@ services:
 	}
 	e.MustRun("down")
 }
+
+// TestCompatibilityNames: --compatibility names containers as compose v1
+// did, <project>_<service>_<n>.
+func TestCompatibilityNames(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+name: cmp
+services:
+  web:
+    image: busybox:latest
+    command: ["sleep", "3600"]
+`)
+	e.MustRun("--compatibility", "up", "-d", "--scale", "web=2")
+	if out := e.MustRun("ps", "--format", "{{.Name}}").Stdout; out != "cmp_web_1\ncmp_web_2\n" {
+		t.Errorf("ps names = %q", out)
+	}
+	e.MustRun("down")
+}

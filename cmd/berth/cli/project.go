@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 )
 
 // load reads the compose project that the global flags point at.
@@ -36,4 +37,19 @@ func checkServices(p *project.Project, services []string) error {
 		}
 	}
 	return nil
+}
+
+// model turns the project into what the supervisor runs, with the global
+// flags that shape it (--compatibility's v1 container names).
+func (g *globals) model(p *project.Project) (*model.Model, error) {
+	m, err := p.Model()
+	if err != nil {
+		return nil, err
+	}
+	if g.compatibility {
+		for i := range m.Services {
+			m.Services[i].NameSeparator = "_"
+		}
+	}
+	return m, nil
 }

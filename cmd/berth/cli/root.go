@@ -87,6 +87,8 @@ type globals struct {
 	// supervisor's graph walk bounds its own work.
 	parallel int
 	dryRun   bool
+	// compatibility names containers as compose v1 did.
+	compatibility bool
 }
 
 func newRootCommand() *cobra.Command {
@@ -120,6 +122,7 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&ui.ansi, "ansi", "auto", `Control when to print ANSI control characters ("never"|"always"|"auto")`)
 	f.IntVar(&g.parallel, "parallel", -1, "Control max parallelism, -1 for unlimited")
 	f.BoolVar(&g.dryRun, "dry-run", false, "Execute command in dry run mode")
+	f.BoolVar(&g.compatibility, "compatibility", false, "Run compose in backward compatibility mode")
 	f.StringVar(&g.root, "root", envOr("BERTH_ROOT", "/var/lib/berth"), "Root of berth's persistent state (images, volumes, layers) [$BERTH_ROOT]")
 	f.StringVar(&g.runRoot, "run-root", envOr("BERTH_RUN_ROOT", "/run/berth"), "Root of berth's runtime state (sockets, FIFOs) [$BERTH_RUN_ROOT]")
 

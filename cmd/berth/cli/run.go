@@ -111,7 +111,7 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, service string, args []
 	if err := applyRunFlags(p, service, f, args); err != nil {
 		return err
 	}
-	m, err := p.Model()
+	m, err := g.model(p)
 	if err != nil {
 		return err
 	}

@@ -132,7 +132,7 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	if err := buildForUp(cmd, g, p, asked, f); err != nil {
 		return err
 	}
-	m, err := p.Model()
+	m, err := g.model(p)
 	if err != nil {
 		return err
 	}

@@ -533,7 +533,7 @@ func (w *watcher) rebuild(ctx context.Context, svc string) error {
 		return fmt.Errorf("rebuilding service %q: %w", svc, err)
 	}
 	fmt.Fprintf(w.out, "service %q successfully built\n", svc)
-	m, err := w.p.Model()
+	m, err := w.g.model(w.p)
 	if err != nil {
 		return err
 	}
