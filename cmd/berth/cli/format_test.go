@@ -2,7 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"sort"
+	"strings"
 	"testing"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/berthrun/berth/project"
 )
 
 func TestTemplateTable(t *testing.T) {
@@ -81,4 +87,26 @@ func TestGlobalUIFlags(t *testing.T) {
 		}
 	}
 	ui.progress, ui.ansi = "", ""
+}
+
+func TestWithDependents(t *testing.T) {
+	svc := func(name string, deps ...string) types.ServiceConfig {
+		s := types.ServiceConfig{Name: name}
+		s.DependsOn = types.DependsOnConfig{}
+		for _, d := range deps {
+			s.DependsOn[d] = types.ServiceDependency{}
+		}
+		return s
+	}
+	p := &project.Project{Project: &types.Project{Services: types.Services{
+		"db": svc("db"), "api": svc("api", "db"), "web": svc("web", "api"), "other": svc("other"),
+	}}}
+	got := withDependents(p, []string{"db"})
+	sort.Strings(got)
+	if strings.Join(got, ",") != "api,db,web" {
+		t.Errorf("withDependents(db) = %v", got)
+	}
+	if got := withDependents(p, []string{"web"}); strings.Join(got, ",") != "web" {
+		t.Errorf("withDependents(web) = %v", got)
+	}
 }

@@ -149,6 +149,29 @@ func newDownCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
+// withDependents adds, transitively, the services that depend on names.
+func withDependents(p *project.Project, names []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	var visit func(string)
+	visit = func(n string) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		out = append(out, n)
+		for _, other := range p.ServiceNames() {
+			if _, ok := p.Services[other].DependsOn[n]; ok {
+				visit(other)
+			}
+		}
+	}
+	for _, n := range names {
+		visit(n)
+	}
+	return out
+}
+
 // removeServiceImages is down --rmi: the images of the project's services,
 // all of them or only those named after the project because the service
 // has a build and no image of its own ("local"). An image already gone is
@@ -186,7 +209,7 @@ func removeServiceImages(cmd *cobra.Command, g *globals, p *project.Project, all
 func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 	var t timeoutFlag
 	var signal string
-	var force, stop, volumes, wait bool
+	var force, stop, volumes, wait, noDeps bool
 	var index, waitTimeout int
 	cmd := &cobra.Command{
 		Use:   use,
@@ -210,6 +233,11 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 					return nil
 				}
 				return fmt.Errorf("no container found for project %q", proj)
+			}
+			if op == "restart" && !noDeps && p != nil && len(args) > 0 {
+				// As compose: the services that depend on those named
+				// restart with them.
+				args = withDependents(p, args)
 			}
 			req := supervisor.ContainersRequest{Services: args, Index: index, Timeout: t.duration(), Signal: signal, Stop: stop, Volumes: volumes}
 			switch {
@@ -249,6 +277,9 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 		cmd.Flags().IntVar(&waitTimeout, "wait-timeout", 0, "Maximum duration in seconds to wait for the project to be running|healthy")
 	case "stop", "restart":
 		addTimeout(cmd, &t, "Specify a shutdown timeout in seconds")
+		if op == "restart" {
+			cmd.Flags().BoolVar(&noDeps, "no-deps", false, "Don't restart dependent services")
+		}
 	case "kill":
 		cmd.Flags().StringVarP(&signal, "signal", "s", "SIGKILL", "SIGNAL to send to the container")
 		cmd.Flags().BoolVar(&force, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
