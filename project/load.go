@@ -12,6 +12,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
@@ -53,6 +54,41 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 			err = &Error{Msg: fmt.Sprintf("%s: the compose loader failed on this file: %s", strings.Join(files, ", "), msg)}
 		}
 	}()
+	opts, err := prepare(o, &files)
+	if err != nil {
+		return nil, err
+	}
+	p, err := opts.LoadProject(ctx)
+	if err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	// Uninterpolated values are not yet values: ${TAG} is no image tag.
+	if !o.NoConsistency && !o.NoInterpolate {
+		if err := validate(p, opts.ConfigPaths); err != nil {
+			return nil, err
+		}
+		if err := p.CheckContainerNameUnicity(); err != nil {
+			return nil, describe(err, opts.ConfigPaths)
+		}
+	}
+	if o.NoEnvResolution {
+		return &Project{Project: p.WithoutUnnecessaryResources()}, nil
+	}
+	p, err = p.WithServicesEnvironmentResolved(true)
+	if err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	p, err = p.WithServicesLabelsResolved(true)
+	if err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	p = p.WithoutUnnecessaryResources()
+	return &Project{Project: p}, nil
+}
+
+// prepare turns the command line's options into compose-go's, the files
+// named, found and checked; files receives the paths for error messages.
+func prepare(o Options, files *[]string) (*cli.ProjectOptions, error) {
 	env := o.Environ
 	if env == nil {
 		env = os.Environ()
@@ -88,7 +124,7 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		cli.WithConsistency(!o.NoConsistency),
 		cli.WithResourceLoader(guard),
 		cli.WithLoadOptions(withPortRangeCheck, guard.withIncludeEnvCheck, func(o *loader.Options) {
-			// env_file and label_file are read below, once validate has
+			// env_file and label_file are read by Load, once validate has
 			// checked that they are bounded regular files.
 			o.SkipResolveEnvironment, o.SkipResolveLabels = true, true
 		}),
@@ -100,7 +136,7 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		return nil, fmt.Errorf("no configuration file provided: not found (looked for %s in %s and its parents)",
 			strings.Join(cli.DefaultFileNames, ", "), wd)
 	}
-	files = opts.ConfigPaths
+	*files = opts.ConfigPaths
 	guard.addBase(opts.WorkingDir)
 	for _, f := range opts.ConfigPaths {
 		if f == "-" {
@@ -111,32 +147,29 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		}
 		guard.addBase(filepath.Dir(f))
 	}
-	p, err := opts.LoadProject(ctx)
-	if err != nil {
-		return nil, describe(err, opts.ConfigPaths)
-	}
-	// Uninterpolated values are not yet values: ${TAG} is no image tag.
-	if !o.NoConsistency && !o.NoInterpolate {
-		if err := validate(p, opts.ConfigPaths); err != nil {
-			return nil, err
+	return opts, nil
+}
+
+// Variables lists the variables the compose files interpolate, with their
+// defaults, as `config --variables` shows them. The files are read as
+// written: nothing is interpolated.
+func Variables(ctx context.Context, o Options) (_ map[string]template.Variable, err error) {
+	var files []string
+	defer func() {
+		if r := recover(); r != nil {
+			err = &Error{Msg: fmt.Sprintf("%s: the compose loader failed on this file: %v", strings.Join(files, ", "), r)}
 		}
-		if err := p.CheckContainerNameUnicity(); err != nil {
-			return nil, describe(err, opts.ConfigPaths)
-		}
+	}()
+	o.NoInterpolate = true
+	opts, err := prepare(o, &files)
+	if err != nil {
+		return nil, err
 	}
-	if o.NoEnvResolution {
-		return &Project{Project: p.WithoutUnnecessaryResources()}, nil
-	}
-	p, err = p.WithServicesEnvironmentResolved(true)
+	m, err := opts.LoadModel(ctx)
 	if err != nil {
 		return nil, describe(err, opts.ConfigPaths)
 	}
-	p, err = p.WithServicesLabelsResolved(true)
-	if err != nil {
-		return nil, describe(err, opts.ConfigPaths)
-	}
-	p = p.WithoutUnnecessaryResources()
-	return &Project{Project: p}, nil
+	return template.ExtractVariables(m, template.DefaultPattern), nil
 }
 
 // withDiscovery finds compose.yaml (and its override) in dir or its parents when

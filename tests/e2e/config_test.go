@@ -223,6 +223,7 @@ services:
 		{[]string{"config", "--no-env-resolution"}, "web.env", "FROM_FILE"},
 		{[]string{"config", "--no-consistency", "-q"}, "", "image"},
 		{[]string{"config", "--environment"}, "TAG=7\n", ""},
+		{[]string{"config", "--variables"}, "TAG    false      1", ""},
 	}
 	for _, c := range checks {
 		out := e.MustRun(c.args...).Stdout

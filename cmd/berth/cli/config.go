@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"text/tabwriter"
+
+	"github.com/compose-spec/compose-go/v2/template"
 
 	"github.com/spf13/cobra"
 
@@ -33,6 +36,15 @@ func newConfigCommand(g *globals) *cobra.Command {
 		Use:   "config [OPTIONS] [SERVICE...]",
 		Short: "Parse, resolve and render compose file in canonical format",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.variables {
+				o := f.load
+				o.Files, o.ProjectDir, o.Name, o.Profiles, o.EnvFiles = g.files, g.projectDir, g.name, g.profiles, g.envFiles
+				vars, err := project.Variables(cmd.Context(), o)
+				if err != nil {
+					return err
+				}
+				return printVariables(cmd.OutOrStdout(), vars, f.format)
+			}
 			p, err := g.loadWith(cmd.Context(), f.load)
 			if err != nil {
 				return err
@@ -65,6 +77,7 @@ func newConfigCommand(g *globals) *cobra.Command {
 	fl.BoolVar(&f.load.NoEnvResolution, "no-env-resolution", false, "Don't resolve service env files")
 	fl.BoolVar(&f.load.NoConsistency, "no-consistency", false, "Don't check model consistency - warning: may produce invalid Compose output")
 	fl.BoolVar(&f.environment, "environment", false, "Print environment used for interpolation.")
+	fl.BoolVar(&f.variables, "variables", false, "Print model variables and default values.")
 	return cmd
 }
 
@@ -166,4 +179,33 @@ func indentJSON(b []byte) ([]byte, error) {
 	}
 	out, err := json.MarshalIndent(v, "", "    ")
 	return append(out, '\n'), err
+}
+
+// printVariables is config --variables: a table as compose prints it, or
+// JSON keyed by name.
+func printVariables(out io.Writer, vars map[string]template.Variable, format string) error {
+	names := make([]string, 0, len(vars))
+	for n := range vars {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	switch format {
+	case "json":
+		b, err := json.MarshalIndent(vars, "", "    ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "%s\n", b)
+		return err
+	case "yaml", "", "table":
+	default:
+		return fmt.Errorf("unsupported format %q: use yaml or json", format)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tREQUIRED\tDEFAULT VALUE\tALTERNATE VALUE")
+	for _, n := range names {
+		v := vars[n]
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\n", n, v.Required, v.DefaultValue, v.PresenceValue)
+	}
+	return tw.Flush()
 }
