@@ -12,6 +12,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
@@ -27,6 +28,12 @@ type Options struct {
 	Environ []string
 	// WorkDir is the directory the command runs in; "" means os.Getwd().
 	WorkDir string
+	// The switches of `config` that show the file less processed.
+	NoInterpolate    bool // leave ${VAR} as written
+	NoNormalize      bool // no default network, build or port normal forms
+	NoPathResolution bool // keep relative paths relative
+	NoEnvResolution  bool // leave env_file and label_file unread
+	NoConsistency    bool // skip the cross-reference checks
 }
 
 // Project is a loaded compose project.
@@ -47,6 +54,41 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 			err = &Error{Msg: fmt.Sprintf("%s: the compose loader failed on this file: %s", strings.Join(files, ", "), msg)}
 		}
 	}()
+	opts, err := prepare(o, &files)
+	if err != nil {
+		return nil, err
+	}
+	p, err := opts.LoadProject(ctx)
+	if err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	// Uninterpolated values are not yet values: ${TAG} is no image tag.
+	if !o.NoConsistency && !o.NoInterpolate {
+		if err := validate(p, opts.ConfigPaths); err != nil {
+			return nil, err
+		}
+		if err := p.CheckContainerNameUnicity(); err != nil {
+			return nil, describe(err, opts.ConfigPaths)
+		}
+	}
+	if o.NoEnvResolution {
+		return &Project{Project: p.WithoutUnnecessaryResources()}, nil
+	}
+	p, err = p.WithServicesEnvironmentResolved(true)
+	if err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	p, err = p.WithServicesLabelsResolved(true)
+	if err != nil {
+		return nil, describe(err, opts.ConfigPaths)
+	}
+	p = p.WithoutUnnecessaryResources()
+	return &Project{Project: p}, nil
+}
+
+// prepare turns the command line's options into compose-go's, the files
+// named, found and checked; files receives the paths for error messages.
+func prepare(o Options, files *[]string) (*cli.ProjectOptions, error) {
 	env := o.Environ
 	if env == nil {
 		env = os.Environ()
@@ -76,10 +118,13 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		cli.WithDotEnv,
 		cli.WithDefaultProfiles(o.Profiles...),
 		cli.WithName(o.Name),
-		cli.WithResolvedPaths(true),
+		cli.WithResolvedPaths(!o.NoPathResolution),
+		cli.WithInterpolation(!o.NoInterpolate),
+		cli.WithNormalization(!o.NoNormalize),
+		cli.WithConsistency(!o.NoConsistency),
 		cli.WithResourceLoader(guard),
 		cli.WithLoadOptions(withPortRangeCheck, guard.withIncludeEnvCheck, func(o *loader.Options) {
-			// env_file and label_file are read below, once validate has
+			// env_file and label_file are read by Load, once validate has
 			// checked that they are bounded regular files.
 			o.SkipResolveEnvironment, o.SkipResolveLabels = true, true
 		}),
@@ -91,7 +136,7 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		return nil, fmt.Errorf("no configuration file provided: not found (looked for %s in %s and its parents)",
 			strings.Join(cli.DefaultFileNames, ", "), wd)
 	}
-	files = opts.ConfigPaths
+	*files = opts.ConfigPaths
 	guard.addBase(opts.WorkingDir)
 	for _, f := range opts.ConfigPaths {
 		if f == "-" {
@@ -102,26 +147,29 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		}
 		guard.addBase(filepath.Dir(f))
 	}
-	p, err := opts.LoadProject(ctx)
+	return opts, nil
+}
+
+// Variables lists the variables the compose files interpolate, with their
+// defaults, as `config --variables` shows them. The files are read as
+// written: nothing is interpolated.
+func Variables(ctx context.Context, o Options) (_ map[string]template.Variable, err error) {
+	var files []string
+	defer func() {
+		if r := recover(); r != nil {
+			err = &Error{Msg: fmt.Sprintf("%s: the compose loader failed on this file: %v", strings.Join(files, ", "), r)}
+		}
+	}()
+	o.NoInterpolate = true
+	opts, err := prepare(o, &files)
 	if err != nil {
-		return nil, describe(err, opts.ConfigPaths)
-	}
-	if err := validate(p, opts.ConfigPaths); err != nil {
 		return nil, err
 	}
-	if err := p.CheckContainerNameUnicity(); err != nil {
-		return nil, describe(err, opts.ConfigPaths)
-	}
-	p, err = p.WithServicesEnvironmentResolved(true)
+	m, err := opts.LoadModel(ctx)
 	if err != nil {
 		return nil, describe(err, opts.ConfigPaths)
 	}
-	p, err = p.WithServicesLabelsResolved(true)
-	if err != nil {
-		return nil, describe(err, opts.ConfigPaths)
-	}
-	p = p.WithoutUnnecessaryResources()
-	return &Project{Project: p}, nil
+	return template.ExtractVariables(m, template.DefaultPattern), nil
 }
 
 // withDiscovery finds compose.yaml (and its override) in dir or its parents when

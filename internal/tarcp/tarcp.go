@@ -67,6 +67,33 @@ func Write(w io.Writer, src, root string, follow bool) error {
 	return tw.Close()
 }
 
+// File is one host file of a WriteFiles archive and the name it takes.
+type File struct {
+	Src, Name string
+}
+
+// WriteFiles writes the given files, each alone (a directory without its
+// contents), as one tar stream: a batch of changes crosses the socket once.
+// A file gone since it was listed is skipped: it is a deletion the caller
+// sees on its next look.
+func WriteFiles(w io.Writer, files []File) error {
+	tw := tar.NewWriter(w)
+	buf := make([]byte, bufSize)
+	for _, f := range files {
+		fi, err := os.Lstat(f.Src)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := add(tw, f.Src, f.Name, fi, buf); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
 func add(tw *tar.Writer, p, name string, fi fs.FileInfo, buf []byte) error {
 	link := ""
 	if fi.Mode()&fs.ModeSymlink != 0 {

@@ -20,10 +20,15 @@ const (
 )
 
 // ContainerName is the name of replica n (from 1) of service s, as compose v2
-// writes it: container_name when set, else <project>-<service>-<n>.
+// writes it: container_name when set, else <project>-<service>-<n> (with
+// compose v1's _ under --compatibility).
 func ContainerName(project string, s *Service, n int) string {
 	if s.ContainerName != "" {
 		return s.ContainerName
 	}
-	return project + "-" + s.Name + "-" + strconv.Itoa(n)
+	sep := s.NameSeparator
+	if sep == "" {
+		sep = "-"
+	}
+	return project + sep + s.Name + sep + strconv.Itoa(n)
 }

@@ -20,11 +20,14 @@ type Model struct {
 
 // Service is one compose service, ready to be turned into containers.
 type Service struct {
-	Name          string                `json:"name"`
-	Image         string                `json:"image"`
-	PullPolicy    string                `json:"pull_policy,omitempty"`
-	Replicas      int                   `json:"replicas"`
-	ContainerName string                `json:"container_name,omitempty"`
+	Name          string `json:"name"`
+	Image         string `json:"image"`
+	PullPolicy    string `json:"pull_policy,omitempty"`
+	Replicas      int    `json:"replicas"`
+	ContainerName string `json:"container_name,omitempty"`
+	// NameSeparator joins project, service and number in container
+	// names: "" is compose v2's "-", "_" compose v1's (--compatibility).
+	NameSeparator string                `json:"name_separator,omitempty"`
 	Hash          string                `json:"hash"`
 	DependsOn     map[string]Dependency `json:"depends_on,omitempty"`
 	Labels        map[string]string     `json:"labels,omitempty"`

@@ -159,3 +159,76 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version = %q", out)
 	}
 }
+
+// TestConfigKeepsDoubleDollar: a literal $ written $$ stays $$ in config's
+// yaml and json, so the output reads back the same, while the container
+// gets a single $.
+func TestConfigKeepsDoubleDollar(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+services:
+  app:
+    image: busybox:latest
+    command: ["sh", "-c", "echo $$GREETING-$${GREETING}"]
+    environment:
+      GREETING: "hi$$there"
+`)
+	yml := e.MustRun("config").Stdout
+	for _, want := range []string{"echo $$GREETING-$${GREETING}", "GREETING: hi$$there"} {
+		if !strings.Contains(yml, want) {
+			t.Errorf("config yaml lacks %q:\n%s", want, yml)
+		}
+	}
+	js := e.MustRun("config", "--format", "json").Stdout
+	if !strings.Contains(js, `"hi$$there"`) || !strings.Contains(js, `echo $$GREETING-$${GREETING}`) {
+		t.Errorf("config json lost $$:\n%s", js)
+	}
+	// What config printed loads back to the same project.
+	e.WriteFile("again.yaml", yml)
+	if again := e.MustRun("-f", "again.yaml", "-p", "app", "config").Stdout; !strings.Contains(again, "GREETING: hi$$there") {
+		t.Errorf("config of config output:\n%s", again)
+	}
+	if r := e.MustRun("run", "--rm", "-T", "app"); r.Stdout != "hi$there-hi$there\n" {
+		t.Errorf("container printed %q, want a single $", r.Stdout)
+	}
+	e.MustRun("down")
+}
+
+// TestConfigSwitches: config's switches that show the file less processed.
+func TestConfigSwitches(t *testing.T) {
+	e := harness.New(t)
+	e.WriteFile("ctx/Dockerfile", "FROM busybox:latest\n")
+	e.WriteFile("compose.yaml", `
+name: sw
+services:
+  web:
+    image: "busybox:${TAG:-1}"
+    command: echo $$HOME
+    build: ./ctx
+    env_file: [web.env]
+`)
+	e.WriteFile("web.env", "FROM_FILE=yes\n")
+	e.Environ = []string{"TAG=7"}
+	checks := []struct {
+		args          []string
+		want, notWant string
+	}{
+		{[]string{"config"}, "image: busybox:7", ""},
+		{[]string{"config", "--no-interpolate"}, "image: busybox:${TAG:-1}", "busybox:7"},
+		{[]string{"config", "--no-interpolate"}, "- $$HOME", "$$$$"},
+		{[]string{"config", "--no-path-resolution"}, "context: ./ctx", e.Dir},
+		{[]string{"config", "--no-normalize"}, "image: busybox:7", "sw_default"},
+		{[]string{"config"}, "FROM_FILE: \"yes\"", ""},
+		{[]string{"config", "--no-env-resolution"}, "web.env", "FROM_FILE"},
+		{[]string{"config", "--no-consistency", "-q"}, "", "image"},
+		{[]string{"config", "--environment"}, "TAG=7\n", ""},
+		{[]string{"config", "--variables"}, "TAG    false      1", ""},
+	}
+	for _, c := range checks {
+		out := e.MustRun(c.args...).Stdout
+		if !strings.Contains(out, c.want) || c.notWant != "" && strings.Contains(out, c.notWant) {
+			t.Errorf("berth %s: want %q and not %q in:\n%s", strings.Join(c.args, " "), c.want, c.notWant, out)
+		}
+	}
+}

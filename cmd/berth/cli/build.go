@@ -90,6 +90,14 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 		return err
 	}
 	stderr := cmd.ErrOrStderr()
+	if f.progress == "" {
+		// The global --progress, where build has none of its own; builds
+		// have no JSON form and print plain lines instead.
+		f.progress = ui.progress
+		if f.progress == "json" {
+			f.progress = "plain"
+		}
+	}
 	quiet := f.quiet || f.progress == "quiet"
 	switch f.progress {
 	case "", "auto", "tty", "plain", "quiet":
@@ -125,7 +133,7 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 		switch {
 		case quiet:
 			o.Progress = build.NewProgress(nil)
-		case f.progress == "tty" || (f.progress != "plain" && isTerminal(stderr)):
+		case f.progress == "tty" || (f.progress != "plain" && redraws(stderr)):
 			o.Progress = build.NewCompactProgress(stderr)
 		default:
 			o.Progress = build.NewProgress(stderr)

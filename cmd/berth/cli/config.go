@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
+	"text/tabwriter"
+
+	"github.com/compose-spec/compose-go/v2/template"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +25,9 @@ type configFlags struct {
 	quiet    bool
 	hash     string
 	output   string
+
+	load                   project.Options
+	environment, variables bool
 }
 
 func newConfigCommand(g *globals) *cobra.Command {
@@ -29,7 +36,16 @@ func newConfigCommand(g *globals) *cobra.Command {
 		Use:   "config [OPTIONS] [SERVICE...]",
 		Short: "Parse, resolve and render compose file in canonical format",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := g.load(cmd.Context())
+			if f.variables {
+				o := f.load
+				o.Files, o.ProjectDir, o.Name, o.Profiles, o.EnvFiles = g.files, g.projectDir, g.name, g.profiles, g.envFiles
+				vars, err := project.Variables(cmd.Context(), o)
+				if err != nil {
+					return err
+				}
+				return printVariables(cmd.OutOrStdout(), vars, f.format)
+			}
+			p, err := g.loadWith(cmd.Context(), f.load)
 			if err != nil {
 				return err
 			}
@@ -55,6 +71,13 @@ func newConfigCommand(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "Only validate the configuration, don't print anything")
 	fl.StringVar(&f.hash, "hash", "", `Print the service config hash, one per line ("*" for all services)`)
 	fl.StringVarP(&f.output, "output", "o", "", "Save to file (default to stdout)")
+	fl.BoolVar(&f.load.NoInterpolate, "no-interpolate", false, "Don't interpolate environment variables")
+	fl.BoolVar(&f.load.NoNormalize, "no-normalize", false, "Don't normalize compose model")
+	fl.BoolVar(&f.load.NoPathResolution, "no-path-resolution", false, "Don't resolve file paths")
+	fl.BoolVar(&f.load.NoEnvResolution, "no-env-resolution", false, "Don't resolve service env files")
+	fl.BoolVar(&f.load.NoConsistency, "no-consistency", false, "Don't check model consistency - warning: may produce invalid Compose output")
+	fl.BoolVar(&f.environment, "environment", false, "Print environment used for interpolation.")
+	fl.BoolVar(&f.variables, "variables", false, "Print model variables and default values.")
 	return cmd
 }
 
@@ -69,6 +92,12 @@ func runConfig(out io.Writer, p *project.Project, f *configFlags, args []string)
 	switch {
 	case f.quiet:
 		return nil
+	case f.environment:
+		var env []string
+		for k, v := range p.Environment {
+			env = append(env, k+"="+v)
+		}
+		return lines(out, env)
 	case f.services:
 		return lines(out, p.ServiceNames())
 	case f.volumes:
@@ -117,8 +146,20 @@ func runConfig(out io.Writer, p *project.Project, f *configFlags, args []string)
 	if err != nil {
 		return err
 	}
+	if !f.load.NoInterpolate {
+		// Left as written, the file's own $$ is already there.
+		b = escapeDollars(b)
+	}
 	_, err = out.Write(b)
 	return err
+}
+
+// escapeDollars writes every $ left after interpolation back as $$, as
+// docker compose does: the output is itself a compose file, and reading it
+// again must give the same strings rather than interpolating them a second
+// time. Containers still get a single $, from the loaded project.
+func escapeDollars(b []byte) []byte {
+	return bytes.ReplaceAll(b, []byte("$"), []byte("$$"))
 }
 
 func lines(out io.Writer, items []string) error {
@@ -138,4 +179,33 @@ func indentJSON(b []byte) ([]byte, error) {
 	}
 	out, err := json.MarshalIndent(v, "", "    ")
 	return append(out, '\n'), err
+}
+
+// printVariables is config --variables: a table as compose prints it, or
+// JSON keyed by name.
+func printVariables(out io.Writer, vars map[string]template.Variable, format string) error {
+	names := make([]string, 0, len(vars))
+	for n := range vars {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	switch format {
+	case "json":
+		b, err := json.MarshalIndent(vars, "", "    ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "%s\n", b)
+		return err
+	case "yaml", "", "table":
+	default:
+		return fmt.Errorf("unsupported format %q: use yaml or json", format)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tREQUIRED\tDEFAULT VALUE\tALTERNATE VALUE")
+	for _, n := range names {
+		v := vars[n]
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\n", n, v.Required, v.DefaultValue, v.PresenceValue)
+	}
+	return tw.Flush()
 }

@@ -6,6 +6,7 @@ import (
 	"os/signal"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
@@ -28,13 +29,25 @@ func newExecCommand(g *globals) *cobra.Command {
 		Short: "Execute a command in a running container",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A switch in the help, as compose shows it; without it the
+			// TTY follows whether stdout is a terminal.
+			if !cmd.Flags().Changed("no-TTY") {
+				f.noTTY = !term.IsTerminal(int(os.Stdout.Fd()))
+			}
 			return runExec(cmd, g, f, args[0], args[1:])
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
+	// --no-tty was berth's spelling before compose's --no-TTY.
+	cmd.Flags().SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "no-tty" {
+			name = "no-TTY"
+		}
+		return pflag.NormalizedName(name)
+	})
 	fl := cmd.Flags()
 	fl.BoolVarP(&f.detach, "detach", "d", false, "Detached mode: Run command in the background")
-	fl.BoolVarP(&f.noTTY, "no-tty", "T", !term.IsTerminal(int(os.Stdout.Fd())), "Disable pseudo-TTY allocation. By default `berth exec` allocates a TTY.")
+	fl.BoolVarP(&f.noTTY, "no-TTY", "T", false, "Disable pseudo-TTY allocation. By default 'berth exec' allocates a TTY.")
 	fl.BoolVarP(&f.tty, "tty", "t", true, "Allocate a pseudo-TTY (the default when stdout is a terminal)")
 	fl.BoolVarP(&f.interactive, "interactive", "i", true, "Keep STDIN open even if not attached")
 	fl.BoolVar(&f.privileged, "privileged", false, "Give extended privileges to the process")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/internal/names"
 	"github.com/berthrun/berth/project"
 	"github.com/berthrun/berth/project/model"
@@ -86,15 +88,28 @@ func addTimeout(cmd *cobra.Command, t *timeoutFlag, usage string) {
 
 func newDownCommand(g *globals) *cobra.Command {
 	var removeOrphans, volumes bool
+	var rmi string
 	var t timeoutFlag
 	cmd := &cobra.Command{
 		Use:   "down [OPTIONS] [SERVICES]",
 		Short: "Stop and remove containers, networks",
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			ctx := cmd.Context()
+			switch rmi {
+			case "", "local", "all":
+			default:
+				return fmt.Errorf("invalid value for --rmi: %q", rmi)
+			}
 			proj, p, err := g.projectName(ctx)
 			if err != nil {
 				return err
+			}
+			if rmi != "" && p != nil {
+				defer func() {
+					if err == nil {
+						err = removeServiceImages(cmd, g, p, rmi == "all")
+					}
+				}()
 			}
 			// With no container left, a supervisor is still needed to remove
 			// the project's networks, and its volumes with -v.
@@ -128,17 +143,74 @@ func newDownCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
+	cmd.Flags().StringVar(&rmi, "rmi", "", `Remove images used by services. "local" remove only images that don't have a custom tag ("local"|"all")`)
 	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "Remove named volumes declared in the \"volumes\" section of the Compose file and anonymous volumes attached to containers")
 	addTimeout(cmd, &t, "Specify a shutdown timeout in seconds")
 	return cmd
+}
+
+// withDependents adds, transitively, the services that depend on names.
+func withDependents(p *project.Project, names []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	var visit func(string)
+	visit = func(n string) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		out = append(out, n)
+		for _, other := range p.ServiceNames() {
+			if _, ok := p.Services[other].DependsOn[n]; ok {
+				visit(other)
+			}
+		}
+	}
+	for _, n := range names {
+		visit(n)
+	}
+	return out
+}
+
+// removeServiceImages is down --rmi: the images of the project's services,
+// all of them or only those named after the project because the service
+// has a build and no image of its own ("local"). An image already gone is
+// no error.
+func removeServiceImages(cmd *cobra.Command, g *globals, p *project.Project, all bool) error {
+	store, err := g.openImageStore()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, name := range p.ServiceNames() {
+		svc := p.Services[name]
+		if !all && (svc.Image != "" || svc.Build == nil) {
+			continue
+		}
+		ref := p.ImageName(svc)
+		if ref == "" || seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		_, err := store.Remove(ref, false)
+		var nf *image.NotFoundError
+		switch {
+		case err == nil:
+			fmt.Fprintf(cmd.ErrOrStderr(), " Image %s  Removed\n", ref)
+		case errors.As(err, &nf) || errors.Is(err, image.ErrNotFound):
+		default:
+			return fmt.Errorf("removing image %s: %w", ref, err)
+		}
+	}
+	return nil
 }
 
 // newContainersCommand builds start, stop, restart, kill, rm, pause and unpause.
 func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 	var t timeoutFlag
 	var signal string
-	var force, stop, volumes bool
-	var index int
+	var force, stop, volumes, wait, noDeps bool
+	var index, waitTimeout int
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -162,6 +234,11 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 				}
 				return fmt.Errorf("no container found for project %q", proj)
 			}
+			if op == "restart" && !noDeps && p != nil && len(args) > 0 {
+				// As compose: the services that depend on those named
+				// restart with them.
+				args = withDependents(p, args)
+			}
 			req := supervisor.ContainersRequest{Services: args, Index: index, Timeout: t.duration(), Signal: signal, Stop: stop, Volumes: volumes}
 			switch {
 			case op == "kill" && !force && p != nil && len(args) == 0:
@@ -183,14 +260,26 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 					return nil
 				}
 			}
-			return withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
+			if err := withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
 				return c.Containers(ctx, op, req, progress)
-			})
+			}); err != nil {
+				return err
+			}
+			if wait {
+				return waitHealthy(ctx, c, waitTimeout)
+			}
+			return nil
 		},
 	}
 	switch op {
+	case "start":
+		cmd.Flags().BoolVar(&wait, "wait", false, "Wait for services to be running|healthy. Implies detached mode.")
+		cmd.Flags().IntVar(&waitTimeout, "wait-timeout", 0, "Maximum duration in seconds to wait for the project to be running|healthy")
 	case "stop", "restart":
 		addTimeout(cmd, &t, "Specify a shutdown timeout in seconds")
+		if op == "restart" {
+			cmd.Flags().BoolVar(&noDeps, "no-deps", false, "Don't restart dependent services")
+		}
 	case "kill":
 		cmd.Flags().StringVarP(&signal, "signal", "s", "SIGKILL", "SIGNAL to send to the container")
 		cmd.Flags().BoolVar(&force, "remove-orphans", false, "Remove containers for services not defined in the Compose file")

@@ -36,7 +36,7 @@ func newVolumesCommand(g *globals) *cobra.Command {
 			if err := checkServices(p, args); err != nil {
 				return err
 			}
-			if format != "table" && format != "json" {
+			if format != "table" && format != "json" && !isTemplate(format) {
 				return fmt.Errorf("unsupported format %q: use table or json", format)
 			}
 			m, err := volumeManager(g)
@@ -125,7 +125,7 @@ func newImagesCommand(g *globals) *cobra.Command {
 			if err := checkServices(p, args); err != nil {
 				return err
 			}
-			if format != "table" && format != "json" {
+			if format != "table" && format != "json" && !isTemplate(format) {
 				return fmt.Errorf("unsupported format %q: use table or json", format)
 			}
 			recs, err := supervisor.LoadRecords(g.paths(), proj)
@@ -217,6 +217,8 @@ func printImages(out io.Writer, rows []composeImage, quiet bool, format string) 
 		}
 		_, err = fmt.Fprintf(out, "%s\n", b)
 		return err
+	case isTemplate(format):
+		return templateTable(out, format, rows)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER\tREPOSITORY\tTAG\tIMAGE ID\tSIZE")

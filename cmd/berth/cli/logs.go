@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ type logsFlags struct {
 	tail                                     int
 	since, until                             string
 	index                                    int
+	// rescan follows containers created after the start too, until the
+	// context ends: up --watch recreates containers under the follower.
+	rescan bool
 }
 
 func newLogsCommand(g *globals) *cobra.Command {
@@ -93,7 +97,7 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 	for i, r := range selected {
 		names[i] = shortName(r)
 	}
-	color := !f.noColor && isTerminal(out)
+	color := !f.noColor && colours(out)
 	pre := logs.NewPrefixer(logs.PrefixerOptions{Color: color, NoPrefix: f.noLogPrefix, Timestamps: f.timestamps}, names...)
 	var mu sync.Mutex
 	// Format and write under one lock: the prefixer joins the pieces of a
@@ -121,8 +125,8 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 	}
 	exits := watchExits(ctx, supervisor.Running(ctx, g.paths(), proj), ids)
 	var wg sync.WaitGroup
-	errs := make(chan error, len(selected))
-	for i, r := range selected {
+	errs := make(chan error, len(selected)+1)
+	follow := func(r *supervisor.Record, name string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -131,8 +135,11 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 			o.Follow = true
 			o.Done = done
 			path := logs.LogPath(g.paths().ContainerDir(r.ID), r.ID)
-			if err := logs.Read(ctx, path, o, func(e logs.Entry) error { return write(names[i], e) }); err != nil && ctx.Err() == nil {
-				errs <- err
+			if err := logs.Read(ctx, path, o, func(e logs.Entry) error { return write(name, e) }); err != nil && ctx.Err() == nil {
+				select {
+				case errs <- err:
+				default:
+				}
 			}
 			// The exit is told once the container's last lines are out.
 			<-done
@@ -140,6 +147,38 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 				onExit(exited)
 			}
 		}()
+	}
+	seen := map[string]bool{}
+	for i, r := range selected {
+		seen[r.ID] = true
+		follow(r, names[i])
+	}
+	if f.rescan {
+		t := time.NewTicker(250 * time.Millisecond)
+	scan:
+		for {
+			select {
+			case <-ctx.Done():
+				break scan
+			case <-t.C:
+			}
+			recs, err := supervisor.LoadRecords(g.paths(), proj)
+			if err != nil {
+				continue
+			}
+			for _, r := range recs {
+				if seen[r.ID] || r.Labels[model.LabelOneoff] == "True" || len(want) > 0 && !want[r.Service] {
+					continue
+				}
+				// Followed from its first line once its log exists.
+				if _, err := os.Stat(logs.LogPath(g.paths().ContainerDir(r.ID), r.ID)); err != nil {
+					continue
+				}
+				seen[r.ID] = true
+				follow(r, shortName(r))
+			}
+		}
+		t.Stop()
 	}
 	wg.Wait()
 	close(errs)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -93,6 +95,7 @@ func newWaitCommand(g *globals) *cobra.Command {
 func newLsCommand(g *globals) *cobra.Command {
 	var all, quiet bool
 	var format string
+	var filters []string
 	cmd := &cobra.Command{
 		Use:   "ls [OPTIONS]",
 		Short: "List running compose projects",
@@ -118,10 +121,17 @@ func newLsCommand(g *globals) *cobra.Command {
 				}
 				p.counts[r.State.Status]++
 			}
+			nameFilters, err := parseLsFilters(filters)
+			if err != nil {
+				return err
+			}
 			var list []*proj
 			for _, n := range names {
 				p := byName[n]
 				if !all && p.counts[supervisor.StatusRunning] == 0 {
+					continue
+				}
+				if !matchesName(nameFilters, n) {
 					continue
 				}
 				var parts []string
@@ -142,6 +152,10 @@ func newLsCommand(g *globals) *cobra.Command {
 			case format == "json":
 				b, _ := json.Marshal(list)
 				fmt.Fprintln(out, string(b))
+			case isTemplate(format):
+				return templateTable(out, format, list)
+			case format != "table" && format != "":
+				return fmt.Errorf("unsupported format %q: use table or json", format)
 			default:
 				tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tSTATUS\tCONFIG FILES")
@@ -156,16 +170,66 @@ func newLsCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Show all stopped Compose projects")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display project names")
 	cmd.Flags().StringVar(&format, "format", "table", "Format the output. Values: [table | json]")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Filter output based on conditions provided")
 	return cmd
+}
+
+// parseLsFilters reads ls --filter KEY=VALUE; compose knows only name.
+func parseLsFilters(filters []string) ([]string, error) {
+	var names []string
+	for _, f := range filters {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("bad format of filter (expected name=value)")
+		}
+		if k != "name" {
+			return nil, fmt.Errorf("invalid filter %q", k)
+		}
+		names = append(names, v)
+	}
+	return names, nil
+}
+
+// matchesName is docker's name filter: the name contains one of the
+// values; no value, no filtering.
+func matchesName(values []string, name string) bool {
+	if len(values) == 0 {
+		return true
+	}
+	for _, v := range values {
+		if strings.Contains(name, v) {
+			return true
+		}
+	}
+	return false
 }
 
 func newEventsCommand(g *globals) *cobra.Command {
 	var asJSON bool
+	var since, until string
 	cmd := &cobra.Command{
 		Use:   "events [OPTIONS] [SERVICE...]",
 		Short: "Receive real time events from containers",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			from, err := parseTime(since)
+			if err != nil {
+				return fmt.Errorf("invalid --since: %w", err)
+			}
+			to, err := parseTime(until)
+			if err != nil {
+				return fmt.Errorf("invalid --until: %w", err)
+			}
+			if !to.IsZero() && !to.After(time.Now()) {
+				return nil
+			}
+			if !to.IsZero() {
+				// The stream ends at --until; the supervisor keeps no
+				// history, so an --until already past ends it at once.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, to)
+				defer cancel()
+			}
 			proj, _, err := g.projectName(ctx)
 			if err != nil {
 				return err
@@ -175,8 +239,8 @@ func newEventsCommand(g *globals) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			return c.Events(ctx, func(e supervisor.Event) {
-				if len(args) > 0 && !slices.Contains(args, e.Service) {
+			err = c.Events(ctx, func(e supervisor.Event) {
+				if len(args) > 0 && !slices.Contains(args, e.Service) || e.Time.Before(from) {
 					return
 				}
 				if asJSON {
@@ -199,8 +263,14 @@ func newEventsCommand(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(out, "%s container %s %s (%s)\n", e.Time.Local().Format("2006-01-02 15:04:05.000000"), e.Action, e.ID, attrs)
 			})
+			if !to.IsZero() && ctx.Err() != nil {
+				return nil // --until reached
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "Output events as a stream of json objects")
+	cmd.Flags().StringVar(&since, "since", "", "Show all events created since timestamp")
+	cmd.Flags().StringVar(&until, "until", "", "Stream events until this timestamp")
 	return cmd
 }

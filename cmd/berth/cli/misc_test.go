@@ -26,3 +26,18 @@ func TestPrintTop(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+func TestEscapeDollars(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"no dollar", "no dollar"},
+		{"echo $HOME", "echo $$HOME"},
+		{"$$", "$$$$"},
+		{"a$b$", "a$$b$$"},
+	}
+	for _, tt := range tests {
+		if got := string(escapeDollars([]byte(tt.in))); got != tt.want {
+			t.Errorf("escapeDollars(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +25,52 @@ func isTerminal(w io.Writer) bool {
 	return term.IsTerminal(int(f.Fd()))
 }
 
+// ui is how the global --progress and --ansi flags ask output to look.
+var ui struct{ progress, ansi string }
+
+// checkUI validates the global flags with compose's messages.
+func checkUI() error {
+	switch ui.ansi {
+	case "", "auto", "never", "always":
+	default:
+		return fmt.Errorf("unsupported --ansi value %q", ui.ansi)
+	}
+	switch ui.progress {
+	case "", "auto", "plain", "json", "quiet":
+	case "tty":
+		if ui.ansi == "never" {
+			return fmt.Errorf("can't use --progress tty while ANSI support is disabled")
+		}
+	default:
+		return fmt.Errorf("unsupported --progress value %q", ui.progress)
+	}
+	return nil
+}
+
+// redraws tells whether progress on w is drawn in place with ANSI
+// sequences: --progress tty or --ansi always say yes, plain, json, quiet
+// and --ansi never say no, else only on a terminal.
+func redraws(w io.Writer) bool {
+	switch {
+	case ui.ansi == "never", ui.progress == "plain", ui.progress == "json", ui.progress == "quiet":
+		return false
+	case ui.ansi == "always", ui.progress == "tty":
+		return true
+	}
+	return isTerminal(w)
+}
+
+// colours tells whether text on w is coloured (--ansi).
+func colours(w io.Writer) bool {
+	switch ui.ansi {
+	case "never":
+		return false
+	case "always":
+		return true
+	}
+	return isTerminal(w)
+}
+
 // liveView is the CLI's one progress renderer: on a terminal, a block of
 // lines kept under the cursor and redrawn in place; elsewhere its owner
 // prints plain lines as things change. stepPrinter (compose's step lines)
@@ -36,7 +83,7 @@ type liveView struct {
 }
 
 func newLiveView(out io.Writer) liveView {
-	return liveView{out: out, tty: isTerminal(out)}
+	return liveView{out: out, tty: redraws(out)}
 }
 
 // draw replaces the block drawn last with lines; v.mu is held.
@@ -195,6 +242,14 @@ func (p *stepPrinter) close() {
 
 // withSteps runs fn with a progress printer on w and closes it after.
 func withSteps(w io.Writer, fn func(progress func(supervisor.Event)) error) error {
+	switch ui.progress {
+	case "quiet":
+		w = io.Discard
+	case "json":
+		// One JSON object per step, for tools reading the output.
+		enc := json.NewEncoder(w)
+		return fn(func(e supervisor.Event) { _ = enc.Encode(e) })
+	}
 	p := newSteps(w)
 	err := fn(p.event)
 	p.close()

@@ -6,17 +6,18 @@ import (
 	"os"
 
 	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 )
 
 // load reads the compose project that the global flags point at.
 func (g *globals) load(ctx context.Context) (*project.Project, error) {
-	return project.Load(ctx, project.Options{
-		Files:      g.files,
-		ProjectDir: g.projectDir,
-		Name:       g.name,
-		Profiles:   g.profiles,
-		EnvFiles:   g.envFiles,
-	})
+	return g.loadWith(ctx, project.Options{})
+}
+
+// loadWith is load with config's switches set in o.
+func (g *globals) loadWith(ctx context.Context, o project.Options) (*project.Project, error) {
+	o.Files, o.ProjectDir, o.Name, o.Profiles, o.EnvFiles = g.files, g.projectDir, g.name, g.profiles, g.envFiles
+	return project.Load(ctx, o)
 }
 
 // createOutput opens the file given with -o for writing.
@@ -36,4 +37,19 @@ func checkServices(p *project.Project, services []string) error {
 		}
 	}
 	return nil
+}
+
+// model turns the project into what the supervisor runs, with the global
+// flags that shape it (--compatibility's v1 container names).
+func (g *globals) model(p *project.Project) (*model.Model, error) {
+	m, err := p.Model()
+	if err != nil {
+		return nil, err
+	}
+	if g.compatibility {
+		for i := range m.Services {
+			m.Services[i].NameSeparator = "_"
+		}
+	}
+	return m, nil
 }

@@ -18,8 +18,12 @@ import (
 
 type psFlags struct {
 	all, quiet, services bool
-	status               []string
+	noTrunc, orphans     bool
+	status, filter       []string
 	format               string
+	// known are the project's services, for --orphans=false; nil when
+	// the compose file is not at hand.
+	known map[string]bool
 }
 
 func newPsCommand(g *globals) *cobra.Command {
@@ -39,6 +43,18 @@ func newPsCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := parsePsFilters(f); err != nil {
+				return err
+			}
+			if p != nil {
+				f.known = map[string]bool{}
+				for name := range p.Services {
+					f.known[name] = true
+				}
+				for name := range p.DisabledServices {
+					f.known[name] = true
+				}
+			}
 			return printPs(cmd.OutOrStdout(), filterPs(recs, args, f), f)
 		},
 	}
@@ -47,8 +63,31 @@ func newPsCommand(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "Only display IDs")
 	fl.BoolVar(&f.services, "services", false, "Display services")
 	fl.StringArrayVar(&f.status, "status", nil, "Filter services by status. Values: [paused | restarting | removing | running | dead | created | exited]")
-	fl.StringVar(&f.format, "format", "table", "Format the output. Values: [table | json]")
+	fl.StringVar(&f.format, "format", "table", `Format output using a custom template:
+'table':            Print output in table format with column headers (default)
+'table TEMPLATE':   Print output in table format using the given Go template
+'json':             Print in JSON format
+'TEMPLATE':         Print output using the given Go template.
+Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates`)
+	fl.StringArrayVar(&f.filter, "filter", nil, "Filter services by a property (supported filters: status)")
+	fl.BoolVar(&f.noTrunc, "no-trunc", false, "Don't truncate output")
+	fl.BoolVar(&f.orphans, "orphans", true, "Include orphaned services (not declared by project)")
 	return cmd
+}
+
+// parsePsFilters reads --filter KEY=VALUE; compose knows only status.
+func parsePsFilters(f *psFlags) error {
+	for _, fl := range f.filter {
+		k, v, ok := strings.Cut(fl, "=")
+		if !ok {
+			return fmt.Errorf("bad format of filter (expected name=value)")
+		}
+		if k != "status" {
+			return fmt.Errorf("invalid filter %q", k)
+		}
+		f.status = append(f.status, v)
+	}
+	return nil
 }
 
 func filterPs(recs []supervisor.Record, services []string, f *psFlags) []supervisor.Record {
@@ -59,6 +98,9 @@ func filterPs(recs []supervisor.Record, services []string, f *psFlags) []supervi
 	var out []supervisor.Record
 	for _, r := range recs {
 		if len(want) > 0 && !want[r.Service] {
+			continue
+		}
+		if !f.orphans && f.known != nil && !f.known[r.Service] {
 			continue
 		}
 		if len(f.status) > 0 {
@@ -117,19 +159,17 @@ func printPs(out io.Writer, recs []supervisor.Record, f *psFlags) error {
 	case f.format == "json":
 		enc := json.NewEncoder(out)
 		for _, r := range recs {
-			e := psEntry{
-				ID: r.ID, Name: r.Name, Image: r.Image, Command: quoteCommand(r.Command),
-				Project: r.Project, Service: r.Service, Created: r.Created.Unix(),
-				CreatedAt: r.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
-				State:     r.State.Status, Status: statusText(r.State, time.Now()), Health: r.State.Health,
-				ExitCode: r.State.ExitCode, RestartCount: r.State.RestartCount, Labels: r.Labels, Publishers: publishers(r.Ports),
-				Ports: portsText(r.Ports),
-			}
-			if err := enc.Encode(e); err != nil {
+			if err := enc.Encode(newPsEntry(r)); err != nil {
 				return err
 			}
 		}
 		return nil
+	case isTemplate(f.format):
+		entries := make([]psEntry, len(recs))
+		for i, r := range recs {
+			entries[i] = newPsEntry(r)
+		}
+		return templateTable(out, f.format, entries)
 	case f.format != "table" && f.format != "":
 		return fmt.Errorf("unsupported format %q: use table or json", f.format)
 	}
@@ -137,10 +177,25 @@ func printPs(out io.Writer, recs []supervisor.Record, f *psFlags) error {
 	fmt.Fprintln(tw, "NAME\tIMAGE\tCOMMAND\tSERVICE\tCREATED\tSTATUS\tPORTS")
 	now := time.Now()
 	for _, r := range recs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Image, truncate(quoteCommand(r.Command), 20),
+		command := quoteCommand(r.Command)
+		if !f.noTrunc {
+			command = truncate(command, 20)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Image, command,
 			r.Service, units.HumanDuration(now.Sub(r.Created))+" ago", statusText(r.State, now), portsText(r.Ports))
 	}
 	return tw.Flush()
+}
+
+func newPsEntry(r supervisor.Record) psEntry {
+	return psEntry{
+		ID: r.ID, Name: r.Name, Image: r.Image, Command: quoteCommand(r.Command),
+		Project: r.Project, Service: r.Service, Created: r.Created.Unix(),
+		CreatedAt: r.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+		State:     r.State.Status, Status: statusText(r.State, time.Now()), Health: r.State.Health,
+		ExitCode: r.State.ExitCode, RestartCount: r.State.RestartCount, Labels: r.Labels, Publishers: publishers(r.Ports),
+		Ports: portsText(r.Ports),
+	}
 }
 
 // statusText is docker's STATUS column: "Up 5 seconds (healthy)",

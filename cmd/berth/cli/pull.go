@@ -12,19 +12,30 @@ import (
 
 // newPullCommand is compose's `pull`: the images of the project's services.
 func newPullCommand(g *globals) *cobra.Command {
-	var quiet, ignoreFailures bool
+	var quiet, ignoreFailures, includeDeps, ignoreBuildable bool
+	var policy string
 	var insecure []string
 	cmd := &cobra.Command{
 		Use:   "pull [OPTIONS] [SERVICE...]",
 		Short: "Pull service images",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch policy {
+			case "", "missing", "always":
+			default:
+				return fmt.Errorf("invalid pull policy %q: use missing or always", policy)
+			}
 			p, err := g.load(cmd.Context())
 			if err != nil {
+				return err
+			}
+			if err := checkServices(p, args); err != nil {
 				return err
 			}
 			names := args
 			if len(names) == 0 {
 				names = p.ServiceNames()
+			} else if includeDeps {
+				names = withDependencies(p, names)
 			}
 			sort.Strings(names)
 			s, err := g.openImageStore()
@@ -38,10 +49,13 @@ func newPullCommand(g *globals) *cobra.Command {
 				if !ok {
 					return fmt.Errorf("no such service: %s", n)
 				}
-				if svc.Image == "" || seen[svc.Image] {
+				if svc.Image == "" || seen[svc.Image] || ignoreBuildable && svc.Build != nil {
 					continue
 				}
 				seen[svc.Image] = true
+				if policy == "missing" && !imageMissing(s, svc.Image) {
+					continue
+				}
 				if !quiet {
 					fmt.Fprintf(cmd.ErrOrStderr(), " %s Pulling\n", n)
 				}
@@ -59,6 +73,9 @@ func newPullCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Pull without printing progress information")
+	cmd.Flags().StringVar(&policy, "policy", "", `Apply pull policy ("missing"|"always")`)
+	cmd.Flags().BoolVar(&includeDeps, "include-deps", false, "Also pull services declared as dependencies")
+	cmd.Flags().BoolVar(&ignoreBuildable, "ignore-buildable", false, "Ignore images that can be built")
 	cmd.Flags().BoolVar(&ignoreFailures, "ignore-pull-failures", false, "Pull what it can and ignores images with pull failures")
 	cmd.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "Registry (host[:port]) to reach over plain HTTP (repeatable)")
 	return cmd

@@ -83,6 +83,12 @@ type globals struct {
 	envFiles   []string
 	root       string
 	runRoot    string
+	// parallel is --parallel: accepted for compose's scripts; the
+	// supervisor's graph walk bounds its own work.
+	parallel int
+	dryRun   bool
+	// compatibility names containers as compose v1 did.
+	compatibility bool
 }
 
 func newRootCommand() *cobra.Command {
@@ -99,6 +105,9 @@ func newRootCommand() *cobra.Command {
 		// command is an error (exit 1).
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return checkUI()
+		},
 	}
 	// Global flags come before the command, as with docker compose, so that
 	// a command may reuse their letters (logs -f is --follow).
@@ -109,6 +118,11 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&g.projectDir, "project-directory", "", "Specify an alternate working directory\n(default: the path of the first specified Compose file)")
 	f.StringArrayVar(&g.profiles, "profile", nil, "Specify a profile to enable")
 	f.StringArrayVar(&g.envFiles, "env-file", nil, "Specify an alternate environment file")
+	f.StringVar(&ui.progress, "progress", "", `Set type of progress output (auto, tty, plain, json, quiet)`)
+	f.StringVar(&ui.ansi, "ansi", "auto", `Control when to print ANSI control characters ("never"|"always"|"auto")`)
+	f.IntVar(&g.parallel, "parallel", -1, "Control max parallelism, -1 for unlimited")
+	f.BoolVar(&g.dryRun, "dry-run", false, "Execute command in dry run mode")
+	f.BoolVar(&g.compatibility, "compatibility", false, "Run compose in backward compatibility mode")
 	f.StringVar(&g.root, "root", envOr("BERTH_ROOT", "/var/lib/berth"), "Root of berth's persistent state (images, volumes, layers) [$BERTH_ROOT]")
 	f.StringVar(&g.runRoot, "run-root", envOr("BERTH_RUN_ROOT", "/run/berth"), "Root of berth's runtime state (sockets, FIFOs) [$BERTH_RUN_ROOT]")
 
@@ -120,6 +134,7 @@ func newRootCommand() *cobra.Command {
 		newLoginCommand(g),
 		newLogoutCommand(g),
 		newUpCommand(g),
+		newWatchCommand(g),
 		newDownCommand(g),
 		newPsCommand(g),
 		newLogsCommand(g),
@@ -154,6 +169,7 @@ func newRootCommand() *cobra.Command {
 		newCreateCommand(g),
 		newSuperviseCommand(g),
 	)
+	withDryRun(root, g)
 	return root
 }
 

@@ -28,7 +28,7 @@ import (
 type runFlags struct {
 	detach, rm, noTTY, tty, interactive             bool
 	noDeps, removeOrphans, servicePorts, useAliases bool
-	quietPull, quiet                                bool
+	quietPull, quiet, build, quietBuild             bool
 	entrypoint, name, user, workdir, pull           string
 	env, envFromFile, volumes, publish, labels      []string
 	capAdd, capDrop                                 []string
@@ -79,6 +79,8 @@ func newRunCommand(g *globals) *cobra.Command {
 	fl.StringVar(&f.pull, "pull", "policy", `Pull image before running ("always"|"missing"|"never")`)
 	fl.BoolVar(&f.quietPull, "quiet-pull", false, "Pull without printing progress information")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "Don't print anything to STDOUT")
+	fl.BoolVar(&f.build, "build", false, "Build image before starting container")
+	fl.BoolVar(&f.quietBuild, "quiet-build", false, "Suppress progress output from the build process")
 	return cmd
 }
 
@@ -109,13 +111,19 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, service string, args []
 	if err := applyRunFlags(p, service, f, args); err != nil {
 		return err
 	}
-	m, err := p.Model()
+	m, err := g.model(p)
 	if err != nil {
 		return err
 	}
 	stderr := cmd.ErrOrStderr()
 	if f.quiet {
 		stderr = io.Discard
+	}
+	if f.build {
+		bf := &buildFlags{quiet: f.quietBuild || f.quiet}
+		if err := buildServices(cmd, g, p, []string{service}, bf, func(types.ServiceConfig) bool { return true }); err != nil {
+			return err
+		}
 	}
 	if err := pullForRun(cmd, g, p, service, f, stderr); err != nil {
 		return err

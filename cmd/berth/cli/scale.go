@@ -32,7 +32,7 @@ func newScaleCommand(g *globals) *cobra.Command {
 				}
 				services = append(services, name)
 			}
-			m, err := p.Model()
+			m, err := g.model(p)
 			if err != nil {
 				return err
 			}

@@ -9,8 +9,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
+	"github.com/berthrun/berth/project"
 	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
 )
@@ -19,8 +21,9 @@ type upFlags struct {
 	detach, noDeps, forceRecreate, noRecreate, noStart, removeOrphans bool
 	alwaysRecreateDeps, renewAnonVolumes                              bool
 	abortOnExit, abortOnFailure, noColor, noLogPrefix, timestamps     bool
-	wait                                                              bool
-	build, noBuild                                                    bool
+	wait, watch                                                       bool
+	build, noBuild, quietPull, yes                                    bool
+	pull                                                              string
 	waitTimeout                                                       int
 	exitCodeFrom                                                      string
 	scale                                                             []string
@@ -59,6 +62,9 @@ func newUpCommand(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.attach, "attach", nil, "Restrict attaching to the specified services. Incompatible with --attach-dependencies.")
 	fl.StringArrayVar(&f.noAttach, "no-attach", nil, "Do not attach (stream logs) to the specified services")
 	fl.BoolVar(&f.attachDependencies, "attach-dependencies", false, "Automatically attach to log output of dependent services")
+	fl.BoolVar(&f.quietPull, "quiet-pull", false, "Pull without printing progress information")
+	fl.BoolVarP(&f.yes, "yes", "y", false, `Assume "yes" as answer to all prompts and run non-interactively`)
+	fl.BoolVarP(&f.watch, "watch", "w", false, "Watch source code and rebuild/refresh containers when files are updated.")
 	addTimeout(cmd, &f.timeout, "Use this timeout in seconds for container shutdown when attached or when containers are already running")
 	addBuildFlags(cmd, f)
 	return cmd
@@ -66,6 +72,7 @@ func newUpCommand(g *globals) *cobra.Command {
 
 // addBuildFlags adds compose's --build and --no-build to up and create.
 func addBuildFlags(cmd *cobra.Command, f *upFlags) {
+	cmd.Flags().StringVar(&f.pull, "pull", "policy", `Pull image before running ("always"|"missing"|"never")`)
 	cmd.Flags().BoolVar(&f.build, "build", false, "Build images before starting containers")
 	cmd.Flags().BoolVar(&f.noBuild, "no-build", false, "Don't build an image, even if it's policy")
 }
@@ -90,9 +97,20 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	if f.wait {
 		f.detach = true
 	}
+	if f.watch && f.detach {
+		return errors.New("--detach and --watch can't be used together")
+	}
 	p, err := g.load(ctx)
 	if err != nil {
 		return err
+	}
+	var w *watcher
+	if f.watch {
+		// Checked before anything starts: a bad develop section is an
+		// error of the command, not of the running stack.
+		if w, err = newWatcher(cmd, g, p, args, &watchFlags{prune: true}); err != nil {
+			return err
+		}
 	}
 	scale, err := parseScale(f.scale)
 	if err != nil {
@@ -108,10 +126,13 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	if f.build && f.noBuild {
 		return errors.New("--build and --no-build are incompatible")
 	}
+	if err := applyPullFlag(p, f.pull); err != nil {
+		return err
+	}
 	if err := buildForUp(cmd, g, p, asked, f); err != nil {
 		return err
 	}
-	m, err := p.Model()
+	m, err := g.model(p)
 	if err != nil {
 		return err
 	}
@@ -126,6 +147,9 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	}
 	req.MaxReplicas, _ = model.MaxReplicas() // checked by Model
 	if err := withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
+		if f.quietPull {
+			progress = withoutPulls(progress)
+		}
 		return c.Up(ctx, req, progress)
 	}); err != nil {
 		return err
@@ -140,7 +164,45 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	if w != nil {
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			if err := w.run(wctx); err != nil && wctx.Err() == nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Error: watch: %v\n", err)
+			}
+		}()
+	}
 	return attach(cmd, g, c, p.Name, attachTo, f)
+}
+
+// applyPullFlag is --pull: it overrides every service's pull_policy
+// ("policy", the default, keeps them).
+func applyPullFlag(p *project.Project, pull string) error {
+	switch pull {
+	case "", "policy":
+		return nil
+	case types.PullPolicyAlways, types.PullPolicyMissing, types.PullPolicyNever, types.PullPolicyBuild:
+	default:
+		return fmt.Errorf("invalid --pull option %q", pull)
+	}
+	for name, svc := range p.Services {
+		if pull == types.PullPolicyBuild && svc.Build == nil {
+			continue
+		}
+		svc.PullPolicy = pull
+		p.Services[name] = svc
+	}
+	return nil
+}
+
+// withoutPulls drops the pull steps from the progress shown.
+func withoutPulls(progress func(supervisor.Event)) func(supervisor.Event) {
+	return func(e supervisor.Event) {
+		if e.Action != "pull" {
+			progress(e)
+		}
+	}
 }
 
 // waitHealthy waits until every container is running and, where it has a
@@ -167,7 +229,7 @@ func attach(cmd *cobra.Command, g *globals, c *supervisor.Client, proj string, s
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	lf := &logsFlags{follow: true, noColor: f.noColor, noLogPrefix: f.noLogPrefix, timestamps: f.timestamps, tail: -1}
+	lf := &logsFlags{follow: true, noColor: f.noColor, noLogPrefix: f.noLogPrefix, timestamps: f.timestamps, tail: -1, rescan: f.watch}
 	done := make(chan error, 1)
 	exited := make(chan supervisor.Record, 64)
 	printAttaching(cmd.OutOrStdout(), g, proj, services)

@@ -25,13 +25,18 @@ func newVersionCommand() *cobra.Command {
 			case format == "json":
 				b, _ := json.Marshal(map[string]string{"version": version.Version})
 				fmt.Fprintln(out, string(b))
+			case isTemplate(format):
+				info := struct{ Version, GoVersion, Os, Arch string }{version.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH}
+				return templateTable(out, format, []any{info})
+			case format != "" && format != "pretty":
+				return fmt.Errorf("unsupported format %q: use pretty or json", format)
 			default:
 				fmt.Fprintf(out, "berth version %s (%s, %s/%s)\n", version.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "", "Format the output. Values: [pretty | json]")
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format the output. Values: [pretty | json]")
 	cmd.Flags().BoolVar(&short, "short", false, "Shows only berth's version number")
 	return cmd
 }
