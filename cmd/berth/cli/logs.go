@@ -123,14 +123,16 @@ func followLogs(ctx context.Context, out io.Writer, g *globals, proj string, ser
 	for i, r := range selected {
 		ids[i] = r.ID
 	}
-	exits := watchExits(ctx, supervisor.Running(ctx, g.paths(), proj), ids)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	exits := watchExits(watchCtx, supervisor.Running(ctx, g.paths(), proj), ids)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(selected)+1)
 	follow := func(r *supervisor.Record, name string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			done := exits.done[r.ID]
+			done := exits.watch(r.ID)
 			o := opts
 			o.Follow = true
 			o.Done = done
@@ -246,27 +248,67 @@ func mergeLogs(ctx context.Context, g *globals, selected []*supervisor.Record, n
 	}
 }
 
-// exitWatch tells when each of a set of containers has exited for good
-// (not when its restart policy is about to start it again) or is gone, as
-// the supervisor sees it: one event stream, and the supervisor's list of
-// containers read once subscribed and after each event about them.
+// exitWatch tells when each watched container has exited for good (not
+// when its restart policy is about to start it again) or is gone, as the
+// supervisor sees it: one event stream, and the supervisor's list of
+// containers read once subscribed and after each event about a watched one.
 type exitWatch struct {
-	done map[string]chan struct{} // by ID, closed at the exit; fixed at the start
+	check chan struct{} // asks run to read the list again
 
-	mu     sync.Mutex
-	closed map[string]bool
-	last   map[string]supervisor.Record // the record of an exited container
+	mu       sync.Mutex
+	done     map[string]chan struct{} // by ID, closed at the exit
+	closed   map[string]bool
+	last     map[string]supervisor.Record // the record of an exited container
+	finished bool                         // run has ended: no more news
 }
 
-// watchExits starts watching ids through c; with no supervisor (c nil),
-// nothing runs and every channel is closed at once.
+// watchExits starts watching ids through c, until ctx ends; with no
+// supervisor (c nil) nothing runs, and every channel is closed at once.
 func watchExits(ctx context.Context, c *supervisor.Client, ids []string) *exitWatch {
-	w := &exitWatch{done: map[string]chan struct{}{}, closed: map[string]bool{}, last: map[string]supervisor.Record{}}
+	w := &exitWatch{
+		check:  make(chan struct{}, 1),
+		done:   map[string]chan struct{}{},
+		closed: map[string]bool{},
+		last:   map[string]supervisor.Record{},
+	}
 	for _, id := range ids {
 		w.done[id] = make(chan struct{})
 	}
 	go w.run(ctx, c)
 	return w
+}
+
+// watch returns the channel closed at id's exit, watching it from now if
+// it was not yet.
+func (w *exitWatch) watch(id string) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch, ok := w.done[id]
+	if !ok {
+		ch = make(chan struct{})
+		w.done[id] = ch
+		if w.finished {
+			w.closed[id] = true
+			close(ch)
+		} else {
+			w.poke()
+		}
+	}
+	return ch
+}
+
+func (w *exitWatch) poke() {
+	select {
+	case w.check <- struct{}{}:
+	default:
+	}
+}
+
+func (w *exitWatch) watched(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.done[id]
+	return ok
 }
 
 func (w *exitWatch) run(ctx context.Context, c *supervisor.Client) {
@@ -276,17 +318,10 @@ func (w *exitWatch) run(ctx context.Context, c *supervisor.Client) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	check := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case check <- struct{}{}:
-		default:
-		}
-	}
 	go func() {
-		_ = c.EventsFrom(ctx, poke, func(e supervisor.Event) {
-			if _, ok := w.done[e.ID]; ok {
-				poke()
+		_ = c.EventsFrom(ctx, w.poke, func(e supervisor.Event) {
+			if w.watched(e.ID) {
+				w.poke()
 			}
 		})
 		cancel() // the supervisor went away with its project
@@ -295,21 +330,19 @@ func (w *exitWatch) run(ctx context.Context, c *supervisor.Client) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-check:
+		case <-w.check:
 		}
 		recs, err := c.Ps(ctx)
 		if err != nil {
 			return
 		}
-		if w.update(recs) {
-			return
-		}
+		w.update(recs)
 	}
 }
 
-// update closes the channels of the containers that recs show exited or
-// no longer list; it reports whether none is left to watch.
-func (w *exitWatch) update(recs []supervisor.Record) bool {
+// update closes the channels of the watched containers that recs show
+// exited or no longer list.
+func (w *exitWatch) update(recs []supervisor.Record) {
 	byID := map[string]supervisor.Record{}
 	for _, r := range recs {
 		byID[r.ID] = r
@@ -330,12 +363,12 @@ func (w *exitWatch) update(recs []supervisor.Record) bool {
 		w.closed[id] = true
 		close(ch)
 	}
-	return len(w.closed) == len(w.done)
 }
 
 func (w *exitWatch) closeAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.finished = true
 	for id, ch := range w.done {
 		if !w.closed[id] {
 			w.closed[id] = true
