@@ -388,53 +388,7 @@ func TestExecTerminal(t *testing.T) {
 
 	run := func(input func(master *os.File, seen func() string), args ...string) (string, int) {
 		t.Helper()
-		master, slave := openPTY(t)
-		if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101}); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := berthCmd(ctx, e, append([]string{"exec"}, args...)...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		slave.Close()
-		var buf bytes.Buffer
-		copied := make(chan struct{})
-		var mu = make(chan struct{}, 1)
-		mu <- struct{}{}
-		go func() {
-			defer close(copied)
-			b := make([]byte, 4096)
-			for {
-				n, err := master.Read(b)
-				<-mu
-				buf.Write(b[:n])
-				mu <- struct{}{}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		seen := func() string {
-			<-mu
-			defer func() { mu <- struct{}{} }()
-			return buf.String()
-		}
-		if input != nil {
-			input(master, seen)
-		}
-		err := cmd.Wait()
-		master.Close()
-		<-copied
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("exec: %v", err)
-		}
-		return seen(), code
+		return onPTY(t, e, input, append([]string{"exec"}, args...)...)
 	}
 
 	out, code := run(nil, "app", "sh", "-c", "stty size; tty")
