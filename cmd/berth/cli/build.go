@@ -43,12 +43,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if err := checkServices(p, args); err != nil {
 				return err
 			}
-			names := args
-			if len(names) == 0 {
-				names = p.ServiceNames()
-			} else if f.withDeps {
-				names = withDependencies(p, names)
-			}
+			names := selectServices(p, args, f.withDeps)
 			return buildServices(cmd, g, p, names, f, func(types.ServiceConfig) bool { return true })
 		},
 	}
@@ -286,12 +281,7 @@ func buildForUp(cmd *cobra.Command, g *globals, p *project.Project, services []s
 	if f.noBuild {
 		return nil
 	}
-	names := services
-	if len(names) == 0 {
-		names = p.ServiceNames()
-	} else if !f.noDeps {
-		names = withDependencies(p, names)
-	}
+	names := selectServices(p, services, !f.noDeps)
 	store, err := g.openImageStore()
 	if err != nil {
 		return err
@@ -299,6 +289,18 @@ func buildForUp(cmd *cobra.Command, g *globals, p *project.Project, services []s
 	return buildServices(cmd, g, p, names, &buildFlags{}, func(svc types.ServiceConfig) bool {
 		return f.build || svc.PullPolicy == types.PullPolicyBuild || imageMissing(store, p.ImageName(svc))
 	})
+}
+
+// selectServices is what build, pull, push and up's builds act on: the
+// services named (with what they depend on, with deps), or all of them.
+func selectServices(p *project.Project, names []string, deps bool) []string {
+	switch {
+	case len(names) == 0:
+		return p.ServiceNames()
+	case deps:
+		return withDependencies(p, names)
+	}
+	return names
 }
 
 // withDependencies adds the services names depend on, transitively.

@@ -31,12 +31,7 @@ func newPullCommand(g *globals) *cobra.Command {
 			if err := checkServices(p, args); err != nil {
 				return err
 			}
-			names := args
-			if len(names) == 0 {
-				names = p.ServiceNames()
-			} else if includeDeps {
-				names = withDependencies(p, names)
-			}
+			names := selectServices(p, args, includeDeps)
 			sort.Strings(names)
 			s, err := g.openImageStore()
 			if err != nil {

@@ -26,31 +26,7 @@ func newPushCommand(g *globals) *cobra.Command {
 			if err := checkServices(p, args); err != nil {
 				return err
 			}
-			names := args
-			if len(names) == 0 {
-				names = p.ServiceNames()
-			} else if includeDeps {
-				seen := map[string]bool{}
-				var add func(string)
-				add = func(n string) {
-					if seen[n] {
-						return
-					}
-					seen[n] = true
-					for dep := range p.Services[n].DependsOn {
-						if _, ok := p.Services[dep]; ok {
-							add(dep)
-						}
-					}
-				}
-				for _, n := range args {
-					add(n)
-				}
-				names = names[:0:0]
-				for n := range seen {
-					names = append(names, n)
-				}
-			}
+			names := selectServices(p, args, includeDeps)
 			sort.Strings(names)
 			s, err := g.openImageStore()
 			if err != nil {
