@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
 )
 
@@ -41,21 +42,14 @@ func runAttach(cmd *cobra.Command, g *globals, f *attachFlags, service string) e
 	if _, err := supervisor.ParseDetachKeys(f.detachKeys); err != nil {
 		return err
 	}
-	proj, p, err := g.projectName(ctx)
-	if err != nil {
-		return err
-	}
-	if err := checkServices(p, []string{service}); err != nil {
-		return err
-	}
-	recs, client, err := g.records(ctx, proj)
+	recs, client, err := g.serviceRecords(ctx, service)
 	if err != nil {
 		return err
 	}
 	index := max(f.index, 1)
 	var rec *supervisor.Record
 	for i := range recs {
-		if recs[i].Service == service && recs[i].Number == index && recs[i].Labels["com.docker.compose.oneoff"] != "True" {
+		if recs[i].Service == service && recs[i].Number == index && recs[i].Labels[model.LabelOneoff] != "True" {
 			rec = &recs[i]
 		}
 	}

@@ -64,14 +64,7 @@ func runCp(cmd *cobra.Command, g *globals, f *cpFlags, src, dest string) error {
 		return errors.New("must specify at least one container source")
 	}
 	service := srcSvc + destSvc
-	proj, p, err := g.projectName(ctx)
-	if err != nil {
-		return err
-	}
-	if err := checkServices(p, []string{service}); err != nil {
-		return err
-	}
-	recs, client, err := g.records(ctx, proj)
+	recs, client, err := g.serviceRecords(ctx, service)
 	if err != nil {
 		return err
 	}

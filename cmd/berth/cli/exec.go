@@ -60,14 +60,7 @@ func newExecCommand(g *globals) *cobra.Command {
 
 func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args []string) error {
 	ctx := cmd.Context()
-	proj, p, err := g.projectName(ctx)
-	if err != nil {
-		return err
-	}
-	if err := checkServices(p, []string{service}); err != nil {
-		return err
-	}
-	recs, client, err := g.records(ctx, proj)
+	recs, client, err := g.serviceRecords(ctx, service)
 	if err != nil {
 		return err
 	}

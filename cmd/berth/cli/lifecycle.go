@@ -65,6 +65,20 @@ func (g *globals) records(ctx context.Context, proj string) ([]supervisor.Record
 	return out, c, err
 }
 
+// serviceRecords starts the commands that act on one service's containers
+// (exec, attach, cp): the service checked against the compose file when
+// there is one, then the project's records and its supervisor.
+func (g *globals) serviceRecords(ctx context.Context, service string) ([]supervisor.Record, *supervisor.Client, error) {
+	proj, p, err := g.projectName(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkServices(p, []string{service}); err != nil {
+		return nil, nil, err
+	}
+	return g.records(ctx, proj)
+}
+
 // timeoutFlag is compose's -t/--timeout in seconds; nil when not given.
 type timeoutFlag struct{ v *int }
 
