@@ -51,6 +51,9 @@ type volumePreparer interface {
 	Prepare(containerID, project, rootfs string, mounts []volmgr.Mount) ([]volmgr.Mount, error)
 	ReleaseAll(containerID string, removeAnonymous bool) ([]string, error)
 	RemoveProjectVolumes(project string, names []string) ([]string, error)
+	Bequeath(volumes map[string]string, service string, number int) error
+	Bequeathed(project, service string, number int) (map[string]string, error)
+	Settle(volumes map[string]string) error
 }
 
 // containerRuntime creates, loads and purges containers (engine/runtime).

@@ -93,6 +93,11 @@ func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Serv
 		return nil, err
 	}
 	fault.Point("create.after-record")
+	if len(inherit) > 0 {
+		if err := s.volumes.Settle(inherit); err != nil {
+			s.logf("container %s: volumes: %v", name, err)
+		}
+	}
 	c := newContainer(s, rec)
 	s.add(c)
 	if ns.owned {

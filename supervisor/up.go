@@ -237,6 +237,9 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 				progress(ev(c, "Recreate"))
 				if !req.RenewAnonVolumes {
 					inherit = anonymousVolumes(c.rec)
+					if err := s.volumes.Bequeath(inherit, svc.Name, n); err != nil {
+						return err
+					}
 				}
 				if err := s.stopAndRemove(ctx, c, req.Timeout, false, nil); err != nil {
 					return err
@@ -245,6 +248,13 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 			}
 			if c == nil {
 				var err error
+				if inherit == nil && !req.RenewAnonVolumes {
+					// What a recreate interrupted between removing the
+					// old container and creating this one left to it.
+					if inherit, err = s.volumes.Bequeathed(s.project, svc.Name, n); err != nil {
+						return err
+					}
+				}
 				progress(Event{Action: "Creating", Container: model.ContainerName(s.project, svc, n), Service: svc.Name})
 				if c, err = s.create(ctx, &req.Model, svc, img, n, inherit); err != nil {
 					s.failed(model.ContainerName(s.project, svc, n), svc.Name, "create", err)

@@ -194,7 +194,9 @@ func (s *Supervisor) removeProjectVolumes(names []string, progress func(Event)) 
 			return err
 		}
 		for _, v := range vols {
-			if !v.Anonymous() {
+			// Anonymous volumes go with their containers, but for those
+			// a recreate interrupted by a crash left to no container.
+			if !v.Anonymous() || v.Heir != nil && !v.InUse() {
 				names = append(names, v.Name)
 			}
 		}

@@ -548,6 +548,72 @@ func (m *Manager) ReleaseAll(containerID string, removeAnonymous bool) ([]string
 	return removed, errors.Join(errs...)
 }
 
+// Bequeath marks the anonymous volumes of a container about to be recreated
+// (destination → volume name) as passing to replica number of service. It
+// is written before the old container goes, so that a supervisor killed
+// between removing it and creating its successor leaves the volumes to the
+// next create of that replica (Bequeathed) instead of to nobody; `down -v`
+// removes such volumes too. Settle ends the handover.
+func (m *Manager) Bequeath(volumes map[string]string, service string, number int) error {
+	return m.setHeirs(volumes, func(dest string) *Heir {
+		return &Heir{Service: service, Number: number, Destination: dest}
+	})
+}
+
+// Settle ends the handover of volumes (destination → name) to the container
+// that now uses them.
+func (m *Manager) Settle(volumes map[string]string) error {
+	return m.setHeirs(volumes, func(string) *Heir { return nil })
+}
+
+func (m *Manager) setHeirs(volumes map[string]string, heir func(dest string) *Heir) error {
+	unlock, err := m.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for dest, name := range volumes {
+		v, err := m.Inspect(name)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		h := heir(dest)
+		if h == nil && v.Heir == nil {
+			continue
+		}
+		v.Heir = h
+		if err := writeVolume(m.dir(name), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Bequeathed returns the unused anonymous volumes of project that passed to
+// replica number of service (destination → volume name).
+func (m *Manager) Bequeathed(project, service string, number int) (map[string]string, error) {
+	unlock, err := m.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	all, err := m.list()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, v := range all {
+		if h := v.Heir; h != nil && v.Anonymous() && !v.InUse() && v.Labels[LabelProject] == project &&
+			h.Service == service && h.Number == number {
+			out[h.Destination] = v.Name
+		}
+	}
+	return out, nil
+}
+
 // CopyUp copies the content of destination in rootfs into the volume when the
 // volume is empty (see the CopyUp function). Containers starting at once on
 // the same volume copy one at a time; the second finds the volume filled.

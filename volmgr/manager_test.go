@@ -387,3 +387,47 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("users = %d, want 20", len(v.Users))
 	}
 }
+
+func TestBequeath(t *testing.T) {
+	m := newManager(t)
+	a, err := m.CreateAnonymous("demo", "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateAnonymous("other", "x"); err != nil {
+		t.Fatal(err)
+	}
+	vols := map[string]string{"/data": a.Name}
+	if err := m.Bequeath(vols, "app", 2); err != nil {
+		t.Fatal(err)
+	}
+	// Still used by the old container: nothing to take yet.
+	if got, _ := m.Bequeathed("demo", "app", 2); len(got) != 0 {
+		t.Errorf("bequeathed while in use: %v", got)
+	}
+	if _, err := m.ReleaseAll("old", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, miss := range []struct {
+		project, service string
+		n                int
+	}{{"demo", "app", 1}, {"demo", "web", 2}, {"other", "app", 2}} {
+		if got, _ := m.Bequeathed(miss.project, miss.service, miss.n); len(got) != 0 {
+			t.Errorf("Bequeathed(%v) = %v", miss, got)
+		}
+	}
+	got, err := m.Bequeathed("demo", "app", 2)
+	if err != nil || got["/data"] != a.Name || len(got) != 1 {
+		t.Fatalf("Bequeathed = %v, %v", got, err)
+	}
+	if err := m.Settle(got); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.Bequeathed("demo", "app", 2); len(got) != 0 {
+		t.Errorf("bequeathed after Settle: %v", got)
+	}
+	v, _ := m.Inspect(a.Name)
+	if v.Heir != nil {
+		t.Errorf("heir kept after Settle: %+v", v.Heir)
+	}
+}

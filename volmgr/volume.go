@@ -53,6 +53,17 @@ type Volume struct {
 	Users []string `json:"users,omitempty"`
 	// Owner is the container an anonymous volume was created for.
 	Owner string `json:"owner,omitempty"`
+	// Heir is the replica an anonymous volume passes to while its owner is
+	// being recreated (see Manager.Bequeath).
+	Heir *Heir `json:"heir,omitempty"`
+}
+
+// Heir names a replica of a project's service and where in it an anonymous
+// volume is mounted.
+type Heir struct {
+	Service     string `json:"service"`
+	Number      int    `json:"number"`
+	Destination string `json:"destination"`
 }
 
 // Anonymous reports whether v is an anonymous volume (`- /data`, image VOLUME).

@@ -375,3 +375,39 @@ services:
 	})
 	e.MustRun("down", "-t", "1")
 }
+
+// TestKillDuringRecreate: a supervisor killed after removing a container it
+// recreates, before creating the successor, leaves the old container's
+// anonymous volume to the successor that the next up creates, and down -v
+// still removes it.
+func TestKillDuringRecreate(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", `
+name: killrecreate
+services:
+  app:
+    image: busybox
+    command: ["sleep", "3600"]
+    init: true
+    volumes: ["/data"]
+`)
+	for _, step := range []string{"remove.intent", "remove.after-volumes", "remove.after-rootfs"} {
+		t.Run(step, func(t *testing.T) {
+			e.MustRun("up", "-d")
+			e.MustRun("exec", "-T", "app", "sh", "-c", "echo kept > /data/f")
+			e.KillSupervisors()
+			if r := e.RunEnv(fault(step), "up", "-d", "--force-recreate"); r.Code == 0 {
+				t.Fatalf("up with the supervisor killed at %s succeeded", step)
+			}
+			e.MustRun("up", "-d")
+			if out := e.MustRun("exec", "-T", "app", "cat", "/data/f").Stdout; strings.TrimSpace(out) != "kept" {
+				t.Errorf("after a kill at %s the successor's /data has %q", step, out)
+			}
+			downAndWait(t, e, "-v")
+			if vols, _ := filepath.Glob(filepath.Join(e.Root, "volumes", "*", "volume.json")); len(vols) > 0 {
+				t.Errorf("volumes left after down -v: %v", vols)
+			}
+		})
+	}
+}
