@@ -594,28 +594,17 @@ func (b *Builder) prepare(ctx context.Context, st *state, stageIdx int, cmd inst
 	case *instructions.RunCommand:
 		return b.prepareRun(ctx, st, stageIdx, c, sp)
 	case *instructions.CopyCommand:
-		if c.Parents {
-			return prepared{}, errors.New("COPY --parents is not supported yet")
-		}
-		if len(c.ExcludePatterns) > 0 {
-			return prepared{}, errors.New("COPY --exclude is not supported yet")
-		}
 		from, err := expand(c.From)
 		if err != nil {
 			return prepared{}, err
 		}
-		return b.prepareCopy(ctx, st, stageIdx, c.SourcesAndDest, from, c.Chown, c.Chmod, false)
+		exclude, err := newExclude(c.ExcludePatterns, expand)
+		if err != nil {
+			return prepared{}, err
+		}
+		return b.prepareCopy(ctx, st, stageIdx, copySpec{sd: c.SourcesAndDest, from: from, chown: c.Chown, chmod: c.Chmod, parents: c.Parents, exclude: exclude})
 	case *instructions.AddCommand:
-		if len(c.ExcludePatterns) > 0 {
-			return prepared{}, errors.New("ADD --exclude is not supported yet")
-		}
-		for _, s := range c.SourcePaths {
-			if strings.Contains(s, "://") || strings.HasPrefix(s, "git@") {
-				return prepared{}, fmt.Errorf("ADD from a URL (%s) is not supported yet", s)
-			}
-		}
-		extract := c.Unpack == nil || *c.Unpack
-		return b.prepareCopy(ctx, st, stageIdx, c.SourcesAndDest, "", c.Chown, c.Chmod, extract)
+		return b.prepareAdd(ctx, st, stageIdx, c, expand)
 	}
 	return prepared{}, fmt.Errorf("instruction %s is not supported", strings.ToUpper(cmd.Name()))
 }
@@ -673,10 +662,22 @@ func (b *Builder) prepareRun(ctx context.Context, st *state, stageIdx int, c *in
 
 // prepareCopy resolves a COPY or ADD: from the context (its sources'
 // digest goes into the key), or from a stage or image (its identity does).
-func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd instructions.SourcesAndDest, from, chown, chmod string, extract bool) (prepared, error) {
-	mode, err := parseChmod(chmod)
+func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, spec copySpec) (prepared, error) {
+	mode, err := parseChmod(spec.chmod)
 	if err != nil {
 		return prepared{}, err
+	}
+	sd := spec.sd
+	resolve := func(src *source) ([]item, error) {
+		if spec.parents {
+			return resolveParents(src, sd.SourcePaths, spec.exclude)
+		}
+		items, err := resolveSources(src, sd.SourcePaths, spec.exclude)
+		if err != nil {
+			return nil, err
+		}
+		remote, err := urlItems(spec.urls, spec.unpackURLs)
+		return append(remote, items...), err
 	}
 	x := prepared{createdBy: ""}
 	src := b.ctx
@@ -697,11 +698,12 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 			x.extra = append(x.extra, "heredoc "+name+"\n"+sc.Data)
 		}
 		src = &source{root: dir}
-	case from != "" && b.namedDir(from) != "":
-		src = &source{root: b.namedDir(from), context: true}
-	case from != "":
+	case spec.from != "" && b.namedDir(spec.from) != "":
+		src = &source{root: b.namedDir(spec.from), context: true}
+	case spec.from != "":
 		// A stage's or image's identity keys the step; its files are
 		// mounted and read only when the step runs (never on a cache hit).
+		from := spec.from
 		var layers []image.Layer
 		if j, ok := b.df.stageIndex(from, stageIdx); ok && !b.namedImage(&from) {
 			fst, err := b.stage(ctx, j)
@@ -731,15 +733,15 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 				return false, err
 			}
 			src := &source{root: root}
-			items, err := resolveAll(src, sd.SourcePaths)
+			items, err := resolve(src)
 			if err != nil {
 				return false, err
 			}
-			return b.copyStep(ctx, st, src, items, sd, chown, mode, extract)
+			return b.copyStep(ctx, st, src, items, sd, spec, mode)
 		}
 		return x, nil
 	}
-	items, err := resolveAll(src, sd.SourcePaths)
+	items, err := resolve(src)
 	if err != nil {
 		if x.release != nil {
 			x.release()
@@ -754,35 +756,26 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 		x.extra = append(x.extra, "sources "+d)
 	}
 	x.apply = func(ctx context.Context, st *state) (bool, error) {
-		return b.copyStep(ctx, st, src, items, sd, chown, mode, extract)
+		return b.copyStep(ctx, st, src, items, sd, spec, mode)
 	}
 	return x, nil
 }
 
-func resolveAll(src *source, patterns []string) ([]item, error) {
-	var items []item
-	for _, s := range patterns {
-		found, err := src.resolve(s)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, found...)
-	}
-	return items, nil
-}
-
 // copyStep copies resolved items into the stage's filesystem.
-func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []item, sd instructions.SourcesAndDest, chown string, mode *os.FileMode, extract bool) (bool, error) {
-	many := len(sd.SourcePaths) > 1 || len(items) > 1
+func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []item, sd instructions.SourcesAndDest, spec copySpec, mode *os.FileMode) (bool, error) {
+	many := len(sd.SourcePaths)+len(spec.urls) > 1 || len(items) > 1
 	target := destPath(sd.DestPath, st.Config.Config.WorkingDir)
 	return b.fsStep(ctx, st, nil, func(rootfs string) error {
-		o := copyOpts{chmod: mode, extract: extract}
-		if chown != "" {
-			u, err := runtime.ResolveUser(rootfs, chown, nil)
+		o := copyOpts{chmod: mode, extract: spec.extract}
+		if spec.chown != "" {
+			u, err := runtime.ResolveUser(rootfs, spec.chown, nil)
 			if err != nil {
 				return err
 			}
 			o.uid, o.gid = u.UID, u.GID
+		}
+		if spec.parents {
+			return copyParents(rootfs, src, items, target, o)
 		}
 		return copyItems(rootfs, src, items, target, o, many)
 	})
