@@ -51,13 +51,23 @@ type Options struct {
 	ShmSize int64
 	// ExtraHosts are "NAME IP" lines added to RUN's /etc/hosts.
 	ExtraHosts []string
-	// Secrets are compose's build.secrets: id -> file, for RUN
-	// --mount=type=secret.
-	Secrets map[string]string
+	// Secrets are what RUN --mount=type=secret reads, by id: compose's
+	// build.secrets and `build --secret`.
+	Secrets map[string]Secret
+	// SSH are the agents RUN --mount=type=ssh may use: id -> an agent
+	// socket or private key files (none: $SSH_AUTH_SOCK).
+	SSH     map[string][]string
 	NoCache bool
 	Pull    bool
 
 	Progress *Progress
+}
+
+// Secret is a build secret: a file's content, or a value (from an
+// environment variable, read by the caller).
+type Secret struct {
+	File  string
+	Value []byte
 }
 
 // Result is a built image.
@@ -82,6 +92,9 @@ type Builder struct {
 	pulls  map[string]*pullOnce
 
 	bridge bridge
+
+	sshMu  sync.Mutex
+	agents map[string]*sshAgent
 }
 
 type future struct {
@@ -647,6 +660,9 @@ func (b *Builder) prepareRun(ctx context.Context, st *state, stageIdx int, c *in
 				}
 			}
 			env = append(env, mounts.env...)
+			if mounts.sshSock != "" && !hasEnv(env, "SSH_AUTH_SOCK") {
+				env = append(env, "SSH_AUTH_SOCK="+mounts.sshSock)
+			}
 			stubs := append(append([]string(nil), mountpointStubs...), mounts.targets...)
 			return b.fsStep(ctx, st, stubs, func(rootfs string) error {
 				rs := runSpec{rootfs: rootfs, args: args, env: env, workdir: orRoot(cfg.WorkingDir), user: cfg.User, network: network, files: files,

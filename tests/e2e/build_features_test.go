@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/berthrun/berth/tests/harness"
 )
@@ -182,5 +187,143 @@ CMD ["find", "/p", "/q", "/d", "/e", "-type", "f"]
 	r := e.MustRun("build", "--progress", "plain")
 	if n := strings.Count(r.Stderr, "CACHED"); n != 3 {
 		t.Errorf("after changing a file only ADD takes: %d steps cached, want 3:\n%s", n, r.Stderr)
+	}
+}
+
+// TestBuildSSH: RUN --mount=type=ssh reaches the client's agent socket
+// (`build --ssh default` and $SSH_AUTH_SOCK, here a socket the test
+// serves) through a socket at /run/buildkit/ssh_agent.0 named by
+// SSH_AUTH_SOCK; compose build.ssh with a key file is served by an agent
+// of berth's own (the RUN lists the key); a required id nobody gave is an
+// error; no socket is left in the image.
+func TestBuildSSH(t *testing.T) {
+	dir := t.TempDir()
+	sock := dir + "/agent.sock"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, "hello from the agent")
+			c.Close()
+		}
+	}()
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "deploy key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("keys/id_deploy", string(pem.EncodeToMemory(block)))
+	if err := os.WriteFile(e.Dir+"/sshcheck", harness.BuildStatic(t, "./testdata/sshcheck"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.WriteFile(".dockerignore", "keys\n")
+	e.WriteFile("Dockerfile", `FROM busybox:latest
+COPY sshcheck /bin/
+RUN --mount=type=ssh sshcheck line > /agent.txt
+RUN --mount=type=ssh,id=deploy,required sshcheck keys > /keys.txt
+RUN --mount=type=ssh,id=absent echo optional mount skipped > /optional.txt
+CMD ["cat", "/agent.txt", "/keys.txt", "/optional.txt"]
+`)
+	e.WriteFile("compose.yaml", `name: sshb
+services:
+  s:
+    build:
+      context: .
+      ssh:
+        - deploy=./keys/id_deploy
+`)
+	e.Environ = append(e.Environ, "SSH_AUTH_SOCK="+sock)
+	e.MustRun("build", "--ssh", "default")
+	e.MustRun("up", "-d")
+	e.MustRun("wait", "s")
+	want := "socket /run/buildkit/ssh_agent.0\nline hello from the agent\nsocket /run/buildkit/ssh_agent.0\nkey " + ssh.FingerprintSHA256(signer.PublicKey()) + "\noptional mount skipped\n"
+	if out := e.MustRun("logs", "--no-log-prefix", "s").Stdout; out != want {
+		t.Errorf("what the RUNs saw:\n%s\nwant:\n%s", out, want)
+	}
+	e.MustRun("down")
+	e.MustRun("image", "save", "-o", e.Dir+"/img.tar", "sshb-s")
+	for _, name := range layerEntries(t, e.Dir+"/img.tar") {
+		if strings.HasPrefix(name, "run") {
+			t.Errorf("a layer holds %s, made only for the ssh mount", name)
+		}
+	}
+	// Without --ssh default, the first RUN's optional mount is skipped and
+	// the RUN fails to connect; a required id fails before any RUN.
+	e.WriteFile("Dockerfile", "FROM busybox:latest\nRUN --mount=type=ssh,id=other,required true\n")
+	r := e.Run("build", "--ssh", "default")
+	if r.Code == 0 || !strings.Contains(r.Stderr, `Dockerfile:2: RUN --mount=type=ssh,id=other,required true: no SSH key "other" forwarded`) {
+		t.Errorf("a required ssh id nobody gave: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// TestBuildSecretsFromEnv: compose secrets with `environment:` reach
+// build.secrets users, `build --secret id=…,env=VAR` and `src=FILE` too
+// (as a file at /run/secrets/ID, or as a variable with env=); none of
+// them is in the image or its cache key.
+func TestBuildSecretsFromEnv(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("flag.txt", "from a file\n")
+	e.WriteFile("Dockerfile", `FROM busybox:latest
+RUN --mount=type=secret,id=api_token,required test "$(cat /run/secrets/api_token)" = "from compose env" && stat -c '%a %u' /run/secrets/api_token > /mode
+RUN --mount=type=secret,id=flagenv,env=FLAG,required test "$FLAG" = "from the flag env" && touch /ok-env
+RUN --mount=type=secret,id=flagfile,required,mode=0440,uid=7 test "$(cat /run/secrets/flagfile)" = "from a file" && stat -c '%a %u' /run/secrets/flagfile > /mode2
+CMD ["cat", "/mode", "/mode2"]
+`)
+	e.WriteFile("compose.yaml", `name: sec
+services:
+  s:
+    build:
+      context: .
+      secrets: [api_token]
+secrets:
+  api_token:
+    environment: TOKEN_VAR
+`)
+	e.Environ = append(e.Environ, "TOKEN_VAR=from compose env", "FLAG_VAR=from the flag env")
+	e.MustRun("build", "--secret", "id=flagenv,env=FLAG_VAR", "--secret", "id=flagfile,src=flag.txt")
+	e.MustRun("up", "-d")
+	e.MustRun("wait", "s")
+	if out := e.MustRun("logs", "--no-log-prefix", "s").Stdout; out != "400 0\n440 7\n" {
+		t.Errorf("secret files as the RUNs saw them: %q", out)
+	}
+	e.MustRun("down")
+	e.MustRun("image", "save", "-o", e.Dir+"/img.tar", "sec-s")
+	for _, name := range layerEntries(t, e.Dir+"/img.tar") {
+		if strings.HasPrefix(name, "run") {
+			t.Errorf("a layer holds %s, made only for a secret", name)
+		}
+	}
+	// A changed secret value does not rerun anything, as in BuildKit.
+	e.Environ = append(e.Environ, "TOKEN_VAR=other")
+	r := e.Run("build", "--progress", "plain", "--secret", "id=flagenv,env=FLAG_VAR", "--secret", "id=flagfile,src=flag.txt")
+	if n := strings.Count(r.Stderr, "CACHED"); r.Code != 0 || n != 3 {
+		t.Errorf("rebuild with another secret value: exit %d, %d cached:\n%s", r.Code, n, r.Stderr)
+	}
+	for _, c := range []struct{ flag, want string }{
+		{"id=flagenv,env=NOT_SET_ANYWHERE", "environment variable NOT_SET_ANYWHERE is not set"},
+		{"src=flag.txt", "id is required"},
+		{"id=x,src=missing.txt", "secret x: stat missing.txt"},
+	} {
+		r := e.Run("build", "--secret", c.flag)
+		if r.Code == 0 || !strings.Contains(r.Stderr, c.want) {
+			t.Errorf("--secret %s: exit %d, stderr lacks %q:\n%s", c.flag, r.Code, c.want, r.Stderr)
+		}
 	}
 }
