@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -325,5 +326,80 @@ secrets:
 		if r.Code == 0 || !strings.Contains(r.Stderr, c.want) {
 			t.Errorf("--secret %s: exit %d, stderr lacks %q:\n%s", c.flag, r.Code, c.want, r.Stderr)
 		}
+	}
+}
+
+// TestBuildPrint: `build --print` writes the bake definition docker
+// compose prints (a default group of the targets to build, one target per
+// service with a build section, compose's labels and tags) and builds
+// nothing.
+func TestBuildPrint(t *testing.T) {
+	e := harness.New(t)
+	e.WriteFile("web/Dockerfile", "FROM busybox:latest\n")
+	e.WriteFile("api.v2/Dockerfile", "FROM busybox:latest\n")
+	e.WriteFile("compose.yaml", `name: prt
+services:
+  web:
+    build:
+      context: ./web
+      args:
+        GREETING: "hi ${USER_NAME:-you}"
+        FROM_ENV:
+      additional_contexts:
+        api: service:api.v2
+      secrets: [tok]
+      ssh: [default]
+      extra_hosts: ["db.local=10.0.0.2"]
+      tags: ["registry.example/web:1"]
+      labels:
+        team: blue
+  api.v2:
+    image: example/api:2
+    build: ./api.v2
+  cache:
+    image: redis
+secrets:
+  tok:
+    environment: TOKEN
+`)
+	e.Environ = append(e.Environ, "FROM_ENV=env value")
+	r := e.MustRun("build", "--print", "--build-arg", "EXTRA=1", "web")
+	var got struct {
+		Group  map[string]struct{ Targets []string }
+		Target map[string]map[string]any
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &got); err != nil {
+		t.Fatalf("--print is not JSON: %v\n%s", err, r.Stdout)
+	}
+	if d := got.Group["default"].Targets; len(d) != 1 || d[0] != "web" {
+		t.Errorf("default group: %v", d)
+	}
+	if len(got.Target) != 2 || got.Target["api_v2"] == nil {
+		t.Fatalf("targets: %v", got.Target)
+	}
+	web, _ := json.Marshal(got.Target["web"])
+	for _, want := range []string{
+		`"context":"` + e.Dir + `/web"`,
+		`"dockerfile":"` + e.Dir + `/web/Dockerfile"`,
+		`"args":{"EXTRA":"1","FROM_ENV":"env value","GREETING":"hi you"}`,
+		`"contexts":{"api":"target:api_v2"}`,
+		`"secret":["id=tok,type=env,env=TOKEN"]`,
+		`"ssh":["default="]`,
+		`"extra-hosts":{"db.local":"10.0.0.2"}`,
+		`"tags":["registry.example/web:1","prt-web"]`,
+		`"com.docker.compose.project":"prt"`,
+		`"com.docker.compose.service":"web"`,
+		`"team":"blue"`,
+		`"output":["type=docker"]`,
+	} {
+		if !strings.Contains(string(web), want) {
+			t.Errorf("target web lacks %s:\n%s", want, web)
+		}
+	}
+	if api, _ := json.Marshal(got.Target["api_v2"]); !strings.Contains(string(api), `"tags":["example/api:2"]`) {
+		t.Errorf("target api_v2: %s", api)
+	}
+	if out := e.MustRun("image", "ls", "-q").Stdout; out != "" {
+		t.Errorf("--print built something:\n%s", out)
 	}
 }

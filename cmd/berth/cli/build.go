@@ -47,6 +47,9 @@ func newBuildCommand(g *globals) *cobra.Command {
 				return err
 			}
 			names := selectServices(p, args, f.withDeps)
+			if f.print {
+				return printBuild(cmd.OutOrStdout(), p, names, f)
+			}
 			return buildServices(cmd, g, p, names, f, func(types.ServiceConfig) bool { return true })
 		},
 	}
@@ -58,6 +61,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	fl.StringVar(&f.progress, "progress", "auto", "Set type of progress output (auto, tty, plain, quiet)")
 	fl.BoolVar(&f.withDeps, "with-dependencies", false, "Also build dependencies (transitively)")
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "Set SSH authentications used when building service images. (use 'default' for using your default SSH Agent)")
+	fl.BoolVar(&f.print, "print", false, "Print equivalent bake file")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "Secret to expose to the build (id=ID,src=FILE or id=ID,env=VAR)")
 	return cmd
 }
@@ -169,7 +173,7 @@ func buildOptions(p *project.Project, svc types.ServiceConfig, ref string, build
 		Dockerfile:       b.Dockerfile,
 		DockerfileInline: b.DockerfileInline,
 		Target:           b.Target,
-		Labels:           b.Labels,
+		Labels:           buildLabels(p, svc),
 		Tags:             append([]string{ref}, b.Tags...),
 		Network:          b.Network,
 		NoCache:          b.NoCache || f.noCache,
