@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,9 +13,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/berthrun/berth/internal/testimage"
 	"github.com/berthrun/berth/tests/harness"
 )
 
@@ -402,4 +405,53 @@ secrets:
 	if out := e.MustRun("image", "ls", "-q").Stdout; out != "" {
 		t.Errorf("--print built something:\n%s", out)
 	}
+}
+
+// TestBuildPullPolicyRefresh: pull_policy daily keeps an image pulled
+// moments ago even when the registry has a newer one; every_1s pulls
+// again once a second has passed, and up recreates the service on it;
+// `run` follows the same rule.
+func TestBuildPullPolicyRefresh(t *testing.T) {
+	reg := testimage.StartRegistry(t)
+	push := func(motd string) string {
+		t.Helper()
+		img, err := testimage.Busybox(testimage.WithFile("etc/motd", 0o644, motd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := reg.Push(context.Background(), "team/app:1", img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
+	ref := push("v1\n")
+	e := harness.New(t)
+	compose := func(policy string) {
+		e.WriteFile("compose.yaml", "name: refresh\nservices:\n  s:\n    image: "+ref+"\n    pull_policy: "+policy+"\n    command: [\"sleep\", \"3600\"]\n    init: true\n")
+	}
+	motd := func() string {
+		t.Helper()
+		return e.MustRun("exec", "-T", "s", "cat", "/etc/motd").Stdout
+	}
+	compose("daily")
+	e.MustRun("up", "-d")
+	if got := motd(); got != "v1\n" {
+		t.Fatalf("first up: %q", got)
+	}
+	push("v2\n")
+	e.MustRun("up", "-d")
+	if got := motd(); got != "v1\n" {
+		t.Errorf("daily, pulled moments ago: the image was pulled again (%q)", got)
+	}
+	if out := e.MustRun("run", "--rm", "-T", "s", "cat", "/etc/motd").Stdout; out != "v1\n" {
+		t.Errorf("run under daily: %q", out)
+	}
+	compose("every_1s")
+	time.Sleep(1100 * time.Millisecond)
+	e.MustRun("up", "-d")
+	if got := motd(); got != "v2\n" {
+		t.Errorf("every_1s, pulled over a second ago: %q, want the new image", got)
+	}
+	e.MustRun("down", "-t", "1")
 }
