@@ -110,10 +110,11 @@ type pullOnce struct {
 }
 
 // Build builds the Dockerfile's target stage and tags the image.
-func Build(ctx context.Context, o Options) (*Result, error) {
+func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	if o.Progress == nil {
 		o.Progress = NewProgress(nil)
 	}
+	defer func() { o.Progress.Finish(err) }()
 	if strings.Contains(o.ContextDir, "://") || strings.HasPrefix(o.ContextDir, "git@") {
 		return nil, fmt.Errorf("build context %q: only a local directory is supported (git and URL contexts are not)", o.ContextDir)
 	}
@@ -140,6 +141,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.Progress.setSource(name, src)
 	if err := checkOverlay(); err != nil {
 		return nil, err
 	}
@@ -346,7 +348,7 @@ func (b *Builder) buildStage(ctx context.Context, i int) (*state, error) {
 		}
 		return fmt.Sprintf("[%s %d/%d]", p.name, n, total)
 	}
-	from := b.opts.Progress.begin(label(1) + " FROM " + p.base)
+	from := b.opts.Progress.begin(label(1)+" FROM "+p.base, firstLineOf(s.Location))
 	st, err := b.baseState(ctx, p)
 	if err != nil {
 		from.fail(err)
@@ -432,7 +434,7 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 	}
 	var sp *step
 	if label != "" {
-		sp = b.opts.Progress.begin(label + " " + firstLine(original))
+		sp = b.opts.Progress.begin(label+" "+firstLine(original), firstLineOf(loc))
 	}
 	x, err := b.prepare(ctx, st, stageIdx, cmd, expand, sp)
 	if err != nil {
@@ -887,6 +889,14 @@ func orRoot(dir string) string {
 		return "/"
 	}
 	return dir
+}
+
+// firstLineOf is the Dockerfile line an instruction starts on (0: none).
+func firstLineOf(loc []parser.Range) int {
+	if len(loc) == 0 {
+		return 0
+	}
+	return loc[0].Start.Line
 }
 
 func firstLine(s string) string {

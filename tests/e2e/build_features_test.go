@@ -455,3 +455,84 @@ func TestBuildPullPolicyRefresh(t *testing.T) {
 	}
 	e.MustRun("down", "-t", "1")
 }
+
+// TestBuildProgress: on a terminal, build draws compose's live tree
+// ("[+] Building 1.2s (n/m) FINISHED", one line per step with its time at
+// the right edge, CACHED steps, a running step's output below it);
+// without one, BuildKit's plain lines; -q prints nothing; a failing RUN
+// ends with its last output lines, its exit code and the Dockerfile
+// around its line, on a terminal and off it.
+func TestBuildProgress(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("a.txt", "a\n")
+	e.WriteFile("Dockerfile", "FROM busybox:latest\nCOPY a.txt /a\nRUN echo step output && sleep 1\nRUN echo done\n")
+	e.WriteFile("compose.yaml", "name: prog\nservices:\n  s:\n    build: .\n")
+	norm := func(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
+	out, code := onPTY(t, e, nil, "build")
+	out = norm(out)
+	if code != 0 {
+		t.Fatalf("build on a terminal: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"[+] Building ", "(4/4) FINISHED\n", " => => # 0.", " step output"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("terminal build lacks %q:\n%s", want, out)
+		}
+	}
+	last := out[strings.LastIndex(out, "[+] Building"):]
+	for _, want := range []string{" => [1/4] FROM busybox:latest", " => [2/4] COPY a.txt /a", " => [3/4] RUN echo step output && sleep 1", " => [4/4] RUN echo done"} {
+		i := strings.Index(last, want)
+		if i < 0 {
+			t.Errorf("the last tree lacks %q:\n%s", want, last)
+			continue
+		}
+		// The 101-column terminal: the time ends the line at column 100.
+		line, _, _ := strings.Cut(last[i:], "\n")
+		if len(line) != 100 || !strings.HasSuffix(line, "s") {
+			t.Errorf("tree line is not laid out in the terminal's width: %q", line)
+		}
+	}
+	out, _ = onPTY(t, e, nil, "build")
+	if out = norm(out); !strings.Contains(out, " => CACHED [3/4] RUN echo step output && sleep 1") {
+		t.Errorf("terminal rebuild shows no CACHED step:\n%s", out)
+	}
+	r := e.MustRun("build")
+	for _, want := range []string{"#1 [1/4] FROM busybox:latest\n", "] COPY a.txt /a\n", " CACHED\n"} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("build off a terminal lacks %q:\n%s", want, r.Stderr)
+		}
+	}
+	if strings.Contains(r.Stderr, "\x1b[") {
+		t.Errorf("build off a terminal draws with ANSI sequences:\n%q", r.Stderr)
+	}
+	if r := e.MustRun("build", "-q"); r.Stderr != "" || r.Stdout != "" {
+		t.Errorf("build -q printed: %q %q", r.Stdout, r.Stderr)
+	}
+
+	e.WriteFile("Dockerfile", "FROM busybox:latest\nRUN echo last words; exit 3\nRUN echo never\n")
+	wants := []string{
+		"ERROR [2/3] RUN echo last words; exit 3",
+		"------\n > [2/3] RUN echo last words; exit 3:\n0.",
+		" last words\n------\nDockerfile:2\n--------------------\n   1 |     FROM busybox:latest\n   2 | >>> RUN echo last words; exit 3\n   3 |     RUN echo never\n--------------------\n",
+		`Dockerfile:2: RUN echo last words; exit 3: process "/bin/sh -c echo last words; exit 3" did not complete successfully: exit code: 3`,
+	}
+	out, code = onPTY(t, e, nil, "build")
+	out = norm(out)
+	r = e.Run("build")
+	for _, c := range []struct {
+		name, out string
+		code      int
+	}{{"terminal", out, code}, {"plain", r.Stderr, r.Code}} {
+		if c.code == 0 {
+			t.Errorf("%s: a failing RUN built", c.name)
+		}
+		for _, want := range wants {
+			if c.name == "plain" && strings.HasPrefix(want, "ERROR") {
+				want = "ERROR: process"
+			}
+			if !strings.Contains(c.out, want) {
+				t.Errorf("%s: failing build lacks %q:\n%s", c.name, want, c.out)
+			}
+		}
+	}
+}

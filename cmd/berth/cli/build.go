@@ -138,7 +138,8 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 		case quiet:
 			o.Progress = build.NewProgress(nil)
 		case f.progress == "tty" || (f.progress != "plain" && redraws(stderr)):
-			o.Progress = build.NewCompactProgress(stderr)
+			width, height := terminalSize(stderr)
+			o.Progress = build.NewTTYProgress(stderr, width, height)
 		default:
 			o.Progress = build.NewProgress(stderr)
 		}
