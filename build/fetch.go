@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,13 +71,13 @@ func (b *Builder) fetch(ctx context.Context, rawURL, checksum string) (*download
 	if data, err := os.ReadFile(metaPath); err == nil {
 		var m urlMeta
 		if json.Unmarshal(data, &m) == nil && m.URL == rawURL {
-			if _, err := os.Stat(filepath.Join(dir, "data", m.Name)); err == nil {
+			if _, err := os.Stat(filepath.Join(contentDir(dir, m.Digest), m.Name)); err == nil {
 				kept = &m
 			}
 		}
 	}
 	if kept != nil && checksum != "" && kept.Digest == checksum {
-		return &download{dir: filepath.Join(dir, "data"), name: kept.Name, digest: kept.Digest}, nil
+		return &download{dir: contentDir(dir, kept.Digest), name: kept.Name, digest: kept.Digest}, nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
@@ -100,7 +99,7 @@ func (b *Builder) fetch(ctx context.Context, rawURL, checksum string) (*download
 	var d *download
 	switch {
 	case resp.StatusCode == http.StatusNotModified && kept != nil:
-		d = &download{dir: filepath.Join(dir, "data"), name: kept.Name, digest: kept.Digest}
+		d = &download{dir: contentDir(dir, kept.Digest), name: kept.Name, digest: kept.Digest}
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("fetch %s: %s", rawURL, resp.Status)
 	default:
@@ -114,9 +113,9 @@ func (b *Builder) fetch(ctx context.Context, rawURL, checksum string) (*download
 	return d, nil
 }
 
-// save writes a 200 response into dir: the content into a new data
-// directory (swapped in whole, so a reader never sees half a file), then
-// the metadata.
+// save writes a 200 response into dir: the content into a directory
+// named by its digest, which never changes once there (a build still
+// copying an older version keeps it whole), then the metadata.
 func (b *Builder) save(dir, rawURL string, resp *http.Response) (*download, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -148,16 +147,18 @@ func (b *Builder) save(dir, rawURL string, resp *http.Response) (*download, erro
 	if err := os.Chtimes(p, mtime, mtime); err != nil {
 		return nil, err
 	}
-	data := filepath.Join(dir, "data")
-	old := filepath.Join(dir, ".old-"+randomHex(8))
-	if err := os.Rename(data, old); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	defer os.RemoveAll(old)
-	if err := os.Rename(tmp, data); err != nil {
-		return nil, err
-	}
 	m := urlMeta{URL: rawURL, Name: name, Digest: fmt.Sprintf("sha256:%x", h.Sum(nil)), ETag: resp.Header.Get("ETag"), LastModified: lastMod}
+	content := contentDir(dir, m.Digest)
+	if err := os.Rename(tmp, content); err != nil {
+		// Another build stored the same content first: the same bytes,
+		// but its file's time is this response's.
+		if _, serr := os.Stat(filepath.Join(content, name)); serr != nil {
+			return nil, err
+		}
+		if err := os.Chtimes(filepath.Join(content, name), mtime, mtime); err != nil {
+			return nil, err
+		}
+	}
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
@@ -165,7 +166,12 @@ func (b *Builder) save(dir, rawURL string, resp *http.Response) (*download, erro
 	if err := atomicfile.WriteFile(filepath.Join(dir, "meta.json"), raw, 0o600); err != nil {
 		return nil, err
 	}
-	return &download{dir: data, name: name, digest: m.Digest}, nil
+	return &download{dir: content, name: name, digest: m.Digest}, nil
+}
+
+// contentDir is where a URL's content of that digest is kept.
+func contentDir(dir, digest string) string {
+	return filepath.Join(dir, strings.TrimPrefix(digest, "sha256:"))
 }
 
 // urlFileName is the name ADD gives a download when its destination is a
