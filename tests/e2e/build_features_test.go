@@ -536,3 +536,37 @@ func TestBuildProgress(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildPlatformAndFrontend: a platform other than linux/amd64 (compose
+// build.platforms, the service's platform, FROM --platform) and a
+// `# syntax=` naming another frontend image are one clear line each, and
+// nothing is pulled or tagged.
+func TestBuildPlatformAndFrontend(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("Dockerfile", "FROM busybox:latest\n")
+	for _, c := range []struct{ name, compose, dockerfile, want string }{
+		{"build.platforms", "    build:\n      context: .\n      platforms: [linux/amd64, linux/arm64]\n", "", `build platform "linux/arm64" is not supported: berth builds linux/amd64 only`},
+		{"service platform", "    build: .\n    platform: linux/arm64/v8\n", "", `platform "linux/arm64/v8" is not supported: berth builds linux/amd64 only`},
+		{"FROM --platform", "    build: .\n", "FROM --platform=linux/riscv64 busybox:latest\n", "Dockerfile:1: FROM --platform=linux/riscv64: berth builds for linux/amd64 only"},
+		{"other frontend", "    build: .\n", "# syntax=docker.io/someone/frontend:1\nFROM busybox:latest\n", `Dockerfile:1: syntax "docker.io/someone/frontend:1": only the built-in frontend`},
+	} {
+		df := "FROM busybox:latest\n"
+		if c.dockerfile != "" {
+			df = c.dockerfile
+		}
+		e.WriteFile("Dockerfile", df)
+		e.WriteFile("compose.yaml", "name: plat\nservices:\n  s:\n"+c.compose)
+		r := e.Run("build")
+		if r.Code == 0 || !strings.Contains(r.Stderr, c.want) {
+			t.Errorf("%s: exit %d, stderr lacks %q:\n%s", c.name, r.Code, c.want, r.Stderr)
+		}
+	}
+	if out := e.MustRun("image", "ls", "-q").Stdout; strings.Count(out, "\n") != 1 {
+		t.Errorf("images after the refused builds:\n%s", out)
+	}
+	// linux/amd64 itself is fine, written either way.
+	e.WriteFile("compose.yaml", "name: plat\nservices:\n  s:\n    build:\n      context: .\n      platforms: [linux/amd64]\n    platform: linux/amd64\n")
+	e.WriteFile("Dockerfile", "FROM --platform=$BUILDPLATFORM busybox:latest\n")
+	e.MustRun("build")
+}

@@ -192,6 +192,9 @@ func buildOptions(p *project.Project, svc types.ServiceConfig, ref string, build
 	default:
 		return o, fmt.Errorf("build network %q is not supported (host, none or default)", o.Network)
 	}
+	if pl := svc.Platform; pl != "" && pl != build.Platform && pl != build.Platform+"/v1" {
+		return o, fmt.Errorf("platform %q is not supported: berth builds %s only", pl, build.Platform)
+	}
 	for _, pl := range b.Platforms {
 		if pl != build.Platform {
 			return o, fmt.Errorf("build platform %q is not supported: berth builds %s only", pl, build.Platform)
