@@ -81,7 +81,7 @@ func (b *Builder) agentFor(id string) (*sshAgent, error) {
 }
 
 // sshMount serves RUN --mount=type=ssh: a socket of its own, made for
-// this RUN with the mount's owner and mode (BuildKit's 0600 root by
+// this RUN (in a directory only root can enter) with the mount's owner and mode (BuildKit's 0600 root by
 // default), bound at the target (/run/buildkit/ssh_agent.N by default);
 // each connection to it reaches the id's agent. Nothing of it enters the
 // step's key beyond the instruction's text.
@@ -103,7 +103,9 @@ func (b *Builder) sshMount(m *runMounts, mt *instructions.Mount, target string, 
 	if target == "" {
 		target = fmt.Sprintf("/run/buildkit/ssh_agent.%d", n)
 	}
-	dir, err := os.MkdirTemp(b.tmpDir(), "ssh-")
+	// In the system's temporary directory rather than under the store: a
+	// socket's path must fit in 108 bytes, whatever BERTH_ROOT is.
+	dir, err := os.MkdirTemp("", "berth-ssh-")
 	if err != nil {
 		return err
 	}
