@@ -364,7 +364,7 @@ func buildSSH(keys types.SSHConfig, flags []string, o *build.Options) error {
 		}
 		var paths []string
 		if k.Path != "" {
-			paths = strings.Split(k.Path, ",")
+			paths = []string{k.Path} // compose-go made it absolute
 		}
 		o.SSH[id] = paths
 	}
