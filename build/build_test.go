@@ -267,7 +267,7 @@ func TestProgress(t *testing.T) {
 		s = p.begin("[3/3] RUN false", 4)
 		s.log("oops")
 		s.fail(&RunError{Args: []string{"false"}, Code: 1})
-		p.Finish(errors.New("failed"))
+		p.finish(errors.New("failed"))
 	}
 	for _, want := range []string{"#1 [1/3] RUN echo hi\n", "#1 0.", " hi\n#1 DONE ", "#2 CACHED\n", "#3 ERROR: process \"false\" did not complete successfully: exit code: 1\n",
 		"------\n > [3/3] RUN false:\n0.", " oops\n------\nDockerfile:4\n--------------------\n   2 |     COPY a /a\n   3 |     RUN echo hi\n   4 | >>> RUN false\n--------------------\n"} {
@@ -306,7 +306,7 @@ func TestProgress(t *testing.T) {
 		t.Errorf("live tree:\n%q", got)
 	}
 	s.done()
-	p.Finish(nil)
+	p.finish(nil)
 }
 
 type writerFunc func([]byte) (int, error)

@@ -114,7 +114,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	if o.Progress == nil {
 		o.Progress = NewProgress(nil)
 	}
-	defer func() { o.Progress.Finish(err) }()
+	defer func() { o.Progress.finish(err) }()
 	if strings.Contains(o.ContextDir, "://") || strings.HasPrefix(o.ContextDir, "git@") {
 		return nil, fmt.Errorf("build context %q: only a local directory is supported (git and URL contexts are not)", o.ContextDir)
 	}

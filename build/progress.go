@@ -47,7 +47,7 @@ func NewProgress(w io.Writer) *Progress {
 }
 
 // NewTTYProgress draws the live tree on w, a terminal width columns wide
-// and height lines high (0: 80 by 24). Finish must be called.
+// and height lines high (0: 80 by 24). Build ends it.
 func NewTTYProgress(w io.Writer, width, height int) *Progress {
 	p := NewProgress(w)
 	p.tty = true
@@ -154,10 +154,10 @@ func (s *step) fail(err error) {
 	}
 }
 
-// Finish ends the display: on a terminal the tree's last state, marked
+// finish ends the display: on a terminal the tree's last state, marked
 // FINISHED; then, for a failed build, each failing step's last output
 // and the Dockerfile lines around it.
-func (p *Progress) Finish(err error) {
+func (p *Progress) finish(err error) {
 	if p.tty {
 		p.mu.Lock()
 		closed := p.closed
