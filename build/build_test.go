@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -254,30 +256,62 @@ func TestWriteLayerWhiteouts(t *testing.T) {
 }
 
 func TestProgress(t *testing.T) {
-	var plain, compact bytes.Buffer
-	for _, p := range []*Progress{NewProgress(&plain), NewCompactProgress(&compact)} {
-		s := p.begin("[1/3] RUN echo hi")
+	var plain, tty bytes.Buffer
+	src := []byte("FROM busybox\nCOPY a /a\nRUN echo hi\nRUN false\n")
+	for _, p := range []*Progress{NewProgress(&plain), NewTTYProgress(&tty, 60, 20)} {
+		p.setSource("Dockerfile", src)
+		s := p.begin("[1/3] RUN echo hi", 3)
 		s.log("hi")
 		s.done()
-		p.begin("[2/3] COPY a /a").cached()
-		s = p.begin("[3/3] RUN false")
+		p.begin("[2/3] COPY a /a", 2).cached()
+		s = p.begin("[3/3] RUN false", 4)
 		s.log("oops")
-		s.fail(errors.New("exit code: 1"))
+		s.fail(&RunError{Args: []string{"false"}, Code: 1})
+		p.finish(errors.New("failed"))
 	}
-	for _, want := range []string{"#1 [1/3] RUN echo hi\n", "#1 0.", " hi\n#1 DONE ", "#2 CACHED\n", "#3 ERROR: exit code: 1\n"} {
+	for _, want := range []string{"#1 [1/3] RUN echo hi\n", "#1 0.", " hi\n#1 DONE ", "#2 CACHED\n", "#3 ERROR: process \"false\" did not complete successfully: exit code: 1\n",
+		"------\n > [3/3] RUN false:\n0.", " oops\n------\nDockerfile:4\n--------------------\n   2 |     COPY a /a\n   3 |     RUN echo hi\n   4 | >>> RUN false\n--------------------\n"} {
 		if !strings.Contains(plain.String(), want) {
 			t.Errorf("plain progress lacks %q:\n%s", want, plain.String())
 		}
 	}
-	for _, want := range []string{" => [1/3] RUN echo hi  0.", " => CACHED [2/3] COPY a /a\n", " => ERROR [3/3] RUN false  ", " > oops\n"} {
-		if !strings.Contains(compact.String(), want) {
-			t.Errorf("compact progress lacks %q:\n%s", want, compact.String())
+	// The terminal's last drawing: every step, its time at the right edge.
+	out := tty.String()
+	last := out[strings.LastIndex(out, "[+] Building"):]
+	for _, want := range []string{"(3/3) FINISHED\n", "\x1b[2K => [1/3] RUN echo hi", "\x1b[2K => CACHED [2/3] COPY a /a", "\x1b[2K => ERROR [3/3] RUN false", " > [3/3] RUN false:\n", "oops\n------\nDockerfile:4\n"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("terminal progress lacks %q:\n%q", want, last)
 		}
 	}
-	if strings.Contains(compact.String(), " hi\n") {
-		t.Errorf("compact progress printed a successful step's output:\n%s", compact.String())
+	for _, l := range strings.Split(last, "\n") {
+		if strings.HasPrefix(l, "\x1b[2K => ") && (len(l) != len("\x1b[2K")+59 || !strings.HasSuffix(l, "s")) {
+			t.Errorf("tree line not laid out in 60 columns: %q", l)
+		}
 	}
+	if strings.Contains(last, "# 0.") {
+		t.Errorf("the last drawing shows a finished step's output:\n%s", last)
+	}
+
+	// While a step runs, the tree shows its time and last output lines.
+	var live bytes.Buffer
+	var mu sync.Mutex
+	p := NewTTYProgress(writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return live.Write(b) }), 60, 20)
+	s := p.begin("[1/1] RUN sleep", 1)
+	s.log("working")
+	time.Sleep(350 * time.Millisecond)
+	mu.Lock()
+	got := live.String()
+	mu.Unlock()
+	if !strings.Contains(got, "[+] Building 0.") || !strings.Contains(got, "(0/1)") || !strings.Contains(got, " => => # 0.") || !strings.Contains(got, " working") {
+		t.Errorf("live tree:\n%q", got)
+	}
+	s.done()
+	p.finish(nil)
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 func TestStubsLeaveNoTrace(t *testing.T) {
 	rootfs, upper := t.TempDir(), t.TempDir()

@@ -51,13 +51,23 @@ type Options struct {
 	ShmSize int64
 	// ExtraHosts are "NAME IP" lines added to RUN's /etc/hosts.
 	ExtraHosts []string
-	// Secrets are compose's build.secrets: id -> file, for RUN
-	// --mount=type=secret.
-	Secrets map[string]string
+	// Secrets are what RUN --mount=type=secret reads, by id: compose's
+	// build.secrets and `build --secret`.
+	Secrets map[string]Secret
+	// SSH are the agents RUN --mount=type=ssh may use: id -> an agent
+	// socket or private key files (none: $SSH_AUTH_SOCK).
+	SSH     map[string][]string
 	NoCache bool
 	Pull    bool
 
 	Progress *Progress
+}
+
+// Secret is a build secret: a file's content, or a value (from an
+// environment variable, read by the caller).
+type Secret struct {
+	File  string
+	Value []byte
 }
 
 // Result is a built image.
@@ -82,6 +92,9 @@ type Builder struct {
 	pulls  map[string]*pullOnce
 
 	bridge bridge
+
+	sshMu  sync.Mutex
+	agents map[string]*sshAgent
 }
 
 type future struct {
@@ -97,10 +110,11 @@ type pullOnce struct {
 }
 
 // Build builds the Dockerfile's target stage and tags the image.
-func Build(ctx context.Context, o Options) (*Result, error) {
+func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	if o.Progress == nil {
 		o.Progress = NewProgress(nil)
 	}
+	defer func() { o.Progress.finish(err) }()
 	if strings.Contains(o.ContextDir, "://") || strings.HasPrefix(o.ContextDir, "git@") {
 		return nil, fmt.Errorf("build context %q: only a local directory is supported (git and URL contexts are not)", o.ContextDir)
 	}
@@ -127,6 +141,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.Progress.setSource(name, src)
 	if err := checkOverlay(); err != nil {
 		return nil, err
 	}
@@ -333,7 +348,7 @@ func (b *Builder) buildStage(ctx context.Context, i int) (*state, error) {
 		}
 		return fmt.Sprintf("[%s %d/%d]", p.name, n, total)
 	}
-	from := b.opts.Progress.begin(label(1) + " FROM " + p.base)
+	from := b.opts.Progress.begin(label(1)+" FROM "+p.base, firstLineOf(s.Location))
 	st, err := b.baseState(ctx, p)
 	if err != nil {
 		from.fail(err)
@@ -419,7 +434,7 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 	}
 	var sp *step
 	if label != "" {
-		sp = b.opts.Progress.begin(label + " " + firstLine(original))
+		sp = b.opts.Progress.begin(label+" "+firstLine(original), firstLineOf(loc))
 	}
 	x, err := b.prepare(ctx, st, stageIdx, cmd, expand, sp)
 	if err != nil {
@@ -594,28 +609,17 @@ func (b *Builder) prepare(ctx context.Context, st *state, stageIdx int, cmd inst
 	case *instructions.RunCommand:
 		return b.prepareRun(ctx, st, stageIdx, c, sp)
 	case *instructions.CopyCommand:
-		if c.Parents {
-			return prepared{}, errors.New("COPY --parents is not supported yet")
-		}
-		if len(c.ExcludePatterns) > 0 {
-			return prepared{}, errors.New("COPY --exclude is not supported yet")
-		}
 		from, err := expand(c.From)
 		if err != nil {
 			return prepared{}, err
 		}
-		return b.prepareCopy(ctx, st, stageIdx, c.SourcesAndDest, from, c.Chown, c.Chmod, false)
+		exclude, err := newExclude(c.ExcludePatterns, expand)
+		if err != nil {
+			return prepared{}, err
+		}
+		return b.prepareCopy(ctx, st, stageIdx, copySpec{sd: c.SourcesAndDest, from: from, chown: c.Chown, chmod: c.Chmod, parents: c.Parents, exclude: exclude})
 	case *instructions.AddCommand:
-		if len(c.ExcludePatterns) > 0 {
-			return prepared{}, errors.New("ADD --exclude is not supported yet")
-		}
-		for _, s := range c.SourcePaths {
-			if strings.Contains(s, "://") || strings.HasPrefix(s, "git@") {
-				return prepared{}, fmt.Errorf("ADD from a URL (%s) is not supported yet", s)
-			}
-		}
-		extract := c.Unpack == nil || *c.Unpack
-		return b.prepareCopy(ctx, st, stageIdx, c.SourcesAndDest, "", c.Chown, c.Chmod, extract)
+		return b.prepareAdd(ctx, st, stageIdx, c, expand)
 	}
 	return prepared{}, fmt.Errorf("instruction %s is not supported", strings.ToUpper(cmd.Name()))
 }
@@ -658,6 +662,9 @@ func (b *Builder) prepareRun(ctx context.Context, st *state, stageIdx int, c *in
 				}
 			}
 			env = append(env, mounts.env...)
+			if mounts.sshSock != "" && !hasEnv(env, "SSH_AUTH_SOCK") {
+				env = append(env, "SSH_AUTH_SOCK="+mounts.sshSock)
+			}
 			stubs := append(append([]string(nil), mountpointStubs...), mounts.targets...)
 			return b.fsStep(ctx, st, stubs, func(rootfs string) error {
 				rs := runSpec{rootfs: rootfs, args: args, env: env, workdir: orRoot(cfg.WorkingDir), user: cfg.User, network: network, files: files,
@@ -673,10 +680,22 @@ func (b *Builder) prepareRun(ctx context.Context, st *state, stageIdx int, c *in
 
 // prepareCopy resolves a COPY or ADD: from the context (its sources'
 // digest goes into the key), or from a stage or image (its identity does).
-func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd instructions.SourcesAndDest, from, chown, chmod string, extract bool) (prepared, error) {
-	mode, err := parseChmod(chmod)
+func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, spec copySpec) (prepared, error) {
+	mode, err := parseChmod(spec.chmod)
 	if err != nil {
 		return prepared{}, err
+	}
+	sd := spec.sd
+	resolve := func(src *source) ([]item, error) {
+		if spec.parents {
+			return resolveParents(src, sd.SourcePaths, spec.exclude)
+		}
+		items, err := resolveSources(src, sd.SourcePaths, spec.exclude)
+		if err != nil {
+			return nil, err
+		}
+		remote, err := urlItems(spec.urls, spec.unpackURLs)
+		return append(remote, items...), err
 	}
 	x := prepared{createdBy: ""}
 	src := b.ctx
@@ -697,11 +716,12 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 			x.extra = append(x.extra, "heredoc "+name+"\n"+sc.Data)
 		}
 		src = &source{root: dir}
-	case from != "" && b.namedDir(from) != "":
-		src = &source{root: b.namedDir(from), context: true}
-	case from != "":
+	case spec.from != "" && b.namedDir(spec.from) != "":
+		src = &source{root: b.namedDir(spec.from), context: true}
+	case spec.from != "":
 		// A stage's or image's identity keys the step; its files are
 		// mounted and read only when the step runs (never on a cache hit).
+		from := spec.from
 		var layers []image.Layer
 		if j, ok := b.df.stageIndex(from, stageIdx); ok && !b.namedImage(&from) {
 			fst, err := b.stage(ctx, j)
@@ -731,15 +751,15 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 				return false, err
 			}
 			src := &source{root: root}
-			items, err := resolveAll(src, sd.SourcePaths)
+			items, err := resolve(src)
 			if err != nil {
 				return false, err
 			}
-			return b.copyStep(ctx, st, src, items, sd, chown, mode, extract)
+			return b.copyStep(ctx, st, src, items, sd, spec, mode)
 		}
 		return x, nil
 	}
-	items, err := resolveAll(src, sd.SourcePaths)
+	items, err := resolve(src)
 	if err != nil {
 		if x.release != nil {
 			x.release()
@@ -754,35 +774,26 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 		x.extra = append(x.extra, "sources "+d)
 	}
 	x.apply = func(ctx context.Context, st *state) (bool, error) {
-		return b.copyStep(ctx, st, src, items, sd, chown, mode, extract)
+		return b.copyStep(ctx, st, src, items, sd, spec, mode)
 	}
 	return x, nil
 }
 
-func resolveAll(src *source, patterns []string) ([]item, error) {
-	var items []item
-	for _, s := range patterns {
-		found, err := src.resolve(s)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, found...)
-	}
-	return items, nil
-}
-
 // copyStep copies resolved items into the stage's filesystem.
-func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []item, sd instructions.SourcesAndDest, chown string, mode *os.FileMode, extract bool) (bool, error) {
-	many := len(sd.SourcePaths) > 1 || len(items) > 1
+func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []item, sd instructions.SourcesAndDest, spec copySpec, mode *os.FileMode) (bool, error) {
+	many := len(sd.SourcePaths)+len(spec.urls) > 1 || len(items) > 1
 	target := destPath(sd.DestPath, st.Config.Config.WorkingDir)
 	return b.fsStep(ctx, st, nil, func(rootfs string) error {
-		o := copyOpts{chmod: mode, extract: extract}
-		if chown != "" {
-			u, err := runtime.ResolveUser(rootfs, chown, nil)
+		o := copyOpts{chmod: mode, extract: spec.extract}
+		if spec.chown != "" {
+			u, err := runtime.ResolveUser(rootfs, spec.chown, nil)
 			if err != nil {
 				return err
 			}
 			o.uid, o.gid = u.UID, u.GID
+		}
+		if spec.parents {
+			return copyParents(rootfs, src, items, target, o)
 		}
 		return copyItems(rootfs, src, items, target, o, many)
 	})
@@ -878,6 +889,14 @@ func orRoot(dir string) string {
 		return "/"
 	}
 	return dir
+}
+
+// firstLineOf is the Dockerfile line an instruction starts on (0: none).
+func firstLineOf(loc []parser.Range) int {
+	if len(loc) == 0 {
+		return 0
+	}
+	return loc[0].Start.Line
 }
 
 func firstLine(s string) string {

@@ -113,7 +113,8 @@ func (c *cache) put(key string, rec *cacheRecord) error {
 }
 
 // Prune deletes the build cache: every step record, the store's pins of
-// their layers (and the layers no image uses), and the RUN cache mounts.
+// their layers (and the layers no image uses), the RUN cache mounts and
+// the files ADD fetched from URLs.
 // It returns the bytes reclaimed and how many records went.
 func Prune(store *image.Store, cacheDir string) (int64, int, error) {
 	n := 0
@@ -130,10 +131,12 @@ func Prune(store *image.Store, cacheDir string) (int64, int, error) {
 	if err != nil {
 		return reclaimed, n, err
 	}
-	mounts := filepath.Join(filepath.Dir(cacheDir), "mounts")
-	reclaimed += du(mounts)
-	if err := os.RemoveAll(mounts); err != nil {
-		return reclaimed, n, err
+	for _, d := range []string{"mounts", "urls"} {
+		dir := filepath.Join(filepath.Dir(cacheDir), d)
+		reclaimed += du(dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return reclaimed, n, err
+		}
 	}
 	return reclaimed, n, nil
 }

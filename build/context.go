@@ -67,6 +67,14 @@ type item struct {
 	rel  string // slash-separated, relative to the source root ("." for the root)
 	abs  string // host path, symlinks of the path resolved inside the root
 	info fs.FileInfo
+	// exclude leaves out paths below the item (COPY --exclude).
+	exclude *patternmatcher.PatternMatcher
+	// dest and pivot are for COPY --parents: the item's path below the
+	// destination, and the host directory that path is relative to.
+	dest, pivot string
+	// keepArchive: an archive ADD copies as it is (a URL's, without
+	// --unpack=true).
+	keepArchive bool
 }
 
 // cleanSource turns a COPY source into a path relative to the source root,
@@ -198,6 +206,12 @@ func (s *source) walk(it item, fn func(abs, sub string, fi fs.FileInfo) error) e
 		sub = filepath.ToSlash(sub)
 		if sub == "." {
 			sub = ""
+		}
+		if sub != "" && it.exclude != nil && excluded(it.exclude, sub) {
+			if d.IsDir() && !it.exclude.Exclusions() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if sub != "" && s.context && s.ignored(path.Join(it.rel, sub)) {
 			// A pattern with "!" may still keep something below an

@@ -68,7 +68,7 @@ func copyItems(rootfs string, src *source, items []item, dest string, o copyOpts
 			if err := copyTree(rootfs, src, it, clean, o); err != nil {
 				return err
 			}
-		case o.extract && isArchive(it.abs):
+		case o.extract && !it.keepArchive && isArchive(it.abs):
 			if err := extractArchive(rootfs, it.abs, clean); err != nil {
 				return fmt.Errorf("extract %s: %w", it.rel, err)
 			}

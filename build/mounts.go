@@ -26,6 +26,7 @@ type runMounts struct {
 	binds   []runtime.Mount
 	tmpfs   map[string]string
 	env     []string // secrets exposed as variables
+	sshSock string   // the first ssh mount's socket, for SSH_AUTH_SOCK
 	targets []string // container paths the mounts land on
 	extra   []string
 	release []func()
@@ -46,6 +47,7 @@ func (m *runMounts) close() {
 // bind's source does, as its content shapes the result.
 func (b *Builder) prepareMounts(ctx context.Context, stageIdx int, workdir string, list []*instructions.Mount) (m *runMounts, err error) {
 	m = &runMounts{tmpfs: map[string]string{}}
+	nssh := 0
 	defer func() {
 		if err != nil {
 			m.close()
@@ -84,6 +86,12 @@ func (b *Builder) prepareMounts(ctx context.Context, stageIdx int, workdir strin
 			if err := b.secretMount(m, mt, target); err != nil {
 				return m, err
 			}
+			continue
+		case instructions.MountTypeSSH:
+			if err := b.sshMount(m, mt, target, nssh); err != nil {
+				return m, err
+			}
+			nssh++
 			continue
 		default:
 			return m, fmt.Errorf("--mount=type=%s is not supported", mt.Type)
@@ -225,18 +233,21 @@ func (b *Builder) secretMount(m *runMounts, mt *instructions.Mount, target strin
 	if id == "" && target != "" {
 		id = path.Base(target)
 	}
-	file, ok := b.opts.Secrets[id]
+	sec, ok := b.opts.Secrets[id]
 	if !ok {
 		if mt.Required {
-			return fmt.Errorf("secret %s: not provided (compose build.secrets)", id)
+			return fmt.Errorf("secret %s: not provided (compose build.secrets, or build --secret id=%s,...)", id, id)
 		}
 		return nil
 	}
-	if mt.Env != nil {
-		data, err := os.ReadFile(file)
-		if err != nil {
+	data := sec.Value
+	if sec.File != "" {
+		var err error
+		if data, err = os.ReadFile(sec.File); err != nil {
 			return fmt.Errorf("secret %s: %w", id, err)
 		}
+	}
+	if mt.Env != nil {
 		name := *mt.Env
 		if name == "" {
 			name = id
@@ -248,6 +259,36 @@ func (b *Builder) secretMount(m *runMounts, mt *instructions.Mount, target strin
 	}
 	if target == "" {
 		target = "/run/secrets/" + id
+	}
+	file := sec.File
+	if file == "" || mt.Mode != nil || mt.UID != nil || mt.GID != nil {
+		// A value, or a file whose owner or mode the mount sets: a copy
+		// of berth's, gone with the step (BuildKit's 0400 root by default).
+		dir, err := os.MkdirTemp(b.tmpDir(), "secret-")
+		if err != nil {
+			return err
+		}
+		m.release = append(m.release, func() { os.RemoveAll(dir) })
+		file = filepath.Join(dir, "secret")
+		mode, uid, gid := uint64(0o400), 0, 0
+		if mt.Mode != nil {
+			mode = *mt.Mode
+		}
+		if mt.UID != nil {
+			uid = int(*mt.UID)
+		}
+		if mt.GID != nil {
+			gid = int(*mt.GID)
+		}
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			return err
+		}
+		if err := os.Chown(file, uid, gid); err != nil {
+			return err
+		}
+		if err := os.Chmod(file, unixMode(mode)); err != nil {
+			return err
+		}
 	}
 	m.binds = append(m.binds, runtime.Mount{Source: file, Destination: target, ReadOnly: true})
 	m.targets = append(m.targets, target)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/internal/errdefs"
@@ -15,9 +16,10 @@ import (
 // fakeImages is an image store holding the images named, by ID; Pull adds
 // the ref to have (as pulledID) unless pullErr is set.
 type fakeImages struct {
-	have    map[string]string
-	pulled  []string
-	pullErr error
+	have     map[string]string
+	pulled   []string
+	pullErr  error
+	pulledAt time.Time // of every image it has
 }
 
 func (f *fakeImages) Image(ref string) (*image.Image, error) {
@@ -25,7 +27,7 @@ func (f *fakeImages) Image(ref string) (*image.Image, error) {
 	if !ok {
 		return nil, &image.NotFoundError{Ref: ref}
 	}
-	return &image.Image{ID: id}, nil
+	return &image.Image{ID: id, Pulled: f.pulledAt}, nil
 }
 
 func (f *fakeImages) Pull(_ context.Context, ref string, _ image.PullOptions) (*image.PullResult, error) {
@@ -49,15 +51,20 @@ func TestEnsureImagePullPolicy(t *testing.T) {
 		wantID  string
 		pulls   bool
 		wantErr bool
+		age     time.Duration // since the present image's last pull
 	}{
-		{"present, missing policy", true, "", nil, "local", false, false},
-		{"absent, missing policy", false, "", nil, "pulled", true, false},
-		{"present, always", true, "always", nil, "pulled", true, false},
-		{"absent, never", false, "never", nil, "", false, true},
-		{"absent, pull fails", false, "", errors.New("registry down"), "", false, true},
+		{"present, missing policy", true, "", nil, "local", false, false, 0},
+		{"absent, missing policy", false, "", nil, "pulled", true, false, 0},
+		{"present, always", true, "always", nil, "pulled", true, false, 0},
+		{"absent, never", false, "never", nil, "", false, true, 0},
+		{"absent, pull fails", false, "", errors.New("registry down"), "", false, true, 0},
+		{"present, daily, pulled an hour ago", true, "daily", nil, "local", false, false, time.Hour},
+		{"present, daily, pulled a day ago", true, "daily", nil, "pulled", true, false, 25 * time.Hour},
+		{"present, every_2h, pulled 3h ago", true, "every_2h", nil, "pulled", true, false, 3 * time.Hour},
+		{"present, weekly, pulled a day ago", true, "weekly", nil, "local", false, false, 25 * time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &fakeImages{have: map[string]string{}, pullErr: tc.pullErr}
+			f := &fakeImages{have: map[string]string{}, pullErr: tc.pullErr, pulledAt: time.Now().Add(-tc.age)}
 			if tc.have {
 				f.have["app:1"] = "local"
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -184,12 +185,19 @@ func checkReplicas(m *model.Model, clientLimit int) error {
 	return nil
 }
 
-// ensureImage finds the service's image in the store, pulling it when it is
-// missing (compose's default pull_policy, "missing").
+// ensureImage finds the service's image in the store, pulling it when its
+// pull_policy says so (compose's default, "missing": when it is not there;
+// daily, weekly, every_<duration>: also when the last pull is older).
 func (s *Supervisor) ensureImage(ctx context.Context, svc *model.Service, progress func(Event)) (*image.Image, error) {
 	img, err := s.images.Image(svc.Image)
-	if err == nil && svc.PullPolicy != "always" {
-		return img, nil
+	if err == nil {
+		due, perr := model.PullDue(svc.PullPolicy, true, img.LastPulled(), time.Now())
+		if perr != nil {
+			return nil, fmt.Errorf("service %q: %w", svc.Name, perr)
+		}
+		if !due {
+			return img, nil
+		}
 	}
 	if err != nil && !errors.Is(err, image.ErrNotFound) {
 		return nil, fmt.Errorf("service %q: image %s: %w", svc.Name, svc.Image, err)

@@ -84,6 +84,9 @@ func (s *Store) Pull(ctx context.Context, ref string, o PullOptions) (*PullResul
 	}
 
 	if res, err := s.pullUpToDate(key, tags, repoDigest, desc.Digest.String()); res != nil || err != nil {
+		if err == nil {
+			res.Image, err = s.markPulled(res.Image.ID)
+		}
 		return res, err
 	}
 
@@ -97,6 +100,9 @@ func (s *Store) Pull(ctx context.Context, ref string, o PullOptions) (*PullResul
 	})
 	if err != nil {
 		return nil, pullError(ref, err)
+	}
+	if rec, err = s.markPulled(rec.ID); err != nil {
+		return nil, err
 	}
 	return &PullResult{Image: rec, Ref: key, Digest: desc.Digest.String()}, nil
 }

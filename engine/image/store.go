@@ -47,6 +47,7 @@ type Image struct {
 	RepoDigests    []string  `json:"repo_digests"`    // canonical repo@digest names
 	Created        time.Time `json:"created"`
 	Stored         time.Time `json:"stored"`
+	Pulled         time.Time `json:"pulled,omitempty"` // the last pull that named it, up to date or not
 	Architecture   string    `json:"architecture"`
 	OS             string    `json:"os"`
 	Layers         []Layer   `json:"layers"` // bottom first

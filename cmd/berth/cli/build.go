@@ -25,6 +25,9 @@ type buildFlags struct {
 	quiet         bool
 	withDeps      bool
 	progress      string
+	ssh           []string
+	secrets       []string
+	print         bool
 }
 
 // newBuildCommand is compose's `build`: the images of services with a
@@ -44,6 +47,9 @@ func newBuildCommand(g *globals) *cobra.Command {
 				return err
 			}
 			names := selectServices(p, args, f.withDeps)
+			if f.print {
+				return printBuild(cmd.OutOrStdout(), p, names, f)
+			}
 			return buildServices(cmd, g, p, names, f, func(types.ServiceConfig) bool { return true })
 		},
 	}
@@ -54,6 +60,9 @@ func newBuildCommand(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "Don't print anything to STDOUT")
 	fl.StringVar(&f.progress, "progress", "auto", "Set type of progress output (auto, tty, plain, quiet)")
 	fl.BoolVar(&f.withDeps, "with-dependencies", false, "Also build dependencies (transitively)")
+	fl.StringArrayVar(&f.ssh, "ssh", nil, "Set SSH authentications used when building service images. (use 'default' for using your default SSH Agent)")
+	fl.BoolVar(&f.print, "print", false, "Print equivalent bake file")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "Secret to expose to the build (id=ID,src=FILE or id=ID,env=VAR)")
 	return cmd
 }
 
@@ -129,7 +138,8 @@ func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []s
 		case quiet:
 			o.Progress = build.NewProgress(nil)
 		case f.progress == "tty" || (f.progress != "plain" && redraws(stderr)):
-			o.Progress = build.NewCompactProgress(stderr)
+			width, height := terminalSize(stderr)
+			o.Progress = build.NewTTYProgress(stderr, width, height)
 		default:
 			o.Progress = build.NewProgress(stderr)
 		}
@@ -164,7 +174,7 @@ func buildOptions(p *project.Project, svc types.ServiceConfig, ref string, build
 		Dockerfile:       b.Dockerfile,
 		DockerfileInline: b.DockerfileInline,
 		Target:           b.Target,
-		Labels:           b.Labels,
+		Labels:           buildLabels(p, svc),
 		Tags:             append([]string{ref}, b.Tags...),
 		Network:          b.Network,
 		NoCache:          b.NoCache || f.noCache,
@@ -181,6 +191,9 @@ func buildOptions(p *project.Project, svc types.ServiceConfig, ref string, build
 	case "", "default", "host", "none":
 	default:
 		return o, fmt.Errorf("build network %q is not supported (host, none or default)", o.Network)
+	}
+	if pl := svc.Platform; pl != "" && pl != build.Platform && pl != build.Platform+"/v1" {
+		return o, fmt.Errorf("platform %q is not supported: berth builds %s only", pl, build.Platform)
 	}
 	for _, pl := range b.Platforms {
 		if pl != build.Platform {
@@ -209,22 +222,11 @@ func buildOptions(p *project.Project, svc types.ServiceConfig, ref string, build
 			o.Contexts[name] = v
 		}
 	}
-	if len(b.Secrets) > 0 {
-		o.Secrets = map[string]string{}
+	if err := buildSecrets(p, b.Secrets, f.secrets, &o); err != nil {
+		return o, err
 	}
-	for _, ref := range b.Secrets {
-		sec, ok := p.Secrets[ref.Source]
-		if !ok {
-			return o, fmt.Errorf("build secret %q is not defined in the top-level secrets", ref.Source)
-		}
-		if sec.File == "" {
-			return o, fmt.Errorf("build secret %q: only file secrets are supported", ref.Source)
-		}
-		id := ref.Source
-		if ref.Target != "" {
-			id = ref.Target
-		}
-		o.Secrets[id] = sec.File
+	if err := buildSSH(b.SSH, f.ssh, &o); err != nil {
+		return o, err
 	}
 	o.ShmSize = int64(b.ShmSize)
 	for host, ips := range b.ExtraHosts {
@@ -244,6 +246,146 @@ func buildOptions(p *project.Project, svc types.ServiceConfig, ref string, build
 		o.BuildArgs[k] = v
 	}
 	return o, nil
+}
+
+// buildSecrets resolves compose's build.secrets (a top-level secret's
+// file, or its environment variable from the project's environment) and
+// the command's --secret flags, which win for the same id.
+func buildSecrets(p *project.Project, refs []types.ServiceSecretConfig, flags []string, o *build.Options) error {
+	o.Secrets = map[string]build.Secret{}
+	for _, ref := range refs {
+		def, ok := p.Secrets[ref.Source]
+		if !ok {
+			return fmt.Errorf("build secret %q is not defined in the top-level secrets", ref.Source)
+		}
+		id := ref.Source
+		if ref.Target != "" {
+			id = ref.Target
+		}
+		switch {
+		case def.Environment != "":
+			v, ok := p.Environment[def.Environment]
+			if !ok {
+				return fmt.Errorf("build secret %q: environment variable %s is not set", ref.Source, def.Environment)
+			}
+			o.Secrets[id] = build.Secret{Value: []byte(v)}
+		case def.File != "":
+			o.Secrets[id] = build.Secret{File: def.File}
+		default:
+			return fmt.Errorf("build secret %q: only file and environment secrets are supported", ref.Source)
+		}
+	}
+	for _, fl := range flags {
+		id, sec, err := parseSecretFlag(fl)
+		if err != nil {
+			return err
+		}
+		o.Secrets[id] = sec
+	}
+	return nil
+}
+
+// parseSecretFlag reads --secret as buildx does: id=ID with src=FILE
+// (or source=), env=VAR, and type=file|env; with neither, the variable
+// named ID if it is set, else the file named ID.
+func parseSecretFlag(s string) (string, build.Secret, error) {
+	var id, typ, src, env string
+	for _, f := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return "", build.Secret{}, fmt.Errorf("invalid --secret %q: %q is not KEY=VALUE", s, f)
+		}
+		switch strings.ToLower(k) {
+		case "id":
+			id = v
+		case "type":
+			typ = v
+		case "src", "source":
+			src = v
+		case "env":
+			env = v
+		default:
+			return "", build.Secret{}, fmt.Errorf("invalid --secret %q: unknown key %q", s, k)
+		}
+	}
+	if id == "" {
+		return "", build.Secret{}, fmt.Errorf("invalid --secret %q: id is required", s)
+	}
+	switch typ {
+	case "":
+	case "env":
+		if env == "" {
+			env = src
+		}
+		if env == "" {
+			env = id
+		}
+		src = ""
+	case "file":
+		if src == "" {
+			src = id
+		}
+	default:
+		return "", build.Secret{}, fmt.Errorf("invalid --secret %q: type must be file or env", s)
+	}
+	if src == "" && env == "" {
+		if _, ok := os.LookupEnv(id); ok {
+			env = id
+		} else {
+			src = id
+		}
+	}
+	if env != "" {
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return "", build.Secret{}, fmt.Errorf("secret %s: environment variable %s is not set", id, env)
+		}
+		return id, build.Secret{Value: []byte(v)}, nil
+	}
+	if _, err := os.Stat(src); err != nil {
+		return "", build.Secret{}, fmt.Errorf("secret %s: %w", id, err)
+	}
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return "", build.Secret{}, err
+	}
+	return id, build.Secret{File: abs}, nil
+}
+
+// buildSSH resolves compose's build.ssh and --ssh (default|ID[=PATH[,PATH]]):
+// no path is the agent of $SSH_AUTH_SOCK; a path is an agent socket or
+// private key files.
+func buildSSH(keys types.SSHConfig, flags []string, o *build.Options) error {
+	o.SSH = map[string][]string{}
+	for _, k := range keys {
+		id := k.ID
+		if id == "" {
+			id = "default"
+		}
+		var paths []string
+		if k.Path != "" {
+			paths = []string{k.Path} // compose-go made it absolute
+		}
+		o.SSH[id] = paths
+	}
+	for _, fl := range flags {
+		id, rest, _ := strings.Cut(fl, "=")
+		if id == "" {
+			return fmt.Errorf("invalid --ssh %q: want default or ID[=PATH[,PATH...]]", fl)
+		}
+		var paths []string
+		if rest != "" {
+			for _, p := range strings.Split(rest, ",") {
+				abs, err := filepath.Abs(p)
+				if err != nil {
+					return err
+				}
+				paths = append(paths, abs)
+			}
+		}
+		o.SSH[id] = paths
+	}
+	return nil
 }
 
 // parseBuildArgs reads --build-arg KEY=VALUE; a bare KEY takes its value

@@ -25,6 +25,20 @@ func isTerminal(w io.Writer) bool {
 	return term.IsTerminal(int(f.Fd()))
 }
 
+// terminalSize is w's size in columns and lines; 0, 0 when w is not a
+// terminal.
+func terminalSize(w io.Writer) (int, int) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0, 0
+	}
+	width, height, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0, 0
+	}
+	return width, height
+}
+
 // ui is how the global --progress and --ansi flags ask output to look.
 var ui struct{ progress, ansi string }
 

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/format"
@@ -22,6 +23,7 @@ import (
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/engine/runtime"
 	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
 )
 
@@ -369,9 +371,12 @@ func pullForRun(cmd *cobra.Command, g *globals, p *project.Project, service stri
 	if err != nil {
 		return err
 	}
-	if _, err := s.Image(svc.Image); err == nil && svc.PullPolicy != "always" {
-		return nil
-	} else if err != nil && !errors.Is(err, image.ErrNotFound) {
+	if img, err := s.Image(svc.Image); err == nil {
+		due, err := model.PullDue(svc.PullPolicy, true, img.LastPulled(), time.Now())
+		if err != nil || !due {
+			return err
+		}
+	} else if !errors.Is(err, image.ErrNotFound) {
 		return err
 	}
 	if !f.quietPull {
