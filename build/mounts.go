@@ -264,7 +264,7 @@ func (b *Builder) secretMount(m *runMounts, mt *instructions.Mount, target strin
 	if file == "" || mt.Mode != nil || mt.UID != nil || mt.GID != nil {
 		// A value, or a file whose owner or mode the mount sets: a copy
 		// of berth's, gone with the step (BuildKit's 0400 root by default).
-		dir, err := os.MkdirTemp(b.tmpDir(), "secret-")
+		dir, err := os.MkdirTemp(b.secretsDir(), "secret-")
 		if err != nil {
 			return err
 		}
@@ -293,6 +293,17 @@ func (b *Builder) secretMount(m *runMounts, mt *instructions.Mount, target strin
 	m.binds = append(m.binds, runtime.Mount{Source: file, Destination: target, ReadOnly: true})
 	m.targets = append(m.targets, target)
 	return nil
+}
+
+// secretsDir is where a step's secret copies live: in memory (/dev/shm)
+// where the host has it as a tmpfs, so that no secret reaches a disk, else
+// the store's tmp directory.
+func (b *Builder) secretsDir() string {
+	var st unix.Statfs_t
+	if unix.Statfs("/dev/shm", &st) == nil && st.Type == unix.TMPFS_MAGIC {
+		return "/dev/shm"
+	}
+	return b.tmpDir()
 }
 
 func (b *Builder) mountsDir() string {
