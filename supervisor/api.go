@@ -125,19 +125,56 @@ func (s *Supervisor) handler() http.Handler {
 		s.track(func() { s.serveWait(w, r) })
 	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
-		ch := s.subscribe()
+		since, until, replay, err := eventsRange(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ch, seq := s.subscribe()
 		defer s.unsubscribe(ch)
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.WriteHeader(http.StatusOK)
 		flush(w)
 		enc := json.NewEncoder(w)
+		if replay {
+			// The journal up to the subscription, then the channel from
+			// it: each event once, in order.
+			failed := false
+			s.journal.replay(seq, since, until, func(e Event) {
+				if !failed && enc.Encode(message{Event: &e}) != nil {
+					failed = true
+				}
+			})
+			if failed {
+				return
+			}
+			flush(w)
+		}
+		var end <-chan time.Time
+		if !until.IsZero() {
+			left := time.Until(until)
+			if left <= 0 {
+				_ = enc.Encode(message{Done: true})
+				return
+			}
+			t := time.NewTimer(left)
+			defer t.Stop()
+			end = t.C
+		}
 		for {
 			select {
 			case <-r.Context().Done():
 				return
 			case <-s.ctx.Done():
 				return
+			case <-end:
+				_ = enc.Encode(message{Done: true})
+				return
 			case e := <-ch:
+				if !until.IsZero() && e.Time.After(until) {
+					_ = enc.Encode(message{Done: true})
+					return
+				}
 				if enc.Encode(message{Event: &e}) != nil {
 					return
 				}
@@ -153,6 +190,24 @@ func (s *Supervisor) handler() http.Handler {
 		s.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// eventsRange reads /events' query: since and until as RFC 3339 times.
+// A since asks for the journal's events from then on before the live ones.
+func eventsRange(r *http.Request) (since, until time.Time, replay bool, err error) {
+	q := r.URL.Query()
+	if v := q.Get("since"); v != "" {
+		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return since, until, false, fmt.Errorf("since: %w", err)
+		}
+		replay = true
+	}
+	if v := q.Get("until"); v != "" {
+		if until, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return since, until, false, fmt.Errorf("until: %w", err)
+		}
+	}
+	return since, until, replay, nil
 }
 
 // track counts a request as in flight, so that the supervisor does not exit
