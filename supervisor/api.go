@@ -34,6 +34,9 @@ type UpRequest struct {
 	// MaxReplicas is the CLI's replica ceiling (model.MaxReplicas); zero
 	// means the supervisor's own.
 	MaxReplicas int `json:"max_replicas,omitempty"`
+	// Parallel bounds the containers created, started, stopped or removed
+	// at once (compose's --parallel); zero or less is no bound.
+	Parallel int `json:"parallel,omitempty"`
 }
 
 // DownRequest asks the supervisor to stop and remove the model.
@@ -51,6 +54,7 @@ type DownRequest struct {
 	// NetworkNames are the project's networks from the compose file; those
 	// of the removed containers are released too.
 	NetworkNames []string `json:"network_names,omitempty"`
+	Parallel     int      `json:"parallel,omitempty"` // as UpRequest's
 }
 
 // ContainersRequest selects containers for start, stop, restart, kill, rm,
@@ -61,7 +65,8 @@ type ContainersRequest struct {
 	Timeout  *time.Duration `json:"timeout,omitempty"`
 	Signal   string         `json:"signal,omitempty"`
 	Stop     bool           `json:"stop,omitempty"`
-	Volumes  bool           `json:"volumes,omitempty"` // rm -v: anonymous volumes too
+	Volumes  bool           `json:"volumes,omitempty"`  // rm -v: anonymous volumes too
+	Parallel int            `json:"parallel,omitempty"` // as UpRequest's
 }
 
 // message is one line of a streamed response. An error crosses the socket
@@ -87,14 +92,14 @@ func (s *Supervisor) handler() http.Handler {
 		})
 	})
 	mux.HandleFunc("POST /up", streamed(s, opUp, func(ctx context.Context, req UpRequest, progress func(Event)) error {
-		return s.up(ctx, req, progress)
+		return s.up(withParallel(ctx, req.Parallel), req, progress)
 	}))
 	mux.HandleFunc("POST /down", streamed(s, opDown, func(ctx context.Context, req DownRequest, progress func(Event)) error {
-		return s.down(ctx, req, progress)
+		return s.down(withParallel(ctx, req.Parallel), req, progress)
 	}))
 	for _, op := range []string{"start", "stop", "restart", "kill", "rm", "pause", "unpause"} {
 		mux.HandleFunc("POST /"+op, streamed(s, opOther, func(ctx context.Context, req ContainersRequest, progress func(Event)) error {
-			return s.containersOp(ctx, op, req, progress)
+			return s.containersOp(withParallel(ctx, req.Parallel), op, req, progress)
 		}))
 	}
 	mux.HandleFunc("POST /exec", func(w http.ResponseWriter, r *http.Request) {
