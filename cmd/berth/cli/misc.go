@@ -153,7 +153,7 @@ func newLsCommand(g *globals) *cobra.Command {
 			case isTemplate(format):
 				return templateTable(out, format, list)
 			case format != "table" && format != "":
-				return fmt.Errorf("unsupported format %q: use table or json", format)
+				return formatError(format)
 			default:
 				tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tSTATUS\tCONFIG FILES")
@@ -181,7 +181,7 @@ func parseLsFilters(filters []string) ([]string, error) {
 			return nil, fmt.Errorf("bad format of filter (expected name=value)")
 		}
 		if k != "name" {
-			return nil, fmt.Errorf("invalid filter %q", k)
+			return nil, fmt.Errorf("invalid filter '%s'", k)
 		}
 		names = append(names, v)
 	}
