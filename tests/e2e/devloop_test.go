@@ -210,6 +210,9 @@ services:
     image: busybox:latest
     command: ["sleep", "3600"]
     networks: [back]
+  ghost:
+    image: example.invalid/ghost:1
+    profiles: [ghost]
 networks:
   front: {}
   back: {}
@@ -217,6 +220,9 @@ volumes:
   data: {}
 `)
 	before := snapshot(t, e.Root, e.RunRoot)
+	if r := e.MustRun("--profile", "ghost", "--dry-run", "up", "-d", "ghost", "web"); !strings.Contains(r.Stderr, "DRY-RUN MODE -  Service ghost  Pulling\n") || strings.Contains(r.Stderr, "Service web") {
+		t.Errorf("dry-run up of a missing image:\n%s", r.Stderr)
+	}
 	r := e.MustRun("--dry-run", "up", "-d", "--scale", "db=2")
 	for _, want := range []string{
 		"DRY-RUN MODE -  Network dryres_front  Creating",

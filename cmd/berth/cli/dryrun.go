@@ -11,7 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/netmgr"
+	"github.com/berthrun/berth/project"
 	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
 	"github.com/berthrun/berth/volmgr"
@@ -112,6 +114,7 @@ func dryRun(cmd *cobra.Command, g *globals, args []string) error {
 		if m == nil {
 			return nil
 		}
+		dryRunImages(cmd, g, &plan, p, services)
 		return dryRunUp(cmd, g, &plan, m, recs, services, op == "up")
 	case "down":
 		dryRunDown(cmd, g, &plan, m, recs)
@@ -131,6 +134,40 @@ func dryRun(cmd *cobra.Command, g *globals, args []string) error {
 		plan.add("Container", r.Name, steps...)
 	}
 	return nil
+}
+
+// dryRunImages lists the images up would build or pull first: those the
+// store lacks (all of them with --pull always), a service with build:
+// built, the others pulled.
+func dryRunImages(cmd *cobra.Command, g *globals, plan *dryRunPlan, p *project.Project, services []string) {
+	policy, _ := cmd.Flags().GetString("pull")
+	var store *image.Store
+	if _, err := os.Stat(g.paths().ImageRoot()); err == nil {
+		store, _ = g.openImageStore()
+	}
+	has := func(ref string) bool {
+		if store == nil || ref == "" {
+			return false
+		}
+		_, err := store.Image(ref)
+		return err == nil
+	}
+	for _, n := range services {
+		svc := p.Services[n]
+		ref := svc.Image
+		if ref == "" {
+			ref = p.Name + "-" + n
+		}
+		switch {
+		case policy == "always" && svc.Image != "" && svc.Build == nil:
+			plan.add("Service", n, "Pulling", "Pulled")
+		case has(ref) || policy == "never":
+		case svc.Build != nil:
+			plan.add("Service", n, "Building", "Built")
+		default:
+			plan.add("Service", n, "Pulling", "Pulled")
+		}
+	}
 }
 
 // dryRunUp lists what up (or create, without start) would do: the
