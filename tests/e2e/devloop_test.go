@@ -252,8 +252,14 @@ volumes:
 	}
 	before = snapshot(t, e.Root, e.RunRoot)
 	links := e.LiveLeaks()
-	r = e.MustRun("--dry-run", "down", "-v")
+	for _, bad := range [][]string{{"--dry-run", "down", "--rmi", "some"}, {"--dry-run", "up", "--pull", "sometimes"}} {
+		if r := e.Run(bad...); r.Code == 0 || strings.Contains(r.Stderr, "DRY-RUN") {
+			t.Errorf("berth %s: exit %d, stderr %q", strings.Join(bad, " "), r.Code, r.Stderr)
+		}
+	}
+	r = e.MustRun("--dry-run", "down", "-v", "--rmi", "all")
 	for _, want := range []string{
+		"DRY-RUN MODE -  Image busybox:latest  Removed",
 		"DRY-RUN MODE -  Container dryres-web-1  Stopping",
 		"DRY-RUN MODE -  Container dryres-db-1  Removed",
 		"DRY-RUN MODE -  Volume dryres_data  Removed",

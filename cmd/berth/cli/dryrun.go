@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
 	"github.com/berthrun/berth/engine/image"
@@ -58,7 +59,7 @@ func (d *dryRunPlan) add(kind, name string, steps ...string) {
 	}
 }
 
-func dryRun(cmd *cobra.Command, g *globals, args []string) error {
+func dryRun(cmd *cobra.Command, g *globals, args []string) (err error) {
 	op := cmd.Name()
 	proj, p, err := g.projectName(cmd.Context())
 	if err != nil {
@@ -76,6 +77,9 @@ func dryRun(cmd *cobra.Command, g *globals, args []string) error {
 	sort.Strings(services)
 	var plan dryRunPlan
 	defer func() {
+		if err != nil {
+			return // one line of error, as ever
+		}
 		for _, l := range plan.lines {
 			fmt.Fprintln(cmd.ErrOrStderr(), l)
 		}
@@ -114,11 +118,12 @@ func dryRun(cmd *cobra.Command, g *globals, args []string) error {
 		if m == nil {
 			return nil
 		}
-		dryRunImages(cmd, g, &plan, p, services)
+		if err := dryRunImages(cmd, g, &plan, p, services); err != nil {
+			return err
+		}
 		return dryRunUp(cmd, g, &plan, m, recs, services, op == "up")
 	case "down":
-		dryRunDown(cmd, g, &plan, m, recs)
-		return nil
+		return dryRunDown(cmd, g, &plan, p, m, recs)
 	}
 	for _, r := range recs {
 		if r.Labels[model.LabelOneoff] == "True" || len(args) > 0 && !slices.Contains(services, r.Service) {
@@ -136,11 +141,15 @@ func dryRun(cmd *cobra.Command, g *globals, args []string) error {
 	return nil
 }
 
-// dryRunImages lists the images up would build or pull first: those the
-// store lacks (all of them with --pull always), a service with build:
-// built, the others pulled.
-func dryRunImages(cmd *cobra.Command, g *globals, plan *dryRunPlan, p *project.Project, services []string) {
-	policy, _ := cmd.Flags().GetString("pull")
+// dryRunImages lists the images up would build or pull first, by each
+// service's pull_policy (--pull overrides it): those the store lacks, and
+// every one under "always"; a service with build: is built, the others
+// pulled.
+func dryRunImages(cmd *cobra.Command, g *globals, plan *dryRunPlan, p *project.Project, services []string) error {
+	pull, _ := cmd.Flags().GetString("pull")
+	if err := applyPullFlag(p, pull); err != nil {
+		return err
+	}
 	var store *image.Store
 	if _, err := os.Stat(g.paths().ImageRoot()); err == nil {
 		store, _ = g.openImageStore()
@@ -154,20 +163,19 @@ func dryRunImages(cmd *cobra.Command, g *globals, plan *dryRunPlan, p *project.P
 	}
 	for _, n := range services {
 		svc := p.Services[n]
-		ref := svc.Image
-		if ref == "" {
-			ref = p.Name + "-" + n
-		}
 		switch {
-		case policy == "always" && svc.Image != "" && svc.Build == nil:
+		case svc.PullPolicy == types.PullPolicyAlways && svc.Image != "":
 			plan.add("Service", n, "Pulling", "Pulled")
-		case has(ref) || policy == "never":
+		case svc.PullPolicy == types.PullPolicyBuild && svc.Build != nil:
+			plan.add("Service", n, "Building", "Built")
+		case has(p.ImageName(svc)) || svc.PullPolicy == types.PullPolicyNever:
 		case svc.Build != nil:
 			plan.add("Service", n, "Building", "Built")
 		default:
 			plan.add("Service", n, "Pulling", "Pulled")
 		}
 	}
+	return nil
 }
 
 // dryRunUp lists what up (or create, without start) would do: the
@@ -247,8 +255,15 @@ func dryRunUp(cmd *cobra.Command, g *globals, plan *dryRunPlan, m *model.Model, 
 }
 
 // dryRunDown lists what down would remove: every container of the project,
-// its networks and, with -v, its named volumes, when they exist.
-func dryRunDown(cmd *cobra.Command, g *globals, plan *dryRunPlan, m *model.Model, recs []*supervisor.Record) {
+// its networks, with -v its named volumes, with --rmi its images, when they
+// exist.
+func dryRunDown(cmd *cobra.Command, g *globals, plan *dryRunPlan, p *project.Project, m *model.Model, recs []*supervisor.Record) error {
+	rmi, _ := cmd.Flags().GetString("rmi")
+	switch rmi {
+	case "", "local", "all":
+	default:
+		return fmt.Errorf("invalid value for --rmi: %q", rmi)
+	}
 	for _, r := range recs {
 		if r.State.Status == supervisor.StatusRunning || r.State.Status == supervisor.StatusPaused {
 			plan.add("Container", r.Name, "Stopping", "Stopped")
@@ -256,7 +271,7 @@ func dryRunDown(cmd *cobra.Command, g *globals, plan *dryRunPlan, m *model.Model
 		plan.add("Container", r.Name, "Removing", "Removed")
 	}
 	if m == nil {
-		return
+		return nil
 	}
 	if v, _ := cmd.Flags().GetBool("volumes"); v {
 		for _, key := range sortedKeys(m.Volumes) {
@@ -270,6 +285,29 @@ func dryRunDown(cmd *cobra.Command, g *globals, plan *dryRunPlan, m *model.Model
 			plan.add("Network", n.Name, "Removing", "Removed")
 		}
 	}
+	if rmi == "" {
+		return nil
+	}
+	if _, err := os.Stat(g.paths().ImageRoot()); err != nil {
+		return nil
+	}
+	store, err := g.openImageStore()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, name := range p.ServiceNames() {
+		svc := p.Services[name]
+		ref := p.ImageName(svc)
+		if rmi == "local" && (svc.Image != "" || svc.Build == nil) || ref == "" || seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		if _, err := store.Image(ref); err == nil {
+			plan.add("Image", ref, "Removing", "Removed")
+		}
+	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
