@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -26,6 +27,10 @@ type journal struct {
 	path string
 	w    *logWriter
 	seq  uint64 // of the last event written
+	// files is held to write (which may rotate) and to replay, so that a
+	// replay never reads the rotated file before the rotation and the
+	// new one after it, missing the events in between.
+	files sync.RWMutex
 }
 
 // openJournal opens the journal at path, mending a torn tail.
@@ -63,22 +68,32 @@ func (j *journal) append(e *Event) {
 	if err != nil {
 		return
 	}
+	j.files.Lock()
+	defer j.files.Unlock()
 	_, _ = j.w.Write(append(b, '\n'))
 }
 
 // replay calls fn, oldest first, for the journal's events numbered at most
-// upTo and stamped within [since, until] (a zero until has no end).
+// upTo and stamped within [since, until] (a zero until has no end). The
+// files are read under the lock and fn is called after it, so that a slow
+// reader never holds up the writers.
 func (j *journal) replay(upTo uint64, since, until time.Time, fn func(Event)) {
 	if j == nil {
 		return
 	}
+	var evs []Event
+	j.files.RLock()
 	for _, p := range []string{j.path + ".1", j.path} {
 		_ = scanJournal(p, func(e Event) {
 			if e.Seq == 0 || e.Seq > upTo || e.Time.Before(since) || !until.IsZero() && e.Time.After(until) {
 				return
 			}
-			fn(e)
+			evs = append(evs, e)
 		})
+	}
+	j.files.RUnlock()
+	for _, e := range evs {
+		fn(e)
 	}
 }
 
