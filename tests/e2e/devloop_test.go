@@ -330,6 +330,9 @@ services:
 	if out := e.MustRun("logs", "--no-log-prefix", "--index", "1", "web").Stdout; out != "hello from web\n" {
 		t.Errorf("logs --index 1: %q", out)
 	}
+	if out := e.MustRun("logs", "--index", "2", "web").Stdout; !strings.HasPrefix(out, "web_2 ") || !strings.HasSuffix(out, "| hello from web\n") {
+		t.Errorf("logs' prefix under v1 names: %q", out)
+	}
 	e.WriteFile("f.txt", "copied\n")
 	e.MustRun("cp", "f.txt", "web:/tmp/f.txt")
 	if out := e.MustRun("exec", "-T", "web", "cat", "/tmp/f.txt").Stdout; out != "copied\n" {
