@@ -304,7 +304,11 @@ services:
   web:
     image: busybox:latest
     command: ["sh", "-c", "echo hello from web; exec sleep 3600"]
+  tool:
+    build: ./ctx
+    profiles: [tools]
 `)
+	e.WriteFile("ctx/Dockerfile", "FROM busybox:latest\nCMD [\"true\"]\n")
 	e.MustRun("--compatibility", "up", "-d")
 	e.MustRun("--compatibility", "scale", "web=2")
 	if out := e.MustRun("ps", "--format", "{{.Name}}").Stdout; out != "cmpr_web_1\ncmpr_web_2\n" {
@@ -342,7 +346,15 @@ services:
 	if out := e.MustRun("ps", "--format", "{{.Name}} {{.State}}").Stdout; out != "cmpr_web_1 running\ncmpr_web_2 running\n" {
 		t.Errorf("after restart: %q", out)
 	}
-	e.MustRun("down", "-t", "1")
+	// A built image is named <project>_<service> too.
+	e.MustRun("--compatibility", "--profile", "tools", "build", "tool")
+	if out := e.MustRun("image", "ls", "--format", "{{.Repository}}").Stdout; !strings.Contains(out, "cmpr_tool\n") {
+		t.Errorf("built image under --compatibility:\n%s", out)
+	}
+	e.MustRun("--compatibility", "--profile", "tools", "down", "-t", "1", "--rmi", "local")
+	if out := e.MustRun("image", "ls", "--format", "{{.Repository}}").Stdout; strings.Contains(out, "cmpr_tool") {
+		t.Errorf("down --rmi local left the built image:\n%s", out)
+	}
 }
 
 // TestParallelOne: --parallel 1 converges one container at a time: each

@@ -120,7 +120,7 @@ func runConfig(out io.Writer, p *project.Project, f *configFlags, args []string)
 		if err != nil {
 			return err
 		}
-		p = &project.Project{Project: sel}
+		p = &project.Project{Project: sel, NameSeparator: p.NameSeparator}
 	}
 	switch {
 	case f.quiet:
