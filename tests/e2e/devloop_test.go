@@ -250,6 +250,15 @@ volumes:
 	if !strings.Contains(r.Stderr, "Container dryres-web-1  Running") || strings.Contains(r.Stderr, "Network") || strings.Contains(r.Stderr, "Volume") {
 		t.Errorf("dry-run up of a running project:\n%s", r.Stderr)
 	}
+	if r := e.MustRun("--dry-run", "rm", "-f"); strings.Contains(r.Stderr, "Container") {
+		t.Errorf("dry-run rm of running containers:\n%s", r.Stderr)
+	}
+	if r := e.MustRun("--dry-run", "rm", "-f", "-s", "web"); !strings.Contains(r.Stderr, "Container dryres-web-1  Stopping\n") || !strings.Contains(r.Stderr, "Container dryres-web-1  Removed\n") || strings.Contains(r.Stderr, "db") {
+		t.Errorf("dry-run rm -s web:\n%s", r.Stderr)
+	}
+	if r := e.MustRun("--dry-run", "kill", "db"); !strings.Contains(r.Stderr, "Container dryres-db-1  Killed\n") {
+		t.Errorf("dry-run kill db:\n%s", r.Stderr)
+	}
 	before = snapshot(t, e.Root, e.RunRoot)
 	links := e.LiveLeaks()
 	for _, bad := range [][]string{{"--dry-run", "down", "--rmi", "some"}, {"--dry-run", "up", "--pull", "sometimes"}} {

@@ -130,11 +130,18 @@ func dryRun(cmd *cobra.Command, g *globals, args []string) (err error) {
 			continue
 		}
 		steps := dryRunSteps[op]
+		up := r.State.Status == supervisor.StatusRunning || r.State.Status == supervisor.StatusPaused
 		switch {
-		case op == "start" && r.State.Status == supervisor.StatusRunning:
+		case op == "start" && up:
 			steps = []string{"Running"}
-		case op == "stop" && r.State.Status != supervisor.StatusRunning && r.State.Status != supervisor.StatusPaused:
+		case (op == "stop" || op == "kill") && !up:
 			continue
+		case op == "rm" && up:
+			// rm leaves running containers alone unless -s stops them.
+			if stop, _ := cmd.Flags().GetBool("stop"); !stop {
+				continue
+			}
+			steps = append([]string{"Stopping", "Stopped"}, steps...)
 		}
 		plan.add("Container", r.Name, steps...)
 	}
