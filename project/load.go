@@ -34,11 +34,16 @@ type Options struct {
 	NoPathResolution bool // keep relative paths relative
 	NoEnvResolution  bool // leave env_file and label_file unread
 	NoConsistency    bool // skip the cross-reference checks
+	// NameSeparator joins project and service in the names berth makes
+	// up: "" is compose v2's "-", "_" compose v1's (--compatibility).
+	NameSeparator string
 }
 
 // Project is a loaded compose project.
 type Project struct {
 	*types.Project
+	// NameSeparator is Options.NameSeparator.
+	NameSeparator string
 }
 
 // Load reads, interpolates, merges, normalises and validates the compose files
@@ -72,7 +77,7 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		}
 	}
 	if o.NoEnvResolution {
-		return &Project{Project: p.WithoutUnnecessaryResources()}, nil
+		return &Project{Project: p.WithoutUnnecessaryResources(), NameSeparator: o.NameSeparator}, nil
 	}
 	p, err = p.WithServicesEnvironmentResolved(true)
 	if err != nil {
@@ -83,7 +88,7 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 		return nil, describe(err, opts.ConfigPaths)
 	}
 	p = p.WithoutUnnecessaryResources()
-	return &Project{Project: p}, nil
+	return &Project{Project: p, NameSeparator: o.NameSeparator}, nil
 }
 
 // prepare turns the command line's options into compose-go's, the files

@@ -34,6 +34,9 @@ type UpRequest struct {
 	// MaxReplicas is the CLI's replica ceiling (model.MaxReplicas); zero
 	// means the supervisor's own.
 	MaxReplicas int `json:"max_replicas,omitempty"`
+	// Parallel bounds the containers created, started, stopped or removed
+	// at once (compose's --parallel); zero or less is no bound.
+	Parallel int `json:"parallel,omitempty"`
 }
 
 // DownRequest asks the supervisor to stop and remove the model.
@@ -51,6 +54,7 @@ type DownRequest struct {
 	// NetworkNames are the project's networks from the compose file; those
 	// of the removed containers are released too.
 	NetworkNames []string `json:"network_names,omitempty"`
+	Parallel     int      `json:"parallel,omitempty"` // as UpRequest's
 }
 
 // ContainersRequest selects containers for start, stop, restart, kill, rm,
@@ -61,7 +65,8 @@ type ContainersRequest struct {
 	Timeout  *time.Duration `json:"timeout,omitempty"`
 	Signal   string         `json:"signal,omitempty"`
 	Stop     bool           `json:"stop,omitempty"`
-	Volumes  bool           `json:"volumes,omitempty"` // rm -v: anonymous volumes too
+	Volumes  bool           `json:"volumes,omitempty"`  // rm -v: anonymous volumes too
+	Parallel int            `json:"parallel,omitempty"` // as UpRequest's
 }
 
 // message is one line of a streamed response. An error crosses the socket
@@ -87,14 +92,14 @@ func (s *Supervisor) handler() http.Handler {
 		})
 	})
 	mux.HandleFunc("POST /up", streamed(s, opUp, func(ctx context.Context, req UpRequest, progress func(Event)) error {
-		return s.up(ctx, req, progress)
+		return s.up(withParallel(ctx, req.Parallel), req, progress)
 	}))
 	mux.HandleFunc("POST /down", streamed(s, opDown, func(ctx context.Context, req DownRequest, progress func(Event)) error {
-		return s.down(ctx, req, progress)
+		return s.down(withParallel(ctx, req.Parallel), req, progress)
 	}))
 	for _, op := range []string{"start", "stop", "restart", "kill", "rm", "pause", "unpause"} {
 		mux.HandleFunc("POST /"+op, streamed(s, opOther, func(ctx context.Context, req ContainersRequest, progress func(Event)) error {
-			return s.containersOp(ctx, op, req, progress)
+			return s.containersOp(withParallel(ctx, req.Parallel), op, req, progress)
 		}))
 	}
 	mux.HandleFunc("POST /exec", func(w http.ResponseWriter, r *http.Request) {
@@ -125,19 +130,56 @@ func (s *Supervisor) handler() http.Handler {
 		s.track(func() { s.serveWait(w, r) })
 	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
-		ch := s.subscribe()
+		since, until, replay, err := eventsRange(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ch, seq := s.subscribe()
 		defer s.unsubscribe(ch)
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.WriteHeader(http.StatusOK)
 		flush(w)
 		enc := json.NewEncoder(w)
+		if replay {
+			// The journal up to the subscription, then the channel from
+			// it: each event once, in order.
+			failed := false
+			s.journal.replay(seq, since, until, func(e Event) {
+				if !failed && enc.Encode(message{Event: &e}) != nil {
+					failed = true
+				}
+			})
+			if failed {
+				return
+			}
+			flush(w)
+		}
+		var end <-chan time.Time
+		if !until.IsZero() {
+			left := time.Until(until)
+			if left <= 0 {
+				_ = enc.Encode(message{Done: true})
+				return
+			}
+			t := time.NewTimer(left)
+			defer t.Stop()
+			end = t.C
+		}
 		for {
 			select {
 			case <-r.Context().Done():
 				return
 			case <-s.ctx.Done():
 				return
+			case <-end:
+				_ = enc.Encode(message{Done: true})
+				return
 			case e := <-ch:
+				if !until.IsZero() && e.Time.After(until) {
+					_ = enc.Encode(message{Done: true})
+					return
+				}
 				if enc.Encode(message{Event: &e}) != nil {
 					return
 				}
@@ -153,6 +195,24 @@ func (s *Supervisor) handler() http.Handler {
 		s.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// eventsRange reads /events' query: since and until as RFC 3339 times.
+// A since asks for the journal's events from then on before the live ones.
+func eventsRange(r *http.Request) (since, until time.Time, replay bool, err error) {
+	q := r.URL.Query()
+	if v := q.Get("since"); v != "" {
+		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return since, until, false, fmt.Errorf("since: %w", err)
+		}
+		replay = true
+	}
+	if v := q.Get("until"); v != "" {
+		if until, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return since, until, false, fmt.Errorf("until: %w", err)
+		}
+	}
+	return since, until, replay, nil
 }
 
 // track counts a request as in flight, so that the supervisor does not exit

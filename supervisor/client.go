@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,12 +284,42 @@ func (c *Client) Events(ctx context.Context, fn func(Event)) error {
 // supervisor has subscribed the stream: no event after that call is missed,
 // so a caller may read the state then and follow its changes.
 func (c *Client) EventsFrom(ctx context.Context, ready func(), fn func(Event)) error {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://berth/events", nil)
+	return c.EventsRange(ctx, EventsOptions{}, ready, fn)
+}
+
+// EventsOptions choose the events EventsRange streams.
+type EventsOptions struct {
+	// Replay asks for the project's past events stamped Since or later
+	// first, from the journal; the live ones follow.
+	Replay bool
+	Since  time.Time
+	// Until, when set, ends the stream at that time (at once when it has
+	// passed, after the replay).
+	Until time.Time
+}
+
+// EventsRange is EventsFrom with past events and an end.
+func (c *Client) EventsRange(ctx context.Context, o EventsOptions, ready func(), fn func(Event)) error {
+	q := url.Values{}
+	if o.Replay {
+		q.Set("since", o.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !o.Until.IsZero() {
+		q.Set("until", o.Until.UTC().Format(time.RFC3339Nano))
+	}
+	u := "http://berth/events"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return c.connErr(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errorOfStatus(resp)
+	}
 	if ready != nil {
 		ready()
 	}

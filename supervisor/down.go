@@ -152,7 +152,14 @@ func (s *Supervisor) removeAll(ctx context.Context, cs []*container, grace *time
 	defer s.unpublishGone()
 	eg, ctx := errgroup.WithContext(ctx)
 	for _, c := range cs {
-		eg.Go(func() error { return s.stopAndRemove(ctx, c, grace, removeAnon, progress) })
+		eg.Go(func() error {
+			release, err := acquireSlot(ctx)
+			if err != nil {
+				return err
+			}
+			defer release()
+			return s.stopAndRemove(ctx, c, grace, removeAnon, progress)
+		})
 	}
 	return eg.Wait()
 }
@@ -180,7 +187,14 @@ func (s *Supervisor) walkContainers(ctx context.Context, cs []*container, dir gr
 	return g.Walk(ctx, dir, nil, 0, func(ctx context.Context, name string) error {
 		eg, ctx := errgroup.WithContext(ctx)
 		for _, c := range byService[name] {
-			eg.Go(func() error { return fn(ctx, c) })
+			eg.Go(func() error {
+				release, err := acquireSlot(ctx)
+				if err != nil {
+					return err
+				}
+				defer release()
+				return fn(ctx, c)
+			})
 		}
 		return eg.Wait()
 	})

@@ -20,16 +20,19 @@ type Event struct {
 	Object string `json:"object,omitempty"`
 	// Message is a warning or a line of progress that belongs to no container.
 	Message string `json:"message,omitempty"`
+	// Seq numbers a container event in the project's journal.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
-// emit sends e to every subscriber without blocking: a slow reader loses
-// events rather than stalling containers.
+// emit writes e to the journal and sends it to every subscriber without
+// blocking: a slow reader loses events rather than stalling containers.
 func (s *Supervisor) emit(e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.journal.append(&e)
 	for ch := range s.subs {
 		select {
 		case ch <- e:
@@ -38,12 +41,18 @@ func (s *Supervisor) emit(e Event) {
 	}
 }
 
-func (s *Supervisor) subscribe() chan Event {
+// subscribe returns a channel of the events emitted from now on, and the
+// journal number of the last event emitted before.
+func (s *Supervisor) subscribe() (chan Event, uint64) {
 	ch := make(chan Event, 256)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.subs[ch] = struct{}{}
-	s.mu.Unlock()
-	return ch
+	var seq uint64
+	if s.journal != nil {
+		seq = s.journal.seq
+	}
+	return ch, seq
 }
 
 func (s *Supervisor) unsubscribe(ch chan Event) {

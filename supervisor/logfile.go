@@ -17,6 +17,7 @@ type logWriter struct {
 	mu   sync.Mutex
 	f    *os.File
 	size int64
+	drop bool // what cannot be written is lost rather than sent to stderr
 }
 
 func newLogWriter(path string, max int64) *logWriter {
@@ -28,6 +29,9 @@ func (w *logWriter) Write(b []byte) (int, error) {
 	defer w.mu.Unlock()
 	if w.f == nil || w.size+int64(len(b)) > w.max {
 		if err := w.open(int64(len(b))); err != nil {
+			if w.drop {
+				return len(b), nil
+			}
 			// The log is help, not state: a line on stderr beats failing.
 			return os.Stderr.Write(b)
 		}

@@ -45,6 +45,12 @@ func (p Paths) Lock(project string) string {
 	return filepath.Join(p.ProjectRunDir(project), "supervisor.lock")
 }
 
+// Journal is the history of the project's container events, which
+// outlives supervisors and goes with the project's last container.
+func (p Paths) Journal(project string) string {
+	return filepath.Join(p.ProjectRunDir(project), "events.jsonl")
+}
+
 // Log is the supervisor's own log.
 func (p Paths) Log(project string) string {
 	return filepath.Join(p.ProjectRunDir(project), "supervisor.log")

@@ -25,7 +25,8 @@ import (
 type RunRequest struct {
 	Model   model.Model `json:"model"`
 	Service string      `json:"service"`
-	// Name is --name; "" gives <project>-<service>-run-<12 hex>.
+	// Name is --name; "" gives <project>-<service>-run-<12 hex> (with the
+	// service's name separator: _ under --compatibility).
 	Name string `json:"name,omitempty"`
 	// Detach starts the container and answers its name at once; else the
 	// connection is taken over and relays its stdio until it exits.
@@ -69,7 +70,11 @@ func oneOffService(proj string, svc model.Service, req RunRequest) (model.Servic
 	hexSlug := hex.EncodeToString(slug)
 	svc.ContainerName = req.Name
 	if svc.ContainerName == "" {
-		svc.ContainerName = fmt.Sprintf("%s-%s-run-%s", proj, svc.Name, hexSlug[:12])
+		sep := svc.NameSeparator
+		if sep == "" {
+			sep = "-"
+		}
+		svc.ContainerName = proj + sep + svc.Name + sep + "run" + sep + hexSlug[:12]
 	}
 	svc.Labels = maps.Clone(svc.Labels)
 	if svc.Labels == nil {

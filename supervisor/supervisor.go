@@ -54,6 +54,7 @@ type Supervisor struct {
 	awaiting   bool                  // the CLI that spawned this supervisor has yet to send its request
 	changed    chan struct{}         // closed and replaced at every state change
 	subs       map[chan Event]struct{}
+	journal    *journal                        // the events' history; nil: none kept
 	idle       chan struct{}                   // signalled when the project may have become empty
 	ups        map[int]context.CancelCauseFunc // ups in flight, for down to cancel
 	nextUp     int
@@ -111,6 +112,7 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 		containers: map[string]*container{},
 		changed:    make(chan struct{}),
 		subs:       map[chan Event]struct{}{},
+		journal:    openJournal(paths.Journal(proj)),
 		ups:        map[int]context.CancelCauseFunc{},
 		opLock:     make(chan struct{}, 1),
 		idle:       make(chan struct{}, 1),
@@ -237,6 +239,8 @@ func (s *Supervisor) cleanup() {
 	removeCgroupParent(s.paths.CgroupParent())
 	_ = os.Remove(s.paths.Log(s.project))
 	_ = os.Remove(s.paths.Log(s.project) + ".1")
+	_ = os.Remove(s.paths.Journal(s.project))
+	_ = os.Remove(s.paths.Journal(s.project) + ".1")
 	_ = os.Remove(s.paths.Lock(s.project))
 	_ = os.Remove(s.paths.ProjectRunDir(s.project))
 }

@@ -240,6 +240,11 @@ func (s *Supervisor) convergeService(ctx context.Context, svc *model.Service, im
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			release, err := acquireSlot(ctx)
+			if err != nil {
+				return err
+			}
+			defer release()
 			var inherit map[string]string
 			if c != nil && rp.Action == recreateReplica {
 				progress(ev(c, "Recreate"))

@@ -46,34 +46,12 @@ var DefaultPlatform = v1.Platform{OS: "linux", Architecture: "amd64"}
 // resolves to the digest the store has, no blob is downloaded; layers the
 // store already has are never downloaded again.
 func (s *Store) Pull(ctx context.Context, ref string, o PullOptions) (*PullResult, error) {
-	r, err := ParseReference(ref, false)
+	r, err := o.parse(ref)
 	if err != nil {
 		return nil, err
 	}
-	if isInsecure(r.Context().RegistryStr(), o.InsecureRegistries) {
-		if r, err = ParseReference(ref, true); err != nil {
-			return nil, err
-		}
-	}
-	keychain := o.Keychain
-	if keychain == nil {
-		keychain = dockerconfig.Keychain()
-	}
-	platform := DefaultPlatform
-	if o.Platform != nil {
-		platform = *o.Platform
-	}
-	opts := []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(keychain),
-		remote.WithPlatform(platform),
-		remote.WithUserAgent("berth"),
-	}
-	if o.Transport != nil {
-		opts = append(opts, remote.WithTransport(o.Transport))
-	}
 	key := canonical(r)
-	desc, err := remote.Get(r, opts...)
+	desc, err := remote.Get(r, o.remoteOptions(ctx)...)
 	if err != nil {
 		return nil, pullError(ref, err)
 	}
@@ -105,6 +83,41 @@ func (s *Store) Pull(ctx context.Context, ref string, o PullOptions) (*PullResul
 		return nil, err
 	}
 	return &PullResult{Image: rec, Ref: key, Digest: desc.Digest.String()}, nil
+}
+
+// parse reads ref, as insecure (plain HTTP) when its registry is one of
+// o's or loopback.
+func (o PullOptions) parse(ref string) (name.Reference, error) {
+	r, err := ParseReference(ref, false)
+	if err != nil {
+		return nil, err
+	}
+	if isInsecure(r.Context().RegistryStr(), o.InsecureRegistries) {
+		return ParseReference(ref, true)
+	}
+	return r, nil
+}
+
+// remoteOptions are the registry client's options for o.
+func (o PullOptions) remoteOptions(ctx context.Context) []remote.Option {
+	keychain := o.Keychain
+	if keychain == nil {
+		keychain = dockerconfig.Keychain()
+	}
+	platform := DefaultPlatform
+	if o.Platform != nil {
+		platform = *o.Platform
+	}
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(keychain),
+		remote.WithPlatform(platform),
+		remote.WithUserAgent("berth"),
+	}
+	if o.Transport != nil {
+		opts = append(opts, remote.WithTransport(o.Transport))
+	}
+	return opts
 }
 
 // pullUpToDate finishes a pull whose digest the store already has: it only

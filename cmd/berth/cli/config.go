@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,9 +10,12 @@ import (
 	"text/tabwriter"
 
 	"github.com/compose-spec/compose-go/v2/template"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/project"
 )
 
@@ -28,6 +32,7 @@ type configFlags struct {
 
 	load                   project.Options
 	environment, variables bool
+	resolveImageDigests    bool
 }
 
 func newConfigCommand(g *globals) *cobra.Command {
@@ -48,6 +53,11 @@ func newConfigCommand(g *globals) *cobra.Command {
 			p, err := g.loadWith(cmd.Context(), f.load)
 			if err != nil {
 				return err
+			}
+			if f.resolveImageDigests {
+				if err := g.resolveImageDigests(cmd.Context(), p); err != nil {
+					return err
+				}
 			}
 			out := cmd.OutOrStdout()
 			if f.output != "" {
@@ -78,7 +88,30 @@ func newConfigCommand(g *globals) *cobra.Command {
 	fl.BoolVar(&f.load.NoConsistency, "no-consistency", false, "Don't check model consistency - warning: may produce invalid Compose output")
 	fl.BoolVar(&f.environment, "environment", false, "Print environment used for interpolation.")
 	fl.BoolVar(&f.variables, "variables", false, "Print model variables and default values.")
+	fl.BoolVar(&f.resolveImageDigests, "resolve-image-digests", false, "Pin image tags to digests")
 	return cmd
+}
+
+// resolveImageDigests pins every image of p to its digest, as compose does
+// (name:tag@sha256:...): from the store for images pulled from that
+// repository, else from the registry.
+func (g *globals) resolveImageDigests(ctx context.Context, p *project.Project) error {
+	store, err := g.openImageStore()
+	if err != nil {
+		return err
+	}
+	resolved, err := p.WithImagesResolved(func(named reference.Named) (digest.Digest, error) {
+		d, err := store.ResolveDigest(ctx, named.String(), image.PullOptions{})
+		if err != nil {
+			return "", err
+		}
+		return digest.Parse(d)
+	})
+	if err != nil {
+		return err
+	}
+	p.Project = resolved
+	return nil
 }
 
 func runConfig(out io.Writer, p *project.Project, f *configFlags, args []string) error {
@@ -87,7 +120,7 @@ func runConfig(out io.Writer, p *project.Project, f *configFlags, args []string)
 		if err != nil {
 			return err
 		}
-		p = &project.Project{Project: sel}
+		p = &project.Project{Project: sel, NameSeparator: p.NameSeparator}
 	}
 	switch {
 	case f.quiet:
@@ -141,7 +174,7 @@ func runConfig(out io.Writer, p *project.Project, f *configFlags, args []string)
 			b, err = indentJSON(b)
 		}
 	default:
-		return fmt.Errorf("unsupported format %q: use yaml or json", f.format)
+		return fmt.Errorf("unsupported format %q", f.format)
 	}
 	if err != nil {
 		return err
@@ -199,7 +232,7 @@ func printVariables(out io.Writer, vars map[string]template.Variable, format str
 		return err
 	case "yaml", "", "table":
 	default:
-		return fmt.Errorf("unsupported format %q: use yaml or json", format)
+		return fmt.Errorf("unsupported format %q", format)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tREQUIRED\tDEFAULT VALUE\tALTERNATE VALUE")

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/berthrun/berth/engine/runtime"
+	"github.com/berthrun/berth/project/model"
 	"github.com/berthrun/berth/supervisor"
 )
 
@@ -71,7 +72,8 @@ func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args 
 	var rec *supervisor.Record
 	for i := range recs {
 		r := &recs[i]
-		if r.Service == service && r.Number == index {
+		// run's one-off containers are never exec's, as in compose.
+		if r.Service == service && r.Number == index && r.Labels[model.LabelOneoff] != "True" {
 			rec = r
 		}
 	}

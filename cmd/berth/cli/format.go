@@ -45,6 +45,12 @@ func imageTemplateLines[T any](out io.Writer, format string, items []T) error {
 
 // isTemplate tells whether a --format value is a Go template rather than
 // one of the named formats.
+// formatError is compose's error for a --format value of ls, images or
+// volumes that is neither table, json nor a template.
+func formatError(format string) error {
+	return fmt.Errorf("format value %q could not be parsed: parsing failed", format)
+}
+
 func isTemplate(format string) bool {
 	return strings.Contains(format, "{{")
 }

@@ -139,7 +139,7 @@ func newDownCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := supervisor.DownRequest{Timeout: t.duration(), RemoveOrphans: removeOrphans, Volumes: volumes}
+			req := supervisor.DownRequest{Timeout: t.duration(), RemoveOrphans: removeOrphans, Volumes: volumes, Parallel: g.parallel}
 			if p != nil {
 				req.Services = p.ServiceNames()
 				for key, v := range p.Volumes {
@@ -253,7 +253,7 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 				// restart with them.
 				args = withDependents(p, args)
 			}
-			req := supervisor.ContainersRequest{Services: args, Index: index, Timeout: t.duration(), Signal: signal, Stop: stop, Volumes: volumes}
+			req := supervisor.ContainersRequest{Services: args, Index: index, Timeout: t.duration(), Signal: signal, Stop: stop, Volumes: volumes, Parallel: g.parallel}
 			switch {
 			case op == "kill" && !force && p != nil && len(args) == 0:
 				// As compose: without --remove-orphans, kill leaves the

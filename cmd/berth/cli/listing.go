@@ -37,7 +37,7 @@ func newVolumesCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if format != "table" && format != "json" && !isTemplate(format) {
-				return fmt.Errorf("unsupported format %q: use table or json", format)
+				return formatError(format)
 			}
 			m, err := volumeManager(g)
 			if err != nil {
@@ -126,7 +126,7 @@ func newImagesCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if format != "table" && format != "json" && !isTemplate(format) {
-				return fmt.Errorf("unsupported format %q: use table or json", format)
+				return formatError(format)
 			}
 			recs, err := supervisor.LoadRecords(g.paths(), proj)
 			if err != nil {

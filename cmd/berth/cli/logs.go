@@ -389,7 +389,11 @@ func (w *exitWatch) exited(id string) (supervisor.Record, bool) {
 // shortName is how compose prefixes a container's lines: without the
 // project, "web-1".
 func shortName(r *supervisor.Record) string {
-	return strings.TrimPrefix(r.Name, r.Project+"-")
+	if rest, ok := strings.CutPrefix(r.Name, r.Project+"-"); ok {
+		return rest
+	}
+	// compose v1's names, under --compatibility: "web_1".
+	return strings.TrimPrefix(r.Name, r.Project+"_")
 }
 
 // parseTime reads docker's --since/--until: RFC 3339, a date, Unix seconds,
@@ -401,13 +405,22 @@ func parseTime(s string) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		return time.Now().Add(-d), nil
 	}
-	for _, layout := range []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
+	// A time without a zone is local, as docker reads it.
+	for _, layout := range []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
 			return t, nil
 		}
 	}
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		return time.Unix(0, int64(secs*1e9)), nil
+	// Unix seconds, with up to nine digits of fraction read exactly.
+	whole, frac, _ := strings.Cut(s, ".")
+	if secs, err := strconv.ParseInt(whole, 10, 64); err == nil && len(frac) <= 9 {
+		nanos := int64(0)
+		if frac != "" {
+			if nanos, err = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64); err != nil || frac[0] == '-' || frac[0] == '+' {
+				return time.Time{}, fmt.Errorf("%q is not a timestamp or a duration", s)
+			}
+		}
+		return time.Unix(secs, nanos), nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not a timestamp or a duration", s)
 }

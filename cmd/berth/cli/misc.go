@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -155,7 +153,7 @@ func newLsCommand(g *globals) *cobra.Command {
 			case isTemplate(format):
 				return templateTable(out, format, list)
 			case format != "table" && format != "":
-				return fmt.Errorf("unsupported format %q: use table or json", format)
+				return formatError(format)
 			default:
 				tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tSTATUS\tCONFIG FILES")
@@ -183,7 +181,7 @@ func parseLsFilters(filters []string) ([]string, error) {
 			return nil, fmt.Errorf("bad format of filter (expected name=value)")
 		}
 		if k != "name" {
-			return nil, fmt.Errorf("invalid filter %q", k)
+			return nil, fmt.Errorf("invalid filter '%s'", k)
 		}
 		names = append(names, v)
 	}
@@ -220,16 +218,6 @@ func newEventsCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("invalid --until: %w", err)
 			}
-			if !to.IsZero() && !to.After(time.Now()) {
-				return nil
-			}
-			if !to.IsZero() {
-				// The stream ends at --until; the supervisor keeps no
-				// history, so an --until already past ends it at once.
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithDeadline(ctx, to)
-				defer cancel()
-			}
 			proj, _, err := g.projectName(ctx)
 			if err != nil {
 				return err
@@ -238,8 +226,12 @@ func newEventsCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// --since replays the project's journal from then on, and an
+			// --until alone replays it from its start, as docker does;
+			// the live events follow until --until.
+			o := supervisor.EventsOptions{Replay: since != "" || until != "", Since: from, Until: to}
 			out := cmd.OutOrStdout()
-			err = c.Events(ctx, func(e supervisor.Event) {
+			return c.EventsRange(ctx, o, nil, func(e supervisor.Event) {
 				if len(args) > 0 && !slices.Contains(args, e.Service) || e.Time.Before(from) {
 					return
 				}
@@ -263,10 +255,6 @@ func newEventsCommand(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(out, "%s container %s %s (%s)\n", e.Time.Local().Format("2006-01-02 15:04:05.000000"), e.Action, e.ID, attrs)
 			})
-			if !to.IsZero() && ctx.Err() != nil {
-				return nil // --until reached
-			}
-			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "Output events as a stream of json objects")

@@ -17,6 +17,9 @@ func (g *globals) load(ctx context.Context) (*project.Project, error) {
 // loadWith is load with config's switches set in o.
 func (g *globals) loadWith(ctx context.Context, o project.Options) (*project.Project, error) {
 	o.Files, o.ProjectDir, o.Name, o.Profiles, o.EnvFiles = g.files, g.projectDir, g.name, g.profiles, g.envFiles
+	if g.compatibility {
+		o.NameSeparator = "_"
+	}
 	return project.Load(ctx, o)
 }
 

@@ -80,10 +80,10 @@ func parsePsFilters(f *psFlags) error {
 	for _, fl := range f.filter {
 		k, v, ok := strings.Cut(fl, "=")
 		if !ok {
-			return fmt.Errorf("bad format of filter (expected name=value)")
+			return fmt.Errorf("arguments to --filter should be in form KEY=VAL")
 		}
 		if k != "status" {
-			return fmt.Errorf("invalid filter %q", k)
+			return fmt.Errorf("unknown filter %s", k)
 		}
 		f.status = append(f.status, v)
 	}
@@ -164,14 +164,14 @@ func printPs(out io.Writer, recs []supervisor.Record, f *psFlags) error {
 			}
 		}
 		return nil
-	case isTemplate(f.format):
+	case f.format != "table" && f.format != "":
+		// Anything else is a template, as docker's formatter takes it
+		// (a word without {{ }} is printed as it is).
 		entries := make([]psEntry, len(recs))
 		for i, r := range recs {
 			entries[i] = newPsEntry(r)
 		}
 		return templateTable(out, f.format, entries)
-	case f.format != "table" && f.format != "":
-		return fmt.Errorf("unsupported format %q: use table or json", f.format)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tIMAGE\tCOMMAND\tSERVICE\tCREATED\tSTATUS\tPORTS")

@@ -83,8 +83,9 @@ type globals struct {
 	envFiles   []string
 	root       string
 	runRoot    string
-	// parallel is --parallel: accepted for compose's scripts; the
-	// supervisor's graph walk bounds its own work.
+	// parallel is --parallel: at most this many containers created,
+	// started, stopped or removed at once by one command; -1 (or 0) is no
+	// bound.
 	parallel int
 	dryRun   bool
 	// compatibility names containers as compose v1 did.

@@ -145,7 +145,7 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, service string, args []
 		}
 		sort.Strings(deps)
 		if len(deps) > 0 {
-			req := supervisor.UpRequest{Model: *m, Services: deps, RemoveOrphans: f.removeOrphans}
+			req := supervisor.UpRequest{Model: *m, Services: deps, RemoveOrphans: f.removeOrphans, Parallel: g.parallel}
 			if err := withSteps(stderr, func(progress func(supervisor.Event)) error {
 				return c.Up(ctx, req, progress)
 			}); err != nil {

@@ -40,7 +40,7 @@ func newScaleCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := supervisor.UpRequest{Model: *m, Services: services, NoDeps: noDeps, Scale: scale}
+			req := supervisor.UpRequest{Model: *m, Services: services, NoDeps: noDeps, Scale: scale, Parallel: g.parallel}
 			req.MaxReplicas, _ = model.MaxReplicas() // checked by Model
 			return withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
 				return c.Up(ctx, req, progress)

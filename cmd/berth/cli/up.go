@@ -144,6 +144,7 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 		Model: *m, Services: args, NoDeps: f.noDeps, ForceRecreate: f.forceRecreate,
 		NoRecreate: f.noRecreate, AlwaysRecreateDeps: f.alwaysRecreateDeps, NoStart: f.noStart, RemoveOrphans: f.removeOrphans,
 		Timeout: f.timeout.duration(), Scale: scale, RenewAnonVolumes: f.renewAnonVolumes,
+		Parallel: g.parallel,
 	}
 	req.MaxReplicas, _ = model.MaxReplicas() // checked by Model
 	if err := withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {

@@ -541,7 +541,7 @@ func (w *watcher) rebuild(ctx context.Context, svc string) error {
 	if err != nil {
 		return err
 	}
-	req := supervisor.UpRequest{Model: *m, Services: []string{svc}, NoDeps: true}
+	req := supervisor.UpRequest{Model: *m, Services: []string{svc}, NoDeps: true, Parallel: w.g.parallel}
 	req.MaxReplicas, _ = model.MaxReplicas()
 	if err := withSteps(w.cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
 		return c.Up(ctx, req, progress)
