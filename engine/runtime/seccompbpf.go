@@ -33,6 +33,9 @@ const seccompPrecompileEnv = "BERTH_SECCOMP_PRECOMPILE"
 var bpfCache struct {
 	sync.Mutex
 	files map[[sha256.Size]byte]*os.File // nil: capture failed, inits compile
+	// byConfig spares the hash of a filter seen before: defaultSeccomp
+	// shares one per capability set.
+	byConfig map[*configs.Seccomp]*os.File
 }
 
 // precompiledSeccomp returns a sealed memfd holding the filter of sc
@@ -42,21 +45,31 @@ func precompiledSeccomp(sc *configs.Seccomp) *os.File {
 	if sc == nil || os.Getenv(seccompPrecompileEnv) == "0" {
 		return nil
 	}
+	bpfCache.Lock()
+	defer bpfCache.Unlock()
+	if f, ok := bpfCache.byConfig[sc]; ok {
+		return f
+	}
 	data, err := json.Marshal(sc)
 	if err != nil {
 		return nil
 	}
 	key := sha256.Sum256(data)
-	bpfCache.Lock()
-	defer bpfCache.Unlock()
-	if f, ok := bpfCache.files[key]; ok {
-		return f
+	f, ok := bpfCache.files[key]
+	if !ok {
+		f, _ = compileSeccomp(sc)
+		if bpfCache.files == nil {
+			bpfCache.files = map[[sha256.Size]byte]*os.File{}
+		}
+		bpfCache.files[key] = f
 	}
-	if bpfCache.files == nil {
-		bpfCache.files = map[[sha256.Size]byte]*os.File{}
+	if len(bpfCache.byConfig) >= 64 {
+		clear(bpfCache.byConfig) // configs of loaded containers come and go
 	}
-	f, _ := compileSeccomp(sc)
-	bpfCache.files[key] = f
+	if bpfCache.byConfig == nil {
+		bpfCache.byConfig = map[*configs.Seccomp]*os.File{}
+	}
+	bpfCache.byConfig[sc] = f
 	return f
 }
 

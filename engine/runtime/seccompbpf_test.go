@@ -181,10 +181,12 @@ func TestSeccompPrecompiledServed(t *testing.T) {
 	bpfCache.Lock()
 	old := bpfCache.files[key]
 	bpfCache.files[key] = f
+	clear(bpfCache.byConfig)
 	bpfCache.Unlock()
 	t.Cleanup(func() {
 		bpfCache.Lock()
 		bpfCache.files[key] = old
+		clear(bpfCache.byConfig)
 		bpfCache.Unlock()
 		f.Close()
 	})
