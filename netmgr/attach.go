@@ -59,25 +59,51 @@ func (m *Manager) Attach(ctx context.Context, spec AttachSpec) (Endpoint, error)
 	if len(spec.IfName) > 15 || names.Network(spec.IfName) != nil {
 		return Endpoint{}, invalidf("interface name %q", spec.IfName)
 	}
+	ep, n, fresh, err := m.reserve(ctx, spec)
+	if err != nil || !fresh {
+		return ep, err
+	}
+	// The veth is made outside the state lock, which every container start
+	// and stop on the host takes: the endpoint is recorded, so no other
+	// attach takes its address or name, and a crash leaves what Detach
+	// and adoption clean.
+	mac, err := net.ParseMAC(ep.MAC)
+	if err == nil {
+		err = setupVeth(n, ep, mac)
+	}
+	if err != nil {
+		removeVeth(ep.HostIfName)
+		if uerr := m.unreserve(ctx, ep); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return Endpoint{}, fmt.Errorf("attach %s to %s: %w", spec.ContainerID, n.Name, err)
+	}
+	return ep, nil
+}
+
+// reserve records the endpoint of spec under the state lock, with its
+// address, and returns it with its network; fresh is false when the
+// container is attached already (the endpoint returned is that one).
+func (m *Manager) reserve(ctx context.Context, spec AttachSpec) (Endpoint, *Network, bool, error) {
 	unlock, err := m.lock(ctx)
 	if err != nil {
-		return Endpoint{}, err
+		return Endpoint{}, nil, false, err
 	}
 	defer unlock()
 	n, err := m.load(spec.Network)
 	if err != nil {
-		return Endpoint{}, err
+		return Endpoint{}, nil, false, err
 	}
 	if i, ok := n.endpoint(spec.ContainerID); ok {
 		ep := n.Endpoints[i]
 		if _, err := netlink.LinkByName(ep.HostIfName); err == nil && ep.NetNSPath == spec.NetNSPath {
-			return ep, nil
+			return ep, n, false, nil
 		}
 		// A stale record (the container's namespace died with its veth, or
 		// it has a new one): start again, on the same address unless
 		// another is asked for.
 		if err := removeVeth(ep.HostIfName); err != nil {
-			return Endpoint{}, err
+			return Endpoint{}, nil, false, err
 		}
 		n.dropEndpoint(spec.ContainerID)
 		if !spec.IPv4.IsValid() {
@@ -87,7 +113,7 @@ func (m *Manager) Attach(ctx context.Context, spec AttachSpec) (Endpoint, error)
 	alloc := newIPAM(n)
 	ip, err := alloc.allocate(spec.ContainerID, spec.IPv4)
 	if err != nil {
-		return Endpoint{}, err
+		return Endpoint{}, nil, false, err
 	}
 	mac := spec.MAC
 	if mac == nil {
@@ -111,17 +137,28 @@ func (m *Manager) Attach(ctx context.Context, spec AttachSpec) (Endpoint, error)
 	n.LastIP = alloc.last
 	// Record first, so a crash mid-way leaves an endpoint Detach can clean.
 	if err := m.save(n); err != nil {
-		return Endpoint{}, err
+		return Endpoint{}, nil, false, err
 	}
-	if err := setupVeth(n, ep, mac); err != nil {
-		removeVeth(ep.HostIfName)
-		n.dropEndpoint(ep.ContainerID)
-		if serr := m.save(n); serr != nil {
-			err = errors.Join(err, serr)
-		}
-		return Endpoint{}, fmt.Errorf("attach %s to %s: %w", spec.ContainerID, n.Name, err)
+	return ep, n, true, nil
+}
+
+// unreserve drops the endpoint reserve recorded, unless it has been
+// replaced since.
+func (m *Manager) unreserve(ctx context.Context, ep Endpoint) error {
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return err
 	}
-	return ep, nil
+	defer unlock()
+	n, err := m.load(ep.Network)
+	if err != nil {
+		return err
+	}
+	if i, ok := n.endpoint(ep.ContainerID); !ok || n.Endpoints[i].HostIfName != ep.HostIfName || !n.Endpoints[i].Created.Equal(ep.Created) {
+		return nil
+	}
+	n.dropEndpoint(ep.ContainerID)
+	return m.save(n)
 }
 
 func setupVeth(n *Network, ep Endpoint, mac net.HardwareAddr) error {

@@ -236,6 +236,7 @@ func (s *Supervisor) track(fn func()) {
 			// A supervisor spends its life waiting: give back what a
 			// burst of work (an up of many containers) made the heap grow to.
 			debug.FreeOSMemory()
+			s.scheduleTrim()
 		}
 	}()
 	fn()

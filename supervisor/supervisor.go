@@ -58,6 +58,7 @@ type Supervisor struct {
 	idle       chan struct{}                   // signalled when the project may have become empty
 	ups        map[int]context.CancelCauseFunc // ups in flight, for down to cancel
 	nextUp     int
+	trimTimer  *time.Timer // gives memory back once idle (trim.go)
 }
 
 // Run is the supervisor process's main: it takes the project's lock (one

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -105,8 +107,13 @@ func (s *lineSplitter) add(p []byte, flush bool, now time.Time) {
 	if rw, ok := s.w.(RawWriter); ok && len(p) > 0 {
 		rw.WriteRaw(s.stream, p)
 	}
-	s.buf = append(s.buf, p...)
-	rest := s.buf
+	// Lines are cut from p itself unless a partial line waits in s.buf:
+	// p is a pooled read buffer, and only what is left is kept.
+	rest := p
+	if len(s.buf) > 0 {
+		s.buf = append(s.buf, p...)
+		rest = s.buf
+	}
 	for len(rest) > 0 {
 		window := rest[:min(len(rest), MaxLineSize+1)]
 		if i := bytes.IndexByte(window, '\n'); i >= 0 {
@@ -125,7 +132,16 @@ func (s *lineSplitter) add(p []byte, flush bool, now time.Time) {
 		s.emit(rest, true, now)
 		rest = nil
 	}
-	s.buf = s.buf[:copy(s.buf, rest)]
+	switch {
+	case len(rest) == 0 && cap(s.buf) > 4096:
+		s.buf = nil // a long line is over: do not hold its room
+	case len(rest) == 0:
+		s.buf = s.buf[:0]
+	case len(s.buf) > 0:
+		s.buf = s.buf[:copy(s.buf, rest)] // rest is the tail of s.buf
+	default:
+		s.buf = append(s.buf[:0], rest...)
+	}
 }
 
 func capture(ctx context.Context, f *os.File, stream string, w Writer, exited <-chan struct{}) error {
@@ -145,29 +161,67 @@ func capture(ctx context.Context, f *os.File, stream string, w Writer, exited <-
 		f.SetReadDeadline(time.Unix(1, 0))
 	}()
 
-	buf := make([]byte, 64*1024)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("logs: read %s: %w", f.Name(), err)
+	}
 	for {
-		n, err := f.Read(buf)
-		s.add(buf[:n], false, time.Now())
+		n, err := readPooled(rc, func(p []byte) { s.add(p, false, time.Now()) })
 		switch {
+		case err == nil && n == 0:
+			// Not with a descriptor from OpenFIFO; the stream is over.
+			s.add(nil, true, time.Now())
+			return s.err
 		case err == nil:
 			continue
 		case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil && drain.Load():
-			err = drainFIFO(ctx, f, s, buf)
+			err = drainFIFO(ctx, f, s)
 			s.add(nil, true, time.Now())
 			return errors.Join(err, s.err)
 		case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
 			s.add(nil, true, time.Now())
 			return errors.Join(ctx.Err(), s.err)
-		case err == io.EOF:
-			// Not with a descriptor from OpenFIFO; the stream is over.
-			s.add(nil, true, time.Now())
-			return s.err
 		default:
 			s.add(nil, true, time.Now())
 			return errors.Join(fmt.Errorf("logs: read %s: %w", f.Name(), err), s.err)
 		}
 	}
+}
+
+// readBufs are the read buffers of all captures. A capture takes one only
+// once its stream has data and gives it back after handing the bytes on,
+// so that the many containers that print nothing for hours hold none.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
+
+// readPooled waits until rc is readable, reads once into a pooled buffer
+// and hands what it read to use. It returns 0 and no error at end of file.
+func readPooled(rc syscall.RawConn, use func([]byte)) (int, error) {
+	var n int
+	var rerr error
+	err := rc.Read(func(fd uintptr) bool {
+		b := readBufs.Get().(*[]byte)
+		defer readBufs.Put(b)
+		for {
+			n, rerr = unix.Read(int(fd), *b)
+			if rerr != unix.EINTR {
+				break
+			}
+		}
+		if rerr == unix.EAGAIN {
+			return false // the poller waits, with no buffer held
+		}
+		if n > 0 {
+			use((*b)[:n])
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	return n, nil
 }
 
 // maxDrain bounds a drain: a process that outlived its container (with
@@ -177,7 +231,10 @@ const maxDrain = 2 * time.Second
 // drainFIFO reads what is left in the pipe, up to the first read that
 // would block (or maxDrain, or ctx). The read deadline is cleared first:
 // Go's poller refuses any read on a descriptor whose deadline has passed.
-func drainFIFO(ctx context.Context, f *os.File, s *lineSplitter, buf []byte) error {
+func drainFIFO(ctx context.Context, f *os.File, s *lineSplitter) error {
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
 	if err := f.SetReadDeadline(time.Time{}); err != nil {
 		return fmt.Errorf("logs: drain %s: %w", f.Name(), err)
 	}

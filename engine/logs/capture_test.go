@@ -342,7 +342,7 @@ func TestDrain(t *testing.T) {
 	rec := &recorder{}
 	s := &lineSplitter{stream: "stdout", w: rec}
 	done := make(chan error, 1)
-	go func() { done <- drainFIFO(context.Background(), r, s, make([]byte, 4096)) }()
+	go func() { done <- drainFIFO(context.Background(), r, s) }()
 	select {
 	case err := <-done:
 		if err != nil {

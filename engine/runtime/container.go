@@ -221,6 +221,7 @@ func (c *Container) Start() error {
 		}
 		c.proc.Stdin, c.proc.Stdout, c.proc.Stderr = in, out, errf
 	}
+	c.proc.ExtraFiles = withPrecompiledSeccomp(c.proc.ExtraFiles, c.lc.Config().Seccomp)
 	if err := c.lc.Run(c.proc); err != nil {
 		return fmt.Errorf("start %s: %w", c.id, classifyStart(err))
 	}

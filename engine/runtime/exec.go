@@ -99,6 +99,7 @@ func (c *Container) Exec(ctx context.Context, spec ExecSpec) (int, error) {
 		AdditionalGroups: u.AdditionalGIDs,
 		Capabilities:     caps,
 		Init:             false,
+		ExtraFiles:       withPrecompiledSeccomp(nil, cfg.Seccomp),
 	}
 	if spec.Detach {
 		return c.startDetached(p)

@@ -25,6 +25,7 @@ import (
 
 // Init is the container side of a start: it never returns.
 func Init() {
+	loadPrecompiledSeccomp()
 	libcontainer.Init()
 }
 

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if v := os.Getenv(adoptHelperEnv); v != "" {
 		os.Exit(adoptHelper(v))
 	}
+	if v := os.Getenv(filterHelperEnv); v != "" {
+		os.Exit(filterHelper(v))
+	}
 	code := m.Run()
 	if reaperOnce.dir != "" {
 		os.RemoveAll(reaperOnce.dir)

@@ -24,9 +24,24 @@ func CgroupDirs(cgroupParent, id string) []string {
 		cgroupParent = DefaultCgroupParent
 	}
 	rel := path.Join("/", cgroupParent, id)
-	dirs, _ := filepath.Glob(cgroupRoot + "/*" + rel)
+	dirs := inHierarchies(rel)
 	if d := cgroupRoot + rel; isDir(d) {
 		dirs = append(dirs, d)
+	}
+	return dirs
+}
+
+// inHierarchies returns the directories rel that exist under the cgroup v1
+// hierarchies (and the v2 one of a hybrid host): a stat per hierarchy, where
+// filepath.Glob reads every directory on the way, the parent's hundreds of
+// container cgroups included.
+func inHierarchies(rel string) []string {
+	ents, _ := os.ReadDir(cgroupRoot)
+	var dirs []string
+	for _, e := range ents {
+		if d := cgroupRoot + "/" + e.Name() + rel; isDir(d) {
+			dirs = append(dirs, d)
+		}
 	}
 	return dirs
 }
@@ -37,7 +52,7 @@ func CgroupChildren(cgroupParent string) []string {
 	if cgroupParent == "" {
 		cgroupParent = DefaultCgroupParent
 	}
-	parents, _ := filepath.Glob(cgroupRoot + "/*" + path.Join("/", cgroupParent))
+	parents := inHierarchies(path.Join("/", cgroupParent))
 	if d := cgroupRoot + path.Join("/", cgroupParent); isDir(d) {
 		parents = append(parents, d)
 	}

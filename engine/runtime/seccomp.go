@@ -6,6 +6,7 @@ import (
 	"fmt"
 	goruntime "runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -69,8 +70,29 @@ func seccompAction(name string) (configs.Action, error) {
 
 // defaultSeccomp builds the libcontainer filter of the default profile for a
 // container with the given capabilities on this machine's architecture.
+// Filters are built once per capability set and shared: callers must not
+// modify them (and the precompiled program is found by the pointer).
 func defaultSeccomp(caps []string) (*configs.Seccomp, error) {
-	return seccompFromProfile(seccompDefaultJSON, caps, goruntime.GOARCH)
+	key := strings.Join(caps, ",")
+	seccompMemo.Lock()
+	defer seccompMemo.Unlock()
+	if sc, ok := seccompMemo.m[key]; ok {
+		return sc, nil
+	}
+	sc, err := seccompFromProfile(seccompDefaultJSON, caps, goruntime.GOARCH)
+	if err != nil {
+		return nil, err
+	}
+	if seccompMemo.m == nil {
+		seccompMemo.m = map[string]*configs.Seccomp{}
+	}
+	seccompMemo.m[key] = sc
+	return sc, nil
+}
+
+var seccompMemo struct {
+	sync.Mutex
+	m map[string]*configs.Seccomp // by capability set
 }
 
 func seccompFromProfile(data []byte, caps []string, goarch string) (*configs.Seccomp, error) {

@@ -17,7 +17,7 @@ import (
 const (
 	memContainers = 10
 	memSettle     = time.Second // after up -d, before sampling
-	targetMemory  = 20e6        // bytes, berth's processes in all
+	targetMemory  = 12e6        // bytes, berth's processes in all
 )
 
 // usage is what one class of processes costs.

@@ -20,8 +20,8 @@ const (
 
 // Targets of the project brief.
 const (
-	targetUp10    = 300 * time.Millisecond
-	targetScale20 = 600 * time.Millisecond
+	targetUp10    = 200 * time.Millisecond
+	targetScale20 = 400 * time.Millisecond
 )
 
 // stack is a compose file of n busybox services that wait for a signal,
