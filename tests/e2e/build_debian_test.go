@@ -79,7 +79,7 @@ func Hello(names ...string) string { return "hello " + strings.Join(names, " and
 `)
 	e.WriteFile("app/Dockerfile", `# syntax=docker/dockerfile:1.4
 FROM `+goRef+` AS build
-ENV CGO_ENABLED=0 GOFLAGS=-trimpath GOPROXY=off
+ENV CGO_ENABLED=0 GOPROXY=off
 WORKDIR /src
 COPY go.mod ./
 COPY . .
