@@ -6,7 +6,7 @@
 // The cache is ~/.cache/berth/debian (XDG_CACHE_HOME is honoured;
 // BERTH_DEBIAN_CACHE overrides it), one <key>.tar.gz per package set,
 // written through a temporary file and a rename under a lock file, so test
-// packages running at once make each set once. When the tests run in the
+// packages running at once make each set once, one set at a time. When the tests run in the
 // harness's private network namespace, debootstrap runs in the namespace
 // the harness was started from (HostNetnsEnv), the only place the mirror
 // can be reached; nothing else of a test leaves its sandbox.
@@ -103,7 +103,9 @@ func Ensure(packages ...string) (string, error) {
 	if _, err := os.Stat(final); err == nil {
 		return final, nil
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, key+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	// One debootstrap at a time on the machine: they share the package
+	// cache, and two would only share the same two cores.
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return "", err
 	}
@@ -115,6 +117,13 @@ func Ensure(packages ...string) (string, error) {
 	// Whoever held the lock before may have made it.
 	if _, err := os.Stat(final); err == nil {
 		return final, nil
+	}
+	// What a killed run left: older than any run can last.
+	stale, _ := filepath.Glob(filepath.Join(dir, ".make-*"))
+	for _, d := range stale {
+		if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > 2*timeout {
+			removeTree(d)
+		}
 	}
 	if err := bootstrap(dir, final, pkgs); err != nil {
 		return "", fmt.Errorf("debian %s %s with [%s]: %w", Suite, Variant, strings.Join(pkgs, " "), err)
