@@ -198,8 +198,8 @@ services:
 // shebang and by a command reading them on stdin; COPY heredocs with and
 // without expansion and with tabs stripped; a cache mount whose files
 // outlive the build (a --no-cache build sees the first build's); bind
-// mounts from the context and from a stage. A rebuild with no change is
-// all cached.
+// mounts from the context and from a stage; --chown and USER by the
+// names of the image's /etc/passwd. A rebuild with no change is all cached.
 func TestBuildDebianHeredocMounts(t *testing.T) {
 	e := harness.New(t)
 	e.DebianImage(debianRef)
@@ -244,7 +244,14 @@ wc -l < /var/cache/runs/log > /cache-runs
 EOF
 RUN --mount=type=bind,source=data,target=/data cp /data/in.txt /from-context
 RUN --mount=type=bind,from=tools,source=/tools,target=/t cat /t/t.txt > /from-stage
-CMD ["bash", "-c", "cat /greeting /raw /arr /apt /stdin /cache-runs /from-context /from-stage; greet world; ls -d /data /t /var/cache/runs 2>&1 | wc -l"]
+COPY --chown=daemon:daemon <<EOF /srv/owned
+owned
+EOF
+USER daemon
+WORKDIR /srv
+RUN echo "$(id -un) $(stat -c %U:%G owned) $(pwd)" > /tmp/who
+USER root
+CMD ["bash", "-c", "cat /greeting /raw /arr /apt /stdin /cache-runs /from-context /from-stage /tmp/who; greet world; ls -d /data /t /var/cache/runs 2>&1 | wc -l"]
 `)
 	e.WriteFile("compose.yaml", "name: here\nservices:\n  s:\n    build: .\n")
 	want := func(runs int) string {
@@ -256,6 +263,7 @@ stdin 42 hello
 %d
 from the context
 from stage amd64
+daemon daemon:daemon /srv
 greet world
 3
 `, runs)
@@ -270,10 +278,10 @@ greet world
 	}
 	e.MustRun("build")
 	check(1)
-	// tools: RUN; final: 4 COPY, 6 RUN.
-	cachedSteps(t, e, 11)
+	// tools: RUN; final: 5 COPY, 7 RUN, WORKDIR.
+	cachedSteps(t, e, 14)
 	// The cache mount keeps what the first build wrote.
 	e.MustRun("build", "--no-cache")
 	check(2)
-	cachedSteps(t, e, 11)
+	cachedSteps(t, e, 14)
 }
