@@ -16,13 +16,13 @@ const (
 	nodeRef   = "debian-nodejs:bookworm"
 )
 
-// cachedSteps runs a build with plain progress and fails the test unless
-// every one of its want steps is CACHED.
+// cachedSteps runs a build with plain progress and args, and fails the
+// test unless exactly want steps are CACHED.
 func cachedSteps(t *testing.T, e *harness.Env, want int, args ...string) {
 	t.Helper()
 	r := e.MustRun(append([]string{"build", "--progress", "plain"}, args...)...)
 	if n := strings.Count(r.Stderr, "CACHED"); n != want {
-		t.Errorf("no-change rebuild: %d steps cached, want %d:\n%s", n, want, r.Stderr)
+		t.Errorf("build %v: %d steps cached, want %d:\n%s", args, n, want, r.Stderr)
 	}
 }
 
@@ -254,34 +254,39 @@ USER root
 CMD ["bash", "-c", "cat /greeting /raw /arr /apt /stdin /cache-runs /from-context /from-stage /tmp/who; greet world; ls -d /data /t /var/cache/runs 2>&1 | wc -l"]
 `)
 	e.WriteFile("compose.yaml", "name: here\nservices:\n  s:\n    build: .\n")
-	want := func(runs int) string {
-		return fmt.Sprintf(`hello from a heredoc
+	want := func(greeting string, runs int) string {
+		return fmt.Sprintf(`%[1]s from a heredoc
 ${GREETING} stays
 bash 5 3
 APT::Install-Recommends "false";
-stdin 42 hello
-%d
+stdin 42 %[1]s
+%[2]d
 from the context
 from stage amd64
 daemon daemon:daemon /srv
 greet world
 3
-`, runs)
+`, greeting, runs)
 	}
-	check := func(runs int) {
+	check := func(greeting string, runs int) {
 		t.Helper()
 		e.MustRun("up")
-		if out := e.MustRun("logs", "--no-log-prefix", "s").Stdout; out != want(runs) {
-			t.Errorf("output:\n%s\nwant:\n%s", out, want(runs))
+		if out := e.MustRun("logs", "--no-log-prefix", "s").Stdout; out != want(greeting, runs) {
+			t.Errorf("output:\n%s\nwant:\n%s", out, want(greeting, runs))
 		}
 		e.MustRun("down")
 	}
 	e.MustRun("build")
-	check(1)
+	check("hello", 1)
 	// tools: RUN; final: 5 COPY, 7 RUN, WORKDIR.
 	cachedSteps(t, e, 14)
 	// The cache mount keeps what the first build wrote.
 	e.MustRun("build", "--no-cache")
-	check(2)
+	check("hello", 2)
 	cachedSteps(t, e, 14)
+	// The expanded body of a heredoc keys its COPY: another value of the
+	// ARG it names rebuilds from there (the tools stage and the first
+	// COPY stay cached).
+	cachedSteps(t, e, 2, "--build-arg", "GREETING=hi")
+	check("hi", 3)
 }
