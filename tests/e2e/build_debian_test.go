@@ -26,26 +26,6 @@ func cachedSteps(t *testing.T, e *harness.Env, want int, args ...string) {
 	}
 }
 
-// TestDebianImage: the Debian base image runs its own userland: bash,
-// dpkg's database, apt, Docker's debian PATH.
-func TestDebianImage(t *testing.T) {
-	e := harness.New(t)
-	e.DebianImage(debianRef)
-	e.WriteFile("compose.yaml", `name: deb
-services:
-  s:
-    image: debian:bookworm
-    command: ["bash", "-c", "cat /etc/debian_version; dpkg-query -W -f='$${Status}\n' apt; echo $$PATH"]
-`)
-	e.MustRun("up")
-	out := e.MustRun("logs", "--no-log-prefix", "s").Stdout
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "12.") || lines[1] != "install ok installed" || lines[2] != "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" {
-		t.Errorf("output of the Debian container: %q", out)
-	}
-	e.MustRun("down")
-}
-
 // TestBuildDebianGo: a Go program built by Debian's Go toolchain with the
 // build cache on a cache mount, its static binary copied into a FROM
 // scratch stage that compose's build target picks; up runs it.
@@ -199,7 +179,8 @@ services:
 // without expansion and with tabs stripped; a cache mount whose files
 // outlive the build (a --no-cache build sees the first build's); bind
 // mounts from the context and from a stage; --chown and USER by the
-// names of the image's /etc/passwd. A rebuild with no change is all cached.
+// names of the image's /etc/passwd; the PATH of Docker's debian images. A
+// rebuild with no change is all cached.
 func TestBuildDebianHeredocMounts(t *testing.T) {
 	e := harness.New(t)
 	e.DebianImage(debianRef)
@@ -251,7 +232,7 @@ USER daemon
 WORKDIR /srv
 RUN echo "$(id -un) $(stat -c %U:%G owned) $(pwd)" > /tmp/who
 USER root
-CMD ["bash", "-c", "cat /greeting /raw /arr /apt /stdin /cache-runs /from-context /from-stage /tmp/who; greet world; ls -d /data /t /var/cache/runs 2>&1 | wc -l"]
+CMD ["bash", "-c", "cat /etc/debian_version /greeting /raw /arr /apt /stdin /cache-runs /from-context /from-stage /tmp/who; greet world; ls -d /data /t /var/cache/runs 2>&1 | wc -l; echo $PATH"]
 `)
 	e.WriteFile("compose.yaml", "name: here\nservices:\n  s:\n    build: .\n")
 	want := func(greeting string, runs int) string {
@@ -266,13 +247,17 @@ from stage amd64
 daemon daemon:daemon /srv
 greet world
 3
+/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 `, greeting, runs)
 	}
 	check := func(greeting string, runs int) {
 		t.Helper()
 		e.MustRun("up")
-		if out := e.MustRun("logs", "--no-log-prefix", "s").Stdout; out != want(greeting, runs) {
-			t.Errorf("output:\n%s\nwant:\n%s", out, want(greeting, runs))
+		out := e.MustRun("logs", "--no-log-prefix", "s").Stdout
+		// Debian 12, whichever point release the mirror had, then the rest.
+		version, rest, _ := strings.Cut(out, "\n")
+		if !strings.HasPrefix(version, "12.") || rest != want(greeting, runs) {
+			t.Errorf("output:\n%s\nwant 12.x then:\n%s", out, want(greeting, runs))
 		}
 		e.MustRun("down")
 	}
