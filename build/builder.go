@@ -432,6 +432,20 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 			return nil, fail(err)
 		}
 	}
+	// The body of a COPY or ADD heredoc whose delimiter is not quoted
+	// expands variables as BuildKit does: backslash escapes whatever the
+	// Dockerfile's escape character, and quotes stay as written.
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		raw := shell.NewLex('\\')
+		raw.SkipProcessQuotes = true
+		err := ex.ExpandRaw(func(w string) (string, error) {
+			r, _, err := raw.ProcessWord(w, env)
+			return r, err
+		})
+		if err != nil {
+			return nil, fail(err)
+		}
+	}
 	var sp *step
 	if label != "" {
 		sp = b.opts.Progress.begin(label+" "+firstLine(original), firstLineOf(loc))
