@@ -55,11 +55,13 @@ chaos: build
 demo: build
 	@bash samples/demo.sh
 
-# One run of every benchmark (stacks, scale, container start, proxy, memory),
-# then one summary table of berth next to its baselines. Benchmarks print;
-# only a broken setup fails.
+# One run of every benchmark (stacks, scale, container start, proxy, real
+# servers behind published ports, memory), then one summary table of berth
+# next to its baselines. Benchmarks print; only a broken setup fails. The
+# first run makes the servers' Debian image (debootstrap, minutes; cached).
 bench: build
-	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count=1 -timeout 15m ./tests/bench/
+	@bash scripts/deps.sh --bench
+	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count=1 -timeout 45m ./tests/bench/
 
 clean:
 	rm -rf bin

@@ -192,6 +192,14 @@ func setupVeth(n *Network, ep Endpoint, mac net.HardwareAddr) error {
 		}
 		return fmt.Errorf("create veth: %w", err)
 	}
+	// Hairpin: a frame may leave by the bridge port it came in by. A
+	// container that connects to a port published in the kernel and is
+	// picked as that port's backend gets its own packets back through its
+	// own port when br_netfilter bridges the translated packet (docker and
+	// kubelet set it for the same reason).
+	if err := netlink.LinkSetHairpin(veth, true); err != nil {
+		return fmt.Errorf("hairpin on %s: %w", ep.HostIfName, err)
+	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", ep.NetNSPath, err)

@@ -208,6 +208,10 @@ func TestNetworks(t *testing.T) {
 	if err != nil || host.Attrs().MasterIndex != br.Attrs().Index {
 		t.Fatalf("host side %s not on bridge: %v", epA.HostIfName, err)
 	}
+	// Hairpin, for a container that a published port sends to itself.
+	if pi, err := netlink.LinkGetProtinfo(host); err != nil || !pi.Hairpin {
+		t.Errorf("bridge port %s: hairpin %v, %v", epA.HostIfName, pi.Hairpin, err)
+	}
 
 	// A serves; B on the same network reaches it, C and D on other
 	// networks do not.

@@ -129,6 +129,28 @@ func buildPortTable(c portBatch, t *nftables.Table, ports []PublishedPort) error
 	// ct status dnat iifname "brb-*" masquerade: hairpin from a container.
 	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(ctDNAT(),
 		append(ifIs(expr.MetaKeyIIFNAME, expr.CmpOpEq, anyBridge), &expr.Masq{})...)})
+	// ct status dnat ip saddr B ip daddr B masquerade, for each backend B:
+	// a replica sent to itself. With br_netfilter the translated packet is
+	// bridged back out of the port it came in by (the veth's hairpin mode,
+	// attach.go), and postrouting sees no input interface, so the rule
+	// above misses it; without the masquerade the replica would answer
+	// itself directly, from an address its client never dialled.
+	seen := map[netip.Addr]bool{}
+	for _, p := range ports {
+		for _, a := range p.Backends {
+			if seen[a] {
+				continue
+			}
+			seen[a] = true
+			b := a.As4()
+			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(ctDNAT(),
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b[:]},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b[:]},
+				&expr.Masq{})})
+		}
+	}
 	return nil
 }
 

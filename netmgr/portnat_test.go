@@ -39,14 +39,18 @@ func TestBuildPortTable(t *testing.T) {
 		sets  map[string]int
 		mod   []uint32
 		local bool // matched on "fib daddr type local"
+		masq  int  // masquerade rules: loopback, bridges, one per backend
 	}{
 		{"two replicas on every address", []PublishedPort{{Protocol: "tcp", HostPort: 8080, Target: 80, Backends: []netip.Addr{b1, b2}}},
-			1, map[string]int{"backends_0": 2}, []uint32{2}, true},
+			1, map[string]int{"backends_0": 2}, []uint32{2}, true, 4},
 		{"one address", []PublishedPort{{Protocol: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 53, Target: 53, Backends: []netip.Addr{b1}}},
-			1, map[string]int{"backends_0": 1}, []uint32{1}, false},
+			1, map[string]int{"backends_0": 1}, []uint32{1}, false, 3},
 		{"no backend: no rule", []PublishedPort{{Protocol: "tcp", HostPort: 8080, Target: 80},
 			{Protocol: "tcp", HostPort: 8081, Target: 80, Backends: []netip.Addr{b2}}},
-			1, map[string]int{"backends_1": 1}, []uint32{1}, true},
+			1, map[string]int{"backends_1": 1}, []uint32{1}, true, 3},
+		{"a backend of two ports", []PublishedPort{{Protocol: "tcp", HostPort: 8080, Target: 80, Backends: []netip.Addr{b1, b2}},
+			{Protocol: "udp", HostPort: 8080, Target: 80, Backends: []netip.Addr{b2}}},
+			2, map[string]int{"backends_0": 2, "backends_1": 1}, []uint32{2, 1}, true, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeBatch{rules: map[string][][]expr.Any{}, sets: map[string][]nftables.SetElement{}}
@@ -56,8 +60,8 @@ func TestBuildPortTable(t *testing.T) {
 			if len(f.rules["prerouting"]) != tc.rules || len(f.rules["output"]) != tc.rules {
 				t.Errorf("DNAT rules: prerouting %d, output %d, want %d", len(f.rules["prerouting"]), len(f.rules["output"]), tc.rules)
 			}
-			if len(f.rules["postrouting"]) != 2 {
-				t.Errorf("masquerade rules: %d, want 2", len(f.rules["postrouting"]))
+			if len(f.rules["postrouting"]) != tc.masq {
+				t.Errorf("masquerade rules: %d, want %d", len(f.rules["postrouting"]), tc.masq)
 			}
 			if len(f.sets) != len(tc.sets) {
 				t.Errorf("maps %v, want %v", f.sets, tc.sets)

@@ -21,14 +21,16 @@ const (
 	secStack = iota
 	secStart
 	secProxy
+	secServers
 	secMemory
 )
 
 var sectionNames = map[int]string{
-	secStack:  "stack lifecycle (berth CLI, busybox services)",
-	secStart:  "one container start→exit",
-	secProxy:  "published-port proxy",
-	secMemory: "memory with 10 running containers",
+	secStack:   "stack lifecycle (berth CLI, busybox services)",
+	secStart:   "one container start→exit",
+	secProxy:   "published-port proxy",
+	secServers: "published port vs the container's address: real servers from Debian's packages, clients on the host",
+	secMemory:  "memory with 10 running containers",
 }
 
 // row is one measurement next to its baseline.
@@ -84,8 +86,8 @@ func printTable(w io.Writer, version string) {
 	slices.SortStableFunc(rows, func(a, b row) int { return a.sec - b.sec })
 
 	fmt.Fprintf(w, "\n=== berth bench summary — %s ===\n", time.Now().UTC().Format("Mon 2006-01-02 15:04:05 UTC"))
-	fmt.Fprintf(w, "machine: %d CPUs, %s, kernel %s, %s; berth %s\n",
-		runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), version)
+	fmt.Fprintf(w, "machine: %d CPUs, %s, kernel %s, %s; berth %s; load average now %s\n",
+		runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), version, loadAverage())
 	fmt.Fprintln(w, "figures are medians of `runs` repetitions; ratio = berth / baseline (times, memory: lower is better; throughput: higher is better)")
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
 	fmt.Fprintln(tw, "measurement\truns\tberth\tbaseline\tbaseline is\tratio\ttarget\tmet")
@@ -181,6 +183,16 @@ func cpuModel() string {
 func kernel() string {
 	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return strings.TrimSpace(string(b))
+}
+
+// loadAverage is the machine's 1, 5 and 15-minute load averages: figures
+// taken on a machine busy with other work are noisier.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 func berthVersion() string {

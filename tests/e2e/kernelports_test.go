@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,5 +291,236 @@ services:
 	// Both flows, the scaled-away replica's included, end on it.
 	for i, c := range flows {
 		waitFor(t, 10*time.Second, fmt.Sprintf("flow %d to reach %s", i, left), func() bool { return ask(c) == left })
+	}
+}
+
+// berthNft lists every nftables object of berth in the sandbox: tables
+// whose name holds "berth", and the chains and sets (maps included) in
+// them or named for berth in any other table.
+func berthNft(t *testing.T) []string {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := c.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := func(name string) bool { return strings.Contains(name, "berth") || strings.HasPrefix(name, "brb-") }
+	var out []string
+	for _, tb := range tables {
+		if ours(tb.Name) {
+			out = append(out, "table "+tb.Name)
+		}
+		sets, err := c.GetSets(tb)
+		if err != nil {
+			t.Fatalf("sets of %s: %v", tb.Name, err)
+		}
+		for _, s := range sets {
+			if ours(tb.Name) || ours(s.Name) {
+				out = append(out, fmt.Sprintf("set %s %s", tb.Name, s.Name))
+			}
+		}
+	}
+	chains, err := c.ListChains()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chains {
+		if ours(ch.Table.Name) || ours(ch.Name) {
+			out = append(out, fmt.Sprintf("chain %s %s", ch.Table.Name, ch.Name))
+		}
+	}
+	return out
+}
+
+// portBackends returns the addresses in the backend maps of the tables of
+// published ports: where the kernel sends new connections.
+func portBackends(t *testing.T) []netip.Addr {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := c.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []netip.Addr
+	for _, tb := range tables {
+		if !strings.HasPrefix(tb.Name, "berth_ports_") {
+			continue
+		}
+		sets, err := c.GetSets(tb)
+		if err != nil {
+			t.Fatalf("sets of %s: %v", tb.Name, err)
+		}
+		for _, s := range sets {
+			if !s.IsMap || !strings.HasPrefix(s.Name, "backends_") {
+				continue
+			}
+			elems, err := c.GetSetElements(s)
+			if err != nil {
+				t.Fatalf("elements of %s: %v", s.Name, err)
+			}
+			for _, el := range elems {
+				if a, ok := netip.AddrFromSlice(el.Val); ok {
+					out = append(out, a)
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// TestKernelPortsReplicas: five replicas behind one port served in the
+// kernel. Every replica answers, on 127.0.0.1 and from a replica through
+// its gateway (itself included: hairpin); one whose health check fails
+// leaves the kernel's map and gets no new connection until it passes
+// again; scaling to two under a client loop loses no request; `down`
+// leaves no nftables object of berth.
+func TestKernelPortsReplicas(t *testing.T) {
+	e := harness.New(t)
+	e.Environ = append(e.Environ, "BERTH_PROXY=kernel")
+	e.LoadImage("busybox:latest")
+	port := freePort(t)
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: kreplicas
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && touch /tmp/healthy && exec httpd -f -p 80 -h /www"]
+    init: true
+    stop_grace_period: 2s
+    ports: ["%d:80"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/healthy"]
+      interval: 300ms
+      start_interval: 100ms
+      start_period: 5s
+      retries: 1
+`, port))
+	e.MustRun("up", "-d", "--wait", "--scale", "web=5")
+	defer e.Run("down", "-t", "1")
+	names := hostnames(t, e, "web")  // hostname → container name
+	addrs := map[string]netip.Addr{} // container name → address
+	for _, p := range ps(t, e, "web") {
+		idx := p.Name[strings.LastIndex(p.Name, "-")+1:]
+		a, err := netip.ParseAddr(strings.TrimSpace(e.MustRun("exec", "-T", "--index", idx, "web", "hostname", "-i").Stdout))
+		if err != nil {
+			t.Fatalf("%s: hostname -i: %v", p.Name, err)
+		}
+		addrs[p.Name] = a
+	}
+	waitFor(t, 10*time.Second, "five backends in the kernel's map", func() bool { return len(portBackends(t)) == 5 })
+	if objs := berthNft(t); !slices.ContainsFunc(objs, func(s string) bool { return strings.HasSuffix(s, " backends_0") }) {
+		t.Fatalf("no backend map among berth's nftables objects: %v", objs)
+	}
+
+	// Round robin on the host's loopback: every replica answers.
+	counts := map[string]int{}
+	for i := range 50 {
+		body, err := getReady(t, port)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		counts[names[strings.TrimSpace(body)]]++
+	}
+	t.Logf("50 requests on 127.0.0.1:%d: %v", port, counts)
+	if len(counts) != 5 || counts[""] != 0 {
+		t.Errorf("reached %d replicas, want 5: %v", len(counts), counts)
+	}
+
+	// Hairpin: a replica reaches the port on its gateway address, and the
+	// connections go round all five, itself included.
+	script := fmt.Sprintf(`gw=$(ip route | awk '/^default/ {print $3}'); for i in 1 2 3 4 5 6 7 8 9 10; do h=$(printf "GET / HTTP/1.0\r\n\r\n" | nc -w 5 $gw %d | tail -n 1); echo "${h:-failed}"; done`, port)
+	r := e.Run("exec", "-T", "--index", "1", "web", "sh", "-c", script)
+	inside := map[string]int{}
+	for _, line := range strings.Fields(r.Stdout) {
+		inside[names[line]]++
+	}
+	t.Logf("10 requests from kreplicas-web-1 through its gateway: %v", inside)
+	if r.Code != 0 || len(inside) != 5 || inside[""] != 0 || inside["kreplicas-web-1"] == 0 {
+		t.Errorf("hairpin from web-1: exit %d, answers %v, stdout %q, stderr %q", r.Code, inside, r.Stdout, r.Stderr)
+	}
+
+	// A replica whose health check fails leaves the map and gets no new
+	// connection; passing again brings it back.
+	sick := "kreplicas-web-3"
+	health := func(want string) func() bool {
+		return func() bool {
+			for _, p := range ps(t, e, "web") {
+				if p.Name == sick {
+					return p.Health == want
+				}
+			}
+			return false
+		}
+	}
+	e.MustRun("exec", "-T", "--index", "3", "web", "rm", "/tmp/healthy")
+	waitFor(t, 10*time.Second, sick+" to turn unhealthy", health("unhealthy"))
+	waitFor(t, 10*time.Second, sick+" to leave the kernel's map", func() bool {
+		b := portBackends(t)
+		return len(b) == 4 && !slices.Contains(b, addrs[sick])
+	})
+	for i := range 20 {
+		body, err := getReady(t, port)
+		if err != nil {
+			t.Fatalf("request %d while %s is unhealthy: %v", i, sick, err)
+		}
+		if names[strings.TrimSpace(body)] == sick {
+			t.Fatalf("request %d reached %s, which is unhealthy", i, sick)
+		}
+	}
+	e.MustRun("exec", "-T", "--index", "3", "web", "touch", "/tmp/healthy")
+	waitFor(t, 10*time.Second, sick+" to turn healthy again", health("healthy"))
+	waitFor(t, 10*time.Second, sick+" to answer again", func() bool {
+		body, err := get(t, port)
+		return err == nil && names[strings.TrimSpace(body)] == sick
+	})
+
+	// Scale to 2 while a client loops on the port: no request fails.
+	var failures, served atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if body, err := get(t, port); err != nil || names[strings.TrimSpace(body)] == "" {
+				failures.Add(1)
+			} else {
+				served.Add(1)
+			}
+		}
+	})
+	// Some requests before the scale, so that the loop is running.
+	waitFor(t, 10*time.Second, "the client loop to be served", func() bool { return served.Load() >= 10 })
+	e.MustRun("scale", "web=2")
+	before := served.Load()
+	waitFor(t, 10*time.Second, "the client loop to go on after the scale", func() bool { return served.Load() >= before+10 })
+	close(stop)
+	wg.Wait()
+	t.Logf("scale web=2 under a client loop: %d served, %d failed", served.Load(), failures.Load())
+	if failures.Load() != 0 {
+		t.Errorf("%d of %d requests failed while scaling down", failures.Load(), failures.Load()+served.Load())
+	}
+	want := []netip.Addr{addrs["kreplicas-web-1"], addrs["kreplicas-web-2"]}
+	slices.SortFunc(want, netip.Addr.Compare)
+	if got := portBackends(t); !slices.Equal(got, want) {
+		t.Errorf("kernel's map after scale web=2: %v, want %v", got, want)
+	}
+
+	e.MustRun("down", "-t", "1")
+	if objs := berthNft(t); len(objs) != 0 {
+		t.Errorf("nftables objects left after down: %v", objs)
+	}
+	if _, err := get(t, port); err == nil {
+		t.Error("the port still answers after down")
 	}
 }

@@ -24,8 +24,11 @@ func hostnames(t *testing.T, e *harness.Env, service string) map[string]string {
 	return out
 }
 
+// TestScaleBehindOnePort: five replicas behind one port served by the
+// userspace proxy (TestKernelPortsReplicas does the same in the kernel).
 func TestScaleBehindOnePort(t *testing.T) {
 	e := harness.New(t)
+	e.Environ = append(e.Environ, "BERTH_PROXY=userspace")
 	e.LoadImage("busybox:latest")
 	port := freePort(t)
 	e.WriteFile("compose.yaml", fmt.Sprintf(`
