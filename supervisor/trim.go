@@ -46,34 +46,54 @@ func trimMemory() {
 	if unix.Stat("/proc/self/exe", &exe) != nil {
 		return
 	}
-	f, err := os.Open("/proc/self/maps")
+	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return
 	}
 	defer f.Close()
+	var lo, hi uint64 // the mapping being read, when it is a candidate
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		// start-end perms offset dev inode path
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || strings.Contains(fields[1], "w") {
-			continue // only mappings the process cannot have written
-		}
-		ino, err := strconv.ParseUint(fields[4], 10, 64)
-		if err != nil || ino != exe.Ino {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "Anonymous:"); ok {
+			// Only a mapping none of whose pages were ever written (a
+			// relocated RELRO page is read-only now, but its content is
+			// not the file's any more) can be dropped and read back.
+			if hi > lo && strings.TrimSpace(v) == "0 kB" {
+				_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), unix.MADV_DONTNEED)
+			}
+			lo, hi = 0, 0
 			continue
 		}
-		maj, min, ok := strings.Cut(fields[3], ":")
-		dmaj, err1 := strconv.ParseUint(maj, 16, 32)
-		dmin, err2 := strconv.ParseUint(min, 16, 32)
-		if !ok || err1 != nil || err2 != nil || unix.Mkdev(uint32(dmaj), uint32(dmin)) != exe.Dev {
-			continue
+		if first, _, _ := strings.Cut(line, " "); !strings.HasSuffix(first, ":") {
+			lo, hi = exeMapping(line, &exe) // a mapping's header line
 		}
-		start, end, ok := strings.Cut(fields[0], "-")
-		lo, err1 := strconv.ParseUint(start, 16, 64)
-		hi, err2 := strconv.ParseUint(end, 16, 64)
-		if !ok || err1 != nil || err2 != nil || hi <= lo {
-			continue
-		}
-		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), unix.MADV_DONTNEED)
 	}
+}
+
+// exeMapping returns the address range of an smaps header line that maps
+// exe without write permission, or 0, 0.
+func exeMapping(line string, exe *unix.Stat_t) (lo, hi uint64) {
+	// start-end perms offset dev inode path
+	fields := strings.Fields(line)
+	if len(fields) < 6 || strings.Contains(fields[1], "w") || !strings.Contains(fields[0], "-") {
+		return 0, 0
+	}
+	ino, err := strconv.ParseUint(fields[4], 10, 64)
+	if err != nil || ino != exe.Ino {
+		return 0, 0
+	}
+	maj, min, ok := strings.Cut(fields[3], ":")
+	dmaj, err1 := strconv.ParseUint(maj, 16, 32)
+	dmin, err2 := strconv.ParseUint(min, 16, 32)
+	if !ok || err1 != nil || err2 != nil || unix.Mkdev(uint32(dmaj), uint32(dmin)) != exe.Dev {
+		return 0, 0
+	}
+	start, end, ok := strings.Cut(fields[0], "-")
+	lo, err1 = strconv.ParseUint(start, 16, 64)
+	hi, err2 = strconv.ParseUint(end, 16, 64)
+	if !ok || err1 != nil || err2 != nil || hi <= lo {
+		return 0, 0
+	}
+	return lo, hi
 }
