@@ -43,7 +43,7 @@ $(STATICCHECK):
 # Unit tests of every package, then end-to-end tests of the built binary,
 # then a bounded run of the compose loader's fuzz test.
 test: test-deps build lint
-	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -count=1 -p 2 -timeout 40m ./...
+	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -count=1 -p 2 -timeout 60m ./...
 	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 20s ./project/
 
 # The fault-injection suite alone, with more cycles than make test's pass
