@@ -16,6 +16,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/engine/runtime"
@@ -169,7 +170,11 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			cfg.Config.Labels[k] = v
 		}
 	}
-	img, err := o.Store.Commit(ctx, cfg, st.Layers, o.Tags)
+	layers, err := layerBlobs(ctx, o.Store, st.Layers, b.tmpDir())
+	if err != nil {
+		return nil, err
+	}
+	img, err := o.Store.Commit(ctx, cfg, layers, o.Tags)
 	if err != nil {
 		return nil, err
 	}
@@ -811,21 +816,14 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 	upper := s.UpperDir(id)
 	dropStubs(upper, missing)
 	dropCopiedUp(upper, parents)
-	// Not "layer-": the store's gc clears those from its tmp dir.
-	tmp, err := os.CreateTemp(b.tmpDir(), "build-layer-")
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp.Name())
-	l, content, empty, err := writeLayer(upper, tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
+	// Only the diff ID: the gzip blob is made when an image names the
+	// layer (layerBlobs), never for a stage's layers no image keeps.
+	l, content, empty, err := writeLayer(upper, nil)
 	if err != nil || empty {
 		return false, err
 	}
 	// The upper directory is the layer unpacked: it moves into the store.
-	stored, err := s.AddLayerDir(ctx, upper, tmp.Name(), l, content)
+	stored, err := s.AddLayerDir(ctx, upper, "", l, content)
 	if err != nil {
 		return false, err
 	}
@@ -837,6 +835,46 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 	st.Config.RootFS.Type = "layers"
 	st.Config.RootFS.DiffIDs = append(st.Config.RootFS.DiffIDs, h)
 	return true, nil
+}
+
+// layerBlobs returns layers with their gzip blobs, making those the store
+// lacks from the layers' directories (the steps store a layer without
+// one), a layer at a time beside another.
+func layerBlobs(ctx context.Context, s *image.Store, layers []image.Layer, tmpDir string) ([]image.Layer, error) {
+	out := make([]image.Layer, len(layers))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for i, l := range layers {
+		g.Go(func() error {
+			stored, ok, err := s.LayerBlob(l.DiffID)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out[i] = stored
+				return nil
+			}
+			// Not "layer-": the store's gc clears those from its tmp dir.
+			tmp, err := os.CreateTemp(tmpDir, "build-layer-")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp.Name())
+			made, _, _, err := writeLayer(s.LayerDir(l.DiffID), tmp)
+			if cerr := tmp.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			if made.DiffID != l.DiffID {
+				return fmt.Errorf("layer %s: its stored directory reads as %s", l.DiffID, made.DiffID)
+			}
+			out[i], err = s.AddLayerBlob(ctx, tmp.Name(), made)
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 func (b *Builder) tmpDir() string { return filepath.Join(b.opts.Store.Root(), "tmp") }
