@@ -1,6 +1,7 @@
 // Package project loads compose files into the model the rest of berth uses:
 // the compose-go project plus the names, labels and hashes that berth derives
-// from it. It never touches the host beyond reading the files it is given.
+// from it. It never touches the host beyond reading the files it is given
+// (and, when asked, remembering which inputs passed validation).
 package project
 
 import (
@@ -34,6 +35,9 @@ type Options struct {
 	NoPathResolution bool // keep relative paths relative
 	NoEnvResolution  bool // leave env_file and label_file unread
 	NoConsistency    bool // skip the cross-reference checks
+	// CheckedDir, when set, is where Load remembers the inputs compose-go's
+	// schema validation accepted, so as not to validate them again.
+	CheckedDir string
 }
 
 // Project is a loaded compose project.
@@ -58,9 +62,19 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 	if err != nil {
 		return nil, err
 	}
+	memoFile, memoKey := checkedKey(o.CheckedDir, o, opts)
+	valid := checked(memoFile, memoKey)
+	if valid {
+		if err := cli.WithLoadOptions(loader.WithSkipValidation)(opts); err != nil {
+			return nil, err
+		}
+	}
 	p, err := opts.LoadProject(ctx)
 	if err != nil {
 		return nil, describe(err, opts.ConfigPaths)
+	}
+	if !valid {
+		rememberChecked(memoFile, memoKey)
 	}
 	// Uninterpolated values are not yet values: ${TAG} is no image tag.
 	if !o.NoConsistency && !o.NoInterpolate {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/berthrun/berth/project"
 	"github.com/berthrun/berth/project/model"
@@ -17,6 +18,7 @@ func (g *globals) load(ctx context.Context) (*project.Project, error) {
 // loadWith is load with config's switches set in o.
 func (g *globals) loadWith(ctx context.Context, o project.Options) (*project.Project, error) {
 	o.Files, o.ProjectDir, o.Name, o.Profiles, o.EnvFiles = g.files, g.projectDir, g.name, g.profiles, g.envFiles
+	o.CheckedDir = filepath.Join(g.root, "compose", "checked")
 	return project.Load(ctx, o)
 }
 
