@@ -25,6 +25,7 @@ if $tests; then
 		xz-utils           # and unxz and zstd to unpack them and their modules
 		zstd
 		qemu-system-x86    # boots Debian's kernels for the cgroup v2 test (tests/vm)
+		debootstrap        # Debian base images of build tests and benchmarks (tests/debian)
 	)
 fi
 

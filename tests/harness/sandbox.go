@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/berthrun/berth/tests/debian"
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -31,7 +33,9 @@ func Main(m *testing.M) {
 		os.Exit(code)
 	}
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
-	cmd.Env = append(os.Environ(), sandboxEnv+"=1")
+	// The namespace the tests leave stays reachable for what must fetch
+	// from Debian's mirror (tests/debian's debootstrap).
+	cmd.Env = append(os.Environ(), sandboxEnv+"=1", debian.HostNetnsEnv+"=/proc/"+strconv.Itoa(os.Getpid())+"/ns/net")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS,
