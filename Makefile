@@ -59,7 +59,7 @@ demo: build
 # then one summary table of berth next to its baselines. Benchmarks print;
 # only a broken setup fails.
 bench: build
-	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count=1 -timeout 15m ./tests/bench/
+	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./tests/bench/
 
 clean:
 	rm -rf bin

@@ -22,6 +22,7 @@ const (
 	secStart
 	secProxy
 	secMemory
+	secBuild
 )
 
 var sectionNames = map[int]string{
@@ -29,6 +30,7 @@ var sectionNames = map[int]string{
 	secStart:  "one container start→exit",
 	secProxy:  "published-port proxy",
 	secMemory: "memory with 10 running containers",
+	secBuild:  "berth build (compose file, busybox base unless named)",
 }
 
 // row is one measurement next to its baseline.
