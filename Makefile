@@ -55,7 +55,8 @@ chaos: build
 demo: build
 	@bash samples/demo.sh
 
-# One run of every benchmark (stacks, scale, container start, proxy, memory),
+# One run of every benchmark (stacks, scale, container start, proxy, memory,
+# builds; the Go build makes a Debian image with debootstrap once, cached),
 # then one summary table of berth next to its baselines. Benchmarks print;
 # only a broken setup fails.
 bench: build
