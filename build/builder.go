@@ -740,7 +740,11 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 			if err != nil {
 				return false, err
 			}
-			return b.copyStep(ctx, st, src, items, sd, chown, mode, extract)
+			dirs := make([]string, len(layers))
+			for i, l := range layers {
+				dirs[len(layers)-1-i] = b.opts.Store.LayerDir(l.DiffID)
+			}
+			return b.copyStep(ctx, st, src, items, sd, chown, mode, extract, newLinker(root, dirs))
 		}
 		return x, nil
 	}
@@ -759,7 +763,7 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 		x.extra = append(x.extra, "sources "+d)
 	}
 	x.apply = func(ctx context.Context, st *state) (bool, error) {
-		return b.copyStep(ctx, st, src, items, sd, chown, mode, extract)
+		return b.copyStep(ctx, st, src, items, sd, chown, mode, extract, nil)
 	}
 	return x, nil
 }
@@ -777,11 +781,11 @@ func resolveAll(src *source, patterns []string) ([]item, error) {
 }
 
 // copyStep copies resolved items into the stage's filesystem.
-func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []item, sd instructions.SourcesAndDest, chown string, mode *os.FileMode, extract bool) (bool, error) {
+func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []item, sd instructions.SourcesAndDest, chown string, mode *os.FileMode, extract bool, links *linker) (bool, error) {
 	many := len(sd.SourcePaths) > 1 || len(items) > 1
 	target := destPath(sd.DestPath, st.Config.Config.WorkingDir)
-	return b.fsStep(ctx, st, nil, func(rootfs string) error {
-		o := copyOpts{chmod: mode, extract: extract}
+	return b.fsStepLinked(ctx, st, nil, func(rootfs string) error {
+		o := copyOpts{chmod: mode, extract: extract, link: links}
 		if chown != "" {
 			u, err := runtime.ResolveUser(rootfs, chown, nil)
 			if err != nil {
@@ -790,7 +794,7 @@ func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []
 			o.uid, o.gid = u.UID, u.GID
 		}
 		return copyItems(rootfs, src, items, target, o, many)
-	})
+	}, links)
 }
 
 // fsStep mounts the stage's layers, lets fn change the filesystem, and
@@ -798,6 +802,12 @@ func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []
 // Paths in stubs that the rootfs lacks are mount points the runtime will
 // create; they are left out of the layer when still empty.
 func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func(rootfs string) error) (bool, error) {
+	return b.fsStepLinked(ctx, st, stubs, fn, nil)
+}
+
+// fsStepLinked is fsStep whose fn may list links (a COPY --from's) that
+// are made in the upper directory once it is unmounted.
+func (b *Builder) fsStepLinked(ctx context.Context, st *state, stubs []string, fn func(rootfs string) error, links *linker) (bool, error) {
 	s := b.opts.Store
 	id := "build-" + randomHex(12)
 	defer s.RemoveRootfs(id)
@@ -807,6 +817,9 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 	}
 	missing := missingPaths(rootfs, stubs)
 	parents := stubParents(rootfs, stubs)
+	if links != nil {
+		links.rootfs = rootfs
+	}
 	if err := fn(rootfs); err != nil {
 		return false, err
 	}
@@ -814,6 +827,9 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 		return false, err
 	}
 	upper := s.UpperDir(id)
+	if err := links.apply(upper); err != nil {
+		return false, err
+	}
 	dropStubs(upper, missing)
 	dropCopiedUp(upper, parents)
 	// Only the diff ID: the gzip blob is made when an image names the

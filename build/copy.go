@@ -27,7 +27,8 @@ import (
 type copyOpts struct {
 	uid, gid int
 	chmod    *os.FileMode
-	extract  bool // ADD: unpack local archives
+	extract  bool    // ADD: unpack local archives
+	link     *linker // COPY --from a stage or image: link instead of copying
 }
 
 // destPath resolves a COPY destination against the working directory,
@@ -115,10 +116,6 @@ func copyTree(rootfs string, src *source, it item, dir string, o copyOpts) error
 	if err != nil {
 		return err
 	}
-	type dirTime struct {
-		host  string
-		mtime time.Time
-	}
 	var dirs []dirTime
 	hosts := map[string]string{"": top} // sub -> its path on the host
 	var g errgroup.Group
@@ -160,6 +157,7 @@ func copyTree(rootfs string, src *source, it item, dir string, o copyOpts) error
 			return err
 		}
 	}
+	o.link.setTimes(dirs)
 	return nil
 }
 
@@ -233,6 +231,9 @@ func copyAt(p, abs string, fi fs.FileInfo, o copyOpts) error {
 		}
 		return os.Lchown(p, o.uid, o.gid)
 	case fi.Mode().IsRegular():
+		if o.link.take(p, abs, fi, o.uid, o.gid, mode) {
+			return nil
+		}
 		return copyFile(abs, p, fi, o.uid, o.gid, mode)
 	default:
 		return nil // devices, sockets and FIFOs are not copied
