@@ -451,12 +451,22 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 	}
 	next := st.clone()
 	next.Key = key
+	shapeKey := ""
+	if x.prior != nil && !b.opts.NoCache {
+		shapeKey = stepKey(st.Key, original, usedArgs(cmd, original, st.scope), append([]string{"shape"}, x.shape...)...)
+		if d, ok := b.cache.shape(shapeKey); ok && b.opts.Store.HasLayer(d) {
+			x.prior(b.opts.Store.LayerDir(d))
+		}
+	}
 	layered, err := x.apply(ctx, next)
 	if err != nil {
 		if sp != nil {
 			sp.fail(err)
 		}
 		return nil, fail(err)
+	}
+	if shapeKey != "" && layered {
+		b.cache.putShape(shapeKey, next.Layers[len(next.Layers)-1].DiffID)
 	}
 	now := time.Now().UTC()
 	createdBy := original
@@ -479,7 +489,11 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 // prepared is an instruction ready to run: what its key needs beyond the
 // instruction text, and how to apply it.
 type prepared struct {
-	extra     []string
+	extra []string
+	// prior, for a COPY from the context, receives the layer directory
+	// the same step (its key but for the sources) made last time.
+	prior     func(dir string)
+	shape     []string // extra without the sources, for prior's key
 	apply     func(ctx context.Context, st *state) (layered bool, err error)
 	release   func()
 	createdBy string
@@ -755,15 +769,20 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, sd i
 		}
 		return prepared{}, err
 	}
+	var links *linker
 	if src.context {
 		d, err := src.digest(items)
 		if err != nil {
 			return prepared{}, err
 		}
+		x.shape = append([]string(nil), x.extra...)
 		x.extra = append(x.extra, "sources "+d)
+		if src.hashes != nil {
+			x.prior = func(dir string) { links = newPriorLinker(dir, src.hashes.sum) }
+		}
 	}
 	x.apply = func(ctx context.Context, st *state) (bool, error) {
-		return b.copyStep(ctx, st, src, items, sd, chown, mode, extract, nil)
+		return b.copyStep(ctx, st, src, items, sd, chown, mode, extract, links)
 	}
 	return x, nil
 }

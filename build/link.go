@@ -1,7 +1,10 @@
 package build
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,10 +30,20 @@ import (
 // file of that path, regular, without extended attributes, and with the
 // copy's owner and mode, is linked; anything else, or a target that
 // exists, is copied as before.
+//
+// A COPY from the context links to the layer the same step made last time
+// instead (prior), when it missed the cache because some sources changed:
+// a target file there with the same size, times, owner and mode as the
+// copy would give, and the same content (its sha256 against the context
+// file's, which the step's key already took), is the file this copy
+// would write. A one-file change then writes one file.
 type linker struct {
 	srcRoot string   // where the source's layers are mounted
 	layers  []string // their stored directories, topmost first
 	rootfs  string   // the step's mount
+
+	prior string                                               // the step's last layer directory
+	sum   func(abs string, st *syscall.Stat_t) (string, error) // a context file's content hash
 
 	mu      sync.Mutex
 	touched map[string]bool // target directories copied up
@@ -58,15 +71,56 @@ func newLinker(srcRoot string, layers []string) *linker {
 	return &linker{srcRoot: srcRoot, layers: layers, touched: map[string]bool{}}
 }
 
+func newPriorLinker(prior string, sum func(abs string, st *syscall.Stat_t) (string, error)) *linker {
+	return &linker{prior: prior, sum: sum, touched: map[string]bool{}}
+}
+
+// fromPrior returns the file of the prior layer at target that is what
+// copying abs would make, or "".
+func (l *linker) fromPrior(target, abs string, fi fs.FileInfo, mst *syscall.Stat_t, uid, gid int, mode os.FileMode) string {
+	cand := filepath.Join(l.prior, target)
+	var st unix.Stat_t
+	if err := unix.Lstat(cand, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fi.Size() ||
+		st.Mtim != unix.Timespec(mst.Mtim) || int(st.Uid) != uid || int(st.Gid) != gid || st.Nlink >= maxLinks ||
+		st.Mode&0o7777 != unixPerm(mode) {
+		return ""
+	}
+	want, err := l.sum(abs, mst)
+	if err != nil {
+		return ""
+	}
+	f, err := os.Open(cand)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != want {
+		return ""
+	}
+	return cand
+}
+
+// unixPerm is chmod(2)'s bits of a FileMode.
+func unixPerm(m os.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		p |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		p |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		p |= 0o1000
+	}
+	return p
+}
+
 // take lists the copy of abs (a file under the source mount that fi
 // describes) to p (its target on the step's mount) as a link, when it can
 // be one, and reports whether it did.
 func (l *linker) take(p, abs string, fi fs.FileInfo, uid, gid int, mode os.FileMode) bool {
 	if l == nil || l.rootfs == "" || !fi.Mode().IsRegular() || mode != fi.Mode().Perm()|fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) {
-		return false
-	}
-	rel, ok := strings.CutPrefix(abs, l.srcRoot+"/")
-	if !ok {
 		return false
 	}
 	target, ok := strings.CutPrefix(p, l.rootfs+"/")
@@ -78,6 +132,12 @@ func (l *linker) take(p, abs string, fi fs.FileInfo, uid, gid int, mode os.FileM
 		return false
 	}
 	var src string
+	rel, ok := strings.CutPrefix(abs, l.srcRoot+"/")
+	if l.prior != "" {
+		src = l.fromPrior(target, abs, fi, mst, uid, gid, mode)
+	} else if !ok {
+		return false
+	}
 	for _, dir := range l.layers {
 		var st unix.Stat_t
 		err := unix.Lstat(filepath.Join(dir, rel), &st)
