@@ -34,7 +34,6 @@ type buildProject struct {
 	peerOne             time.Duration
 	targetNoop          time.Duration // ≤ 1/5 of BuildKit's, and at most 65 ms
 	coldRatio, oneRatio float64       // targets as ratios to BuildKit's
-	dir                 string        // the compose project's directory
 	touch               string        // the source file the one-file rebuild changes
 }
 
