@@ -68,6 +68,7 @@ func benchBuild(b *testing.B, e *harness.Env, p buildProject) {
 			one = append(one, build())
 		}
 	}
+	b.Logf("%s: cold %v, no change %v, one file %v", p.name, cold, noop, one)
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(median(cold))/1e6, "cold-ms")
 	b.ReportMetric(float64(median(noop))/1e6, "nochange-ms")
