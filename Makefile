@@ -56,12 +56,13 @@ demo: build
 	@bash samples/demo.sh
 
 # One run of every benchmark (stacks, scale, container start, proxy, real
-# servers behind published ports, memory), then one summary table of berth
-# next to its baselines. Benchmarks print; only a broken setup fails. The
-# first run makes the servers' Debian image (debootstrap, minutes; cached).
+# servers behind published ports, builds, memory), then one summary table of
+# berth next to its baselines. Benchmarks print; only a broken setup fails.
+# The first run makes the servers' and the Go build's Debian images
+# (debootstrap, minutes; cached).
 bench: build
 	@bash scripts/deps.sh --bench
-	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count=1 -timeout 45m ./tests/bench/
+	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count=1 -timeout 60m ./tests/bench/
 
 clean:
 	rm -rf bin

@@ -227,6 +227,10 @@ func TestWriteLayerWhiteouts(t *testing.T) {
 	if l1 != l2 {
 		t.Errorf("the same directory gave two layers: %v %v", l1, l2)
 	}
+	// Without a writer, the same diff ID and no blob.
+	if l3, _, _, err := writeLayer(upper, nil); err != nil || l3.DiffID != l1.DiffID || l3.Digest != "" || l3.Size != 0 {
+		t.Errorf("without a blob: %v %v, want diff ID %s alone", l3, err, l1.DiffID)
+	}
 	zr, err := gzip.NewReader(&buf1)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/engine/runtime"
@@ -184,7 +185,11 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 			cfg.Config.Labels[k] = v
 		}
 	}
-	img, err := o.Store.Commit(ctx, cfg, st.Layers, o.Tags)
+	layers, err := layerBlobs(ctx, o.Store, st.Layers, b.tmpDir())
+	if err != nil {
+		return nil, err
+	}
+	img, err := o.Store.Commit(ctx, cfg, layers, o.Tags)
 	if err != nil {
 		return nil, err
 	}
@@ -475,12 +480,22 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 	}
 	next := st.clone()
 	next.Key = key
+	shapeKey := ""
+	if x.prior != nil && !b.opts.NoCache {
+		shapeKey = stepKey(st.Key, original, usedArgs(cmd, original, st.scope), append([]string{"shape"}, x.shape...)...)
+		if d, ok := b.cache.shape(shapeKey); ok && b.opts.Store.HasLayer(d) {
+			x.prior(b.opts.Store.LayerDir(d))
+		}
+	}
 	layered, err := x.apply(ctx, next)
 	if err != nil {
 		if sp != nil {
 			sp.fail(err)
 		}
 		return nil, fail(err)
+	}
+	if shapeKey != "" && layered {
+		b.cache.putShape(shapeKey, next.Layers[len(next.Layers)-1].DiffID)
 	}
 	now := time.Now().UTC()
 	createdBy := original
@@ -503,7 +518,11 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 // prepared is an instruction ready to run: what its key needs beyond the
 // instruction text, and how to apply it.
 type prepared struct {
-	extra     []string
+	extra []string
+	// prior, for a COPY from the context, receives the layer directory
+	// the same step (its key but for the sources) made last time.
+	prior     func(dir string)
+	shape     []string // extra without the sources, for prior's key
 	apply     func(ctx context.Context, st *state) (layered bool, err error)
 	release   func()
 	createdBy string
@@ -769,7 +788,11 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, spec
 			if err != nil {
 				return false, err
 			}
-			return b.copyStep(ctx, st, src, items, sd, spec, mode)
+			dirs := make([]string, len(layers))
+			for i, l := range layers {
+				dirs[len(layers)-1-i] = b.opts.Store.LayerDir(l.DiffID)
+			}
+			return b.copyStep(ctx, st, src, items, sd, spec, mode, newLinker(root, dirs))
 		}
 		return x, nil
 	}
@@ -780,25 +803,30 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, spec
 		}
 		return prepared{}, err
 	}
+	var links *linker
 	if src.context {
 		d, err := src.digest(items)
 		if err != nil {
 			return prepared{}, err
 		}
+		x.shape = append([]string(nil), x.extra...)
 		x.extra = append(x.extra, "sources "+d)
+		if src.hashes != nil {
+			x.prior = func(dir string) { links = newPriorLinker(dir, src.hashes.sum) }
+		}
 	}
 	x.apply = func(ctx context.Context, st *state) (bool, error) {
-		return b.copyStep(ctx, st, src, items, sd, spec, mode)
+		return b.copyStep(ctx, st, src, items, sd, spec, mode, links)
 	}
 	return x, nil
 }
 
 // copyStep copies resolved items into the stage's filesystem.
-func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []item, sd instructions.SourcesAndDest, spec copySpec, mode *os.FileMode) (bool, error) {
+func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []item, sd instructions.SourcesAndDest, spec copySpec, mode *os.FileMode, links *linker) (bool, error) {
 	many := len(sd.SourcePaths)+len(spec.urls) > 1 || len(items) > 1
 	target := destPath(sd.DestPath, st.Config.Config.WorkingDir)
-	return b.fsStep(ctx, st, nil, func(rootfs string) error {
-		o := copyOpts{chmod: mode, extract: spec.extract}
+	return b.fsStepLinked(ctx, st, nil, func(rootfs string) error {
+		o := copyOpts{chmod: mode, extract: spec.extract, link: links}
 		if spec.chown != "" {
 			u, err := runtime.ResolveUser(rootfs, spec.chown, nil)
 			if err != nil {
@@ -810,7 +838,7 @@ func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []
 			return copyParents(rootfs, src, items, target, o)
 		}
 		return copyItems(rootfs, src, items, target, o, many)
-	})
+	}, links)
 }
 
 // fsStep mounts the stage's layers, lets fn change the filesystem, and
@@ -818,6 +846,12 @@ func (b *Builder) copyStep(ctx context.Context, st *state, src *source, items []
 // Paths in stubs that the rootfs lacks are mount points the runtime will
 // create; they are left out of the layer when still empty.
 func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func(rootfs string) error) (bool, error) {
+	return b.fsStepLinked(ctx, st, stubs, fn, nil)
+}
+
+// fsStepLinked is fsStep whose fn may list links (a COPY --from's) that
+// are made in the upper directory once it is unmounted.
+func (b *Builder) fsStepLinked(ctx context.Context, st *state, stubs []string, fn func(rootfs string) error, links *linker) (bool, error) {
 	s := b.opts.Store
 	id := "build-" + randomHex(12)
 	defer s.RemoveRootfs(id)
@@ -827,6 +861,9 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 	}
 	missing := missingPaths(rootfs, stubs)
 	parents := stubParents(rootfs, stubs)
+	if links != nil {
+		links.rootfs = rootfs
+	}
 	if err := fn(rootfs); err != nil {
 		return false, err
 	}
@@ -834,23 +871,19 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 		return false, err
 	}
 	upper := s.UpperDir(id)
-	dropStubs(upper, missing)
-	dropCopiedUp(upper, parents)
-	// Not "layer-": the store's gc clears those from its tmp dir.
-	tmp, err := os.CreateTemp(b.tmpDir(), "build-layer-")
-	if err != nil {
+	if err := links.apply(upper); err != nil {
 		return false, err
 	}
-	defer os.Remove(tmp.Name())
-	l, content, empty, err := writeLayer(upper, tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
+	dropStubs(upper, missing)
+	dropCopiedUp(upper, parents)
+	// Only the diff ID: the gzip blob is made when an image names the
+	// layer (layerBlobs), never for a stage's layers no image keeps.
+	l, content, empty, err := writeLayer(upper, nil)
 	if err != nil || empty {
 		return false, err
 	}
 	// The upper directory is the layer unpacked: it moves into the store.
-	stored, err := s.AddLayerDir(ctx, upper, tmp.Name(), l, content)
+	stored, err := s.AddLayerDir(ctx, upper, "", l, content)
 	if err != nil {
 		return false, err
 	}
@@ -862,6 +895,46 @@ func (b *Builder) fsStep(ctx context.Context, st *state, stubs []string, fn func
 	st.Config.RootFS.Type = "layers"
 	st.Config.RootFS.DiffIDs = append(st.Config.RootFS.DiffIDs, h)
 	return true, nil
+}
+
+// layerBlobs returns layers with their gzip blobs, making those the store
+// lacks from the layers' directories (the steps store a layer without
+// one), a layer at a time beside another.
+func layerBlobs(ctx context.Context, s *image.Store, layers []image.Layer, tmpDir string) ([]image.Layer, error) {
+	out := make([]image.Layer, len(layers))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for i, l := range layers {
+		g.Go(func() error {
+			stored, ok, err := s.LayerBlob(l.DiffID)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out[i] = stored
+				return nil
+			}
+			// Not "layer-": the store's gc clears those from its tmp dir.
+			tmp, err := os.CreateTemp(tmpDir, "build-layer-")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp.Name())
+			made, _, _, err := writeLayer(s.LayerDir(l.DiffID), tmp)
+			if cerr := tmp.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			if made.DiffID != l.DiffID {
+				return fmt.Errorf("layer %s: its stored directory reads as %s", l.DiffID, made.DiffID)
+			}
+			out[i], err = s.AddLayerBlob(ctx, tmp.Name(), made)
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 func (b *Builder) tmpDir() string { return filepath.Join(b.opts.Store.Root(), "tmp") }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -80,6 +81,38 @@ func (c *cache) get(key string) (*cacheRecord, bool) {
 		}
 	}
 	return &rec, true
+}
+
+// shape returns the diff ID of the layer last made by a step of shape key
+// (a COPY from the context keyed without its sources).
+func (c *cache) shape(key string) (string, bool) {
+	data, err := os.ReadFile(filepath.Join(c.dir, "shape-"+key[len("sha256:"):]))
+	if err != nil || !strings.HasPrefix(string(data), "sha256:") {
+		return "", false
+	}
+	return string(data), true
+}
+
+// putShape records the layer a step of shape key made; failing to is no
+// error (the next such step copies everything).
+func (c *cache) putShape(key, diffID string) {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(c.dir, ".tmp-")
+	if err != nil {
+		return
+	}
+	_, err = tmp.WriteString(diffID)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(c.dir, "shape-"+key[len("sha256:"):]))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
 }
 
 // put records a step's result and pins its layers in the store, so that

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -231,26 +232,37 @@ func (s *source) walk(it item, fn func(abs, sub string, fi fs.FileInfo) error) e
 
 // digest hashes what a COPY would take from these items: names, types,
 // modes, owners, sizes, link targets and contents. It is the part of a
-// COPY's cache key that stands for its sources.
+// COPY's cache key that stands for its sources. A file's line is built in
+// one buffer (fmt per field cost a third of a no-change rebuild's walk).
 func (s *source) digest(items []item) (string, error) {
 	h := sha256.New()
+	var line []byte
 	for _, it := range items {
 		fmt.Fprintf(h, "item %s\n", it.rel)
 		err := s.walk(it, func(abs, sub string, fi fs.FileInfo) error {
 			var uid, gid uint32
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			if ok {
 				uid, gid = st.Uid, st.Gid
 			}
-			fmt.Fprintf(h, "%q %o %d:%d %d", sub, uint32(fi.Mode()), uid, gid, fi.Size())
+			line = strconv.AppendQuote(line[:0], sub)
+			line = append(line, ' ')
+			line = strconv.AppendUint(line, uint64(uint32(fi.Mode())), 8)
+			line = append(line, ' ')
+			line = strconv.AppendUint(line, uint64(uid), 10)
+			line = append(line, ':')
+			line = strconv.AppendUint(line, uint64(gid), 10)
+			line = append(line, ' ')
+			line = strconv.AppendInt(line, fi.Size(), 10)
 			switch {
 			case fi.Mode()&fs.ModeSymlink != 0:
 				t, err := os.Readlink(abs)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(h, " -> %q", t)
+				line = append(line, " -> "...)
+				line = strconv.AppendQuote(line, t)
 			case fi.Mode().IsRegular():
-				st, ok := fi.Sys().(*syscall.Stat_t)
 				if !ok {
 					return fmt.Errorf("%s: no stat", abs)
 				}
@@ -258,9 +270,11 @@ func (s *source) digest(items []item) (string, error) {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(h, " %s", sum)
+				line = append(line, ' ')
+				line = append(line, sum...)
 			}
-			h.Write([]byte{'\n'})
+			line = append(line, '\n')
+			h.Write(line)
 			return nil
 		})
 		if err != nil {

@@ -14,7 +14,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sync/errgroup"
@@ -25,7 +27,8 @@ import (
 type copyOpts struct {
 	uid, gid int
 	chmod    *os.FileMode
-	extract  bool // ADD: unpack local archives
+	extract  bool    // ADD: unpack local archives
+	link     *linker // COPY --from a stage or image: link instead of copying
 }
 
 // destPath resolves a COPY destination against the working directory,
@@ -97,7 +100,9 @@ const copyWorkers = 4
 // A dir it creates takes the source directory's mode and times, as with
 // Docker; an existing one keeps its own. Directories are made in walk
 // order, files copied by a few workers, and directory times set last
-// (writing into a directory changes its mtime).
+// (writing into a directory changes its mtime). A directory's path in the
+// rootfs is resolved once, when it is made (it is then a directory of the
+// copy's own, not a symlink), not again for every file in it.
 func copyTree(rootfs string, src *source, it item, dir string, o copyOpts) error {
 	existed := false
 	if p, err := securejoin.SecureJoin(rootfs, dir); err == nil {
@@ -107,26 +112,38 @@ func copyTree(rootfs string, src *source, it item, dir string, o copyOpts) error
 	if err := mkdirs(rootfs, dir, o); err != nil {
 		return err
 	}
-	type dirTime struct {
-		target string
-		mtime  time.Time
+	top, err := securejoin.SecureJoin(rootfs, dir)
+	if err != nil {
+		return err
 	}
 	var dirs []dirTime
+	hosts := map[string]string{"": top} // sub -> its path on the host
 	var g errgroup.Group
 	g.SetLimit(copyWorkers)
-	err := src.walk(it, func(abs, sub string, fi fs.FileInfo) error {
-		target := path.Join(dir, sub)
+	err = src.walk(it, func(abs, sub string, fi fs.FileInfo) error {
 		if sub == "" {
 			if existed || dir == "/" {
 				return nil // the directory itself: its contents go into dir
 			}
-			target = dir
+			dirs = append(dirs, dirTime{top, fi.ModTime()})
+			return copyAt(top, abs, fi, o)
 		}
+		parent, ok := hosts[path.Dir("/" + sub)[1:]]
+		if !ok {
+			// Below a directory .dockerignore left out (a "!" pattern
+			// keeps something in it): resolved as it comes.
+			var err error
+			if parent, err = securejoin.SecureJoin(rootfs, path.Dir(path.Join(dir, sub))); err != nil {
+				return err
+			}
+		}
+		p := filepath.Join(parent, path.Base(sub))
 		if fi.IsDir() {
-			dirs = append(dirs, dirTime{target, fi.ModTime()})
-			return copyOne(rootfs, abs, target, fi, o)
+			hosts[sub] = p
+			dirs = append(dirs, dirTime{p, fi.ModTime()})
+			return copyAt(p, abs, fi, o)
 		}
-		g.Go(func() error { return copyOne(rootfs, abs, target, fi, o) })
+		g.Go(func() error { return copyAt(p, abs, fi, o) })
 		return nil
 	})
 	if werr := g.Wait(); err == nil {
@@ -136,14 +153,11 @@ func copyTree(rootfs string, src *source, it item, dir string, o copyOpts) error
 		return err
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
-		p, err := securejoin.SecureJoin(rootfs, dirs[i].target)
-		if err != nil {
-			return err
-		}
-		if err := os.Chtimes(p, dirs[i].mtime, dirs[i].mtime); err != nil {
+		if err := os.Chtimes(dirs[i].host, dirs[i].mtime, dirs[i].mtime); err != nil {
 			return err
 		}
 	}
+	o.link.setTimes(dirs)
 	return nil
 }
 
@@ -184,7 +198,12 @@ func copyOne(rootfs, abs, target string, fi fs.FileInfo, o copyOpts) error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(parent, path.Base(target))
+	return copyAt(filepath.Join(parent, path.Base(target)), abs, fi, o)
+}
+
+// copyAt is copyOne at p, the target's path on the host, whose parent is a
+// directory of the rootfs (resolved, no symlink on the way).
+func copyAt(p, abs string, fi fs.FileInfo, o copyOpts) error {
 	mode := fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
 	if o.chmod != nil {
 		mode = *o.chmod
@@ -212,12 +231,10 @@ func copyOne(rootfs, abs, target string, fi fs.FileInfo, o copyOpts) error {
 		}
 		return os.Lchown(p, o.uid, o.gid)
 	case fi.Mode().IsRegular():
-		if err := removeNonDir(p); err != nil {
-			return err
+		if o.link.take(p, abs, fi, o.uid, o.gid, mode) {
+			return nil
 		}
-		if err := copyFile(abs, p); err != nil {
-			return err
-		}
+		return copyFile(abs, p, fi, o.uid, o.gid, mode)
 	default:
 		return nil // devices, sockets and FIFOs are not copied
 	}
@@ -240,21 +257,67 @@ func removeNonDir(p string) error {
 	return nil
 }
 
-func copyFile(from, to string) error {
+// copyFile writes the regular file from at to (replacing a file or link
+// there) with owner, mode and from's times, set through the open file: one
+// path lookup for the new file rather than one per attribute.
+func copyFile(from, to string, fi fs.FileInfo, uid, gid int, mode os.FileMode) error {
 	in, err := os.Open(from)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
 	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		if err := removeNonDir(to); err != nil {
+			return err
+		}
+		out, err = os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+	err = func() error {
+		if _, err := io.Copy(out, in); err != nil {
+			return err
+		}
+		// Owner before mode: a chown clears the setuid and setgid bits.
+		if err := out.Chown(uid, gid); err != nil {
+			return err
+		}
+		if err := out.Chmod(mode); err != nil {
+			return err
+		}
+		return futimens(out, fi.ModTime())
+	}()
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// futimens sets a file's access and modification times to t through its
+// descriptor (utimensat with a NULL path, as glibc's futimens).
+func futimens(f *os.File, t time.Time) error {
+	ts := [2]unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	var errno syscall.Errno
+	err := withFd(f, func(fd uintptr) {
+		_, _, errno = unix.Syscall6(unix.SYS_UTIMENSAT, fd, 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	})
+	if err != nil {
 		return err
 	}
-	return out.Close()
+	if errno != 0 {
+		return &os.PathError{Op: "futimens", Path: f.Name(), Err: errno}
+	}
+	return nil
+}
+
+func withFd(f *os.File, fn func(fd uintptr)) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Control(fn)
 }
 
 // isArchive reports whether ADD should unpack the file: a tar, plain or

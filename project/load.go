@@ -1,6 +1,7 @@
 // Package project loads compose files into the model the rest of berth uses:
 // the compose-go project plus the names, labels and hashes that berth derives
-// from it. It never touches the host beyond reading the files it is given.
+// from it. It never touches the host beyond reading the files it is given
+// (and, when asked, remembering which inputs passed validation).
 package project
 
 import (
@@ -37,6 +38,9 @@ type Options struct {
 	// NameSeparator joins project and service in the names berth makes
 	// up: "" is compose v2's "-", "_" compose v1's (--compatibility).
 	NameSeparator string
+	// CheckedDir, when set, is where Load remembers the inputs compose-go's
+	// schema validation accepted, so as not to validate them again.
+	CheckedDir string
 }
 
 // Project is a loaded compose project.
@@ -63,9 +67,19 @@ func Load(ctx context.Context, o Options) (_ *Project, err error) {
 	if err != nil {
 		return nil, err
 	}
+	memoFile, memoKey := checkedKey(o.CheckedDir, o, opts)
+	valid := checked(memoFile, memoKey)
+	if valid {
+		if err := cli.WithLoadOptions(loader.WithSkipValidation)(opts); err != nil {
+			return nil, err
+		}
+	}
 	p, err := opts.LoadProject(ctx)
 	if err != nil {
 		return nil, describe(err, opts.ConfigPaths)
+	}
+	if !valid {
+		rememberChecked(memoFile, memoKey)
 	}
 	// Uninterpolated values are not yet values: ${TAG} is no image tag.
 	if !o.NoConsistency && !o.NoInterpolate {

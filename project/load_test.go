@@ -224,3 +224,32 @@ func TestServiceHash(t *testing.T) {
 		t.Error("hash is not stable")
 	}
 }
+
+// TestCheckedInputs: a project loads the same with its validation
+// remembered, and a change to the file or to a variable it names is
+// validated again.
+func TestCheckedInputs(t *testing.T) {
+	dir := write(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    ports: [\"${PORT}:80\"]\n"})
+	checkedDir := filepath.Join(t.TempDir(), "checked")
+	o := Options{WorkDir: dir, CheckedDir: checkedDir, Environ: []string{"PORT=8080", "OTHER=1"}}
+	first := load(t, o)
+	if ents, _ := os.ReadDir(checkedDir); len(ents) != 1 {
+		t.Fatalf("%d verdicts kept, want 1", len(ents))
+	}
+	o.Environ = []string{"PORT=8080", "OTHER=2"} // a variable the file does not name
+	second := load(t, o)
+	if a, b := first.Services["web"].Ports, second.Services["web"].Ports; len(a) != 1 || len(b) != 1 || a[0].Published != "8080" || b[0].Published != "8080" {
+		t.Errorf("ports %v, then %v", a, b)
+	}
+	o.Environ = []string{"PORT=not-a-port"}
+	if _, err := Load(context.Background(), o); err == nil {
+		t.Error("a bad value of a variable the file names loaded")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services:\n  web:\n    image: busybox\n    bogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o.Environ = []string{"PORT=8080", "OTHER=1"}
+	if _, err := Load(context.Background(), o); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("an invalid file after a valid one: %v", err)
+	}
+}

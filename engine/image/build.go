@@ -195,17 +195,21 @@ func (s *Store) LayerSize(diffID string) int64 {
 	return li.Unpacked
 }
 
-// AddLayerDir stores a layer the builder made: its gzip blob, and its
-// content as a directory already (an overlay upper directory, in the unpacked layers' own format:
-// whiteouts as 0/0 character devices, opaque directories by xattr): the
-// directory moves into the store instead of the blob being unpacked again.
-// dir must be on the store's filesystem; overlay's bookkeeping xattrs
-// other than opaque are dropped. The blob file moves into the store too (or
-// goes); unpacked is the bytes of file content, for sizes. It returns the
-// layer as stored: when the store had this diff ID already, its blob
-// (maybe compressed differently) is the one kept.
+// AddLayerDir stores a layer the builder made: its content as a directory
+// already (an overlay upper directory, in the unpacked layers' own format:
+// whiteouts as 0/0 character devices, opaque directories by xattr), and
+// its gzip blob when blobPath is not "". The directory moves into the store
+// instead of a blob being unpacked again. dir must be on the store's
+// filesystem; overlay's bookkeeping xattrs other than opaque are dropped.
+// The blob file moves into the store too (or goes); unpacked is the bytes
+// of file content, for sizes. It returns the layer as stored: when the
+// store had this diff ID already, its blob (maybe compressed differently)
+// is the one kept. A layer stored without a blob (its Digest is "") gets
+// one with AddLayerBlob before an image names it.
 func (s *Store) AddLayerDir(ctx context.Context, dir, blobPath string, l Layer, unpacked int64) (Layer, error) {
-	defer os.Remove(blobPath)
+	if blobPath != "" {
+		defer os.Remove(blobPath)
+	}
 	unlockGC, err := s.lock("gc", false)
 	if err != nil {
 		return Layer{}, err
@@ -233,7 +237,9 @@ func (s *Store) AddLayerDir(ctx context.Context, dir, blobPath string, l Layer, 
 		if err := os.Rename(dir, filepath.Join(tmp, "diff")); err != nil {
 			return Layer{}, err
 		}
-		if !s.hasBlob(l.Digest) {
+		if blobPath == "" {
+			l.Digest, l.Size = "", 0
+		} else if !s.hasBlob(l.Digest) {
 			if err := os.Rename(blobPath, s.blobPath(l.Digest)); err != nil {
 				return Layer{}, err
 			}
@@ -285,4 +291,56 @@ func stripOverlayXattrs(dir string) error {
 		}
 		return nil
 	})
+}
+
+// LayerBlob returns the stored layer with diffID as an image names it,
+// with its blob; ok is false when the store has the layer without a blob
+// (a builder's intermediate layer, or one whose blob was collected).
+func (s *Store) LayerBlob(diffID string) (l Layer, ok bool, err error) {
+	li, err := s.readLayerInfo(diffID)
+	if err != nil {
+		return Layer{}, false, err
+	}
+	l = Layer{DiffID: li.DiffID, Digest: li.Digest, MediaType: li.MediaType, Size: li.Size}
+	return l, li.Digest != "" && s.hasBlob(li.Digest), nil
+}
+
+// AddLayerBlob gives a stored layer the gzip blob at blobPath (l says its
+// digest, media type and size), made from the layer's directory; the file
+// moves into the store (or goes). It returns the layer as stored.
+func (s *Store) AddLayerBlob(ctx context.Context, blobPath string, l Layer) (Layer, error) {
+	defer os.Remove(blobPath)
+	if l.Digest == "" {
+		return Layer{}, fmt.Errorf("layer %s: a blob needs its digest", short(l.DiffID))
+	}
+	unlockGC, err := s.lock("gc", false)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer unlockGC()
+	unlock, err := s.lock("layer-"+hexOf(l.DiffID), true)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return Layer{}, err
+	}
+	li, err := s.readLayerInfo(l.DiffID)
+	if err != nil {
+		return Layer{}, err
+	}
+	if li.Digest != "" && s.hasBlob(li.Digest) {
+		return Layer{DiffID: li.DiffID, Digest: li.Digest, MediaType: li.MediaType, Size: li.Size}, nil
+	}
+	if !s.hasBlob(l.Digest) {
+		if err := os.Rename(blobPath, s.blobPath(l.Digest)); err != nil {
+			return Layer{}, err
+		}
+	}
+	li.Digest, li.MediaType, li.Size = l.Digest, l.MediaType, l.Size
+	if err := writeJSONAtomic(s.path("layers", hexOf(l.DiffID), "layer.json"), li); err != nil {
+		return Layer{}, err
+	}
+	return Layer{DiffID: li.DiffID, Digest: li.Digest, MediaType: li.MediaType, Size: li.Size}, nil
 }

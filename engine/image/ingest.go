@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -153,7 +154,8 @@ func (s *Store) commit(ctx context.Context, img v1.Image, o commitOptions) (*Ima
 		}
 	}
 	err = s.updateRefs(func(refs map[string]string) error {
-		if old, err := s.readRecord(id); err == nil {
+		old, err := s.readRecord(id)
+		if err == nil {
 			rec.RepoDigests = old.RepoDigests
 			rec.Stored = old.Stored
 		}
@@ -161,8 +163,12 @@ func (s *Store) commit(ctx context.Context, img v1.Image, o commitOptions) (*Ima
 			rec.RepoDigests = append(rec.RepoDigests, o.repoDigest)
 			sort.Strings(rec.RepoDigests)
 		}
-		if err := s.writeRecord(rec); err != nil {
-			return err
+		// The same image again (a rebuild that changed nothing) leaves
+		// its record as it is: no write, no fsync.
+		if old == nil || !sameRecord(old, rec) {
+			if err := s.writeRecord(rec); err != nil {
+				return err
+			}
 		}
 		for _, t := range o.tags {
 			refs[t] = id
@@ -174,6 +180,13 @@ func (s *Store) commit(ctx context.Context, img v1.Image, o commitOptions) (*Ima
 		return nil, err
 	}
 	return rec, nil
+}
+
+// sameRecord reports whether two records would be written the same.
+func sameRecord(a, b *Image) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 func contains(list []string, s string) bool {

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -161,8 +162,12 @@ func (s *Store) updateRefs(fn func(refs map[string]string) error) error {
 	if err != nil {
 		return err
 	}
+	before := maps.Clone(refs)
 	if err := fn(refs); err != nil {
 		return err
+	}
+	if maps.Equal(before, refs) {
+		return nil // nothing to write (and to fsync): a rebuild that changed nothing
 	}
 	return writeJSONAtomic(s.path("refs.json"), refs)
 }

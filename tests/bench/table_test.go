@@ -23,6 +23,7 @@ const (
 	secProxy
 	secServers
 	secMemory
+	secBuild
 )
 
 var sectionNames = map[int]string{
@@ -31,6 +32,7 @@ var sectionNames = map[int]string{
 	secProxy:   "published-port proxy",
 	secServers: "published port vs the container's address: real servers from Debian's packages, clients on the host",
 	secMemory:  "memory with 10 running containers",
+	secBuild:   "berth build (compose file, busybox base unless named)",
 }
 
 // row is one measurement next to its baseline.

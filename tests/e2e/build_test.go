@@ -661,3 +661,53 @@ services:
 	}
 	e.MustRun("down", "-t", "1")
 }
+
+// TestBuildCopyReuse: a COPY whose sources changed reuses the files of its
+// last layer that are still the same, and only those: a file rewritten
+// with the same size and its old mtime is copied again, and a COPY --from
+// of the result carries the new content too.
+func TestBuildCopyReuse(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("src/a.txt", "aaaa\n")
+	b := e.WriteFile("src/b.txt", "bbbb\n")
+	e.WriteFile("src/d/c.txt", "cccc\n")
+	e.WriteFile("Dockerfile", `FROM busybox:latest AS build
+COPY src/ /ctx/
+FROM busybox:latest
+COPY --from=build /ctx /app
+CMD ["cat", "/app/a.txt", "/app/b.txt", "/app/d/c.txt"]
+`)
+	e.WriteFile("compose.yaml", "name: reuse\nservices:\n  s:\n    build: .\n")
+	run := func() string {
+		t.Helper()
+		e.MustRun("build")
+		return e.MustRun("run", "--rm", "s").Stdout
+	}
+	if out := run(); out != "aaaa\nbbbb\ncccc\n" {
+		t.Fatalf("first build: %q", out)
+	}
+	fi, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b, []byte("BBBB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(b, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(); out != "aaaa\nBBBB\ncccc\n" {
+		t.Errorf("after b.txt changed (same size and mtime): %q", out)
+	}
+	// a.txt is one file shared by both builds' layers of both stages;
+	// b.txt was written again, and linked once into the final stage.
+	if out := e.MustRun("run", "--rm", "s", "stat", "-c", "%h", "/app/a.txt", "/app/b.txt").Stdout; out != "4\n2\n" {
+		t.Errorf("links of a.txt and b.txt: %q, want 4 and 2", out)
+	}
+	e.WriteFile("src/d/c.txt", "cccccc\n")
+	if out := run(); out != "aaaa\nBBBB\ncccccc\n" {
+		t.Errorf("after c.txt changed: %q", out)
+	}
+	e.MustRun("down")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/berthrun/berth/project"
 	"github.com/berthrun/berth/project/model"
@@ -20,6 +21,7 @@ func (g *globals) loadWith(ctx context.Context, o project.Options) (*project.Pro
 	if g.compatibility {
 		o.NameSeparator = "_"
 	}
+	o.CheckedDir = filepath.Join(g.root, "compose", "checked")
 	return project.Load(ctx, o)
 }
 

@@ -1,0 +1,223 @@
+package build
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// linker lets `COPY --from` a stage or image hard-link the files it copies
+// to the store's own: the source's layers are stored directories that
+// never change, on the store's filesystem like the step's upper
+// directory, so a file whose owner, mode and times the copy would give it
+// anyway needs no second copy of its bytes. The files cannot be linked
+// through the overlay mount (another filesystem), so they are listed while
+// the step runs and linked into the upper directory once it is unmounted;
+// their directories are made (or copied up) through the mount as for any
+// copy, and their times set again after the links.
+//
+// Only a file the merged view shows as the same inode as the topmost layer
+// file of that path, regular, without extended attributes, and with the
+// copy's owner and mode, is linked; anything else, or a target that
+// exists, is copied as before.
+//
+// A COPY from the context links to the layer the same step made last time
+// instead (prior), when it missed the cache because some sources changed:
+// a target file there with the same size, times, owner and mode as the
+// copy would give, and the same content (its sha256 against the context
+// file's, which the step's key already took), is the file this copy
+// would write. A one-file change then writes one file.
+type linker struct {
+	srcRoot string   // where the source's layers are mounted
+	layers  []string // their stored directories, topmost first
+	rootfs  string   // the step's mount
+
+	prior string                                               // the step's last layer directory
+	sum   func(abs string, st *syscall.Stat_t) (string, error) // a context file's content hash
+
+	mu      sync.Mutex
+	touched map[string]bool // target directories copied up
+	links   []pendingLink
+	dirs    []dirTime // rootfs-relative
+}
+
+type pendingLink struct {
+	src, rel string // the layer's file; the target below the rootfs
+	fi       fs.FileInfo
+	uid, gid int
+	mode     os.FileMode
+}
+
+type dirTime struct {
+	host  string
+	mtime time.Time
+}
+
+// maxLinks keeps a file's link count below ext4's limit of 65000 with
+// room for the layers that share it.
+const maxLinks = 60000
+
+func newLinker(srcRoot string, layers []string) *linker {
+	return &linker{srcRoot: srcRoot, layers: layers, touched: map[string]bool{}}
+}
+
+func newPriorLinker(prior string, sum func(abs string, st *syscall.Stat_t) (string, error)) *linker {
+	return &linker{prior: prior, sum: sum, touched: map[string]bool{}}
+}
+
+// fromPrior returns the file of the prior layer at target that is what
+// copying abs would make, or "".
+func (l *linker) fromPrior(target, abs string, fi fs.FileInfo, mst *syscall.Stat_t, uid, gid int, mode os.FileMode) string {
+	cand := filepath.Join(l.prior, target)
+	var st unix.Stat_t
+	if err := unix.Lstat(cand, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fi.Size() ||
+		st.Mtim != unix.Timespec(mst.Mtim) || int(st.Uid) != uid || int(st.Gid) != gid || st.Nlink >= maxLinks ||
+		st.Mode&0o7777 != unixPerm(mode) {
+		return ""
+	}
+	want, err := l.sum(abs, mst)
+	if err != nil {
+		return ""
+	}
+	f, err := os.Open(cand)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != want {
+		return ""
+	}
+	return cand
+}
+
+// unixPerm is chmod(2)'s bits of a FileMode.
+func unixPerm(m os.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		p |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		p |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		p |= 0o1000
+	}
+	return p
+}
+
+// take lists the copy of abs (a file under the source mount that fi
+// describes) to p (its target on the step's mount) as a link, when it can
+// be one, and reports whether it did.
+func (l *linker) take(p, abs string, fi fs.FileInfo, uid, gid int, mode os.FileMode) bool {
+	if l == nil || l.rootfs == "" || !fi.Mode().IsRegular() || mode != fi.Mode().Perm()|fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) {
+		return false
+	}
+	target, ok := strings.CutPrefix(p, l.rootfs+"/")
+	if !ok {
+		return false
+	}
+	mst, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	var src string
+	rel, ok := strings.CutPrefix(abs, l.srcRoot+"/")
+	if l.prior != "" {
+		src = l.fromPrior(target, abs, fi, mst, uid, gid, mode)
+	} else if !ok {
+		return false
+	}
+	for _, dir := range l.layers {
+		var st unix.Stat_t
+		err := unix.Lstat(filepath.Join(dir, rel), &st)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			continue
+		}
+		if err != nil || st.Ino != mst.Ino || st.Size != fi.Size() || st.Mtim != unix.Timespec(mst.Mtim) ||
+			int(st.Uid) != uid || int(st.Gid) != gid || st.Nlink >= maxLinks {
+			return false
+		}
+		src = filepath.Join(dir, rel)
+		break
+	}
+	if src == "" {
+		return false
+	}
+	if sz, err := unix.Llistxattr(src, nil); err != nil || sz != 0 {
+		return false
+	}
+	if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+		return false // replacing something: through the mount, as a copy
+	}
+	// The target's directory must be in the upper directory: a chown to
+	// its own owner copies it (and its parents) up.
+	parent := filepath.Dir(p)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.touched[parent] {
+		var st unix.Stat_t
+		if err := unix.Lstat(parent, &st); err != nil {
+			return false
+		}
+		if err := os.Lchown(parent, int(st.Uid), int(st.Gid)); err != nil {
+			return false
+		}
+		l.touched[parent] = true
+	}
+	l.links = append(l.links, pendingLink{src: src, rel: target, fi: fi, uid: uid, gid: gid, mode: mode})
+	return true
+}
+
+// setTimes records directory times copyTree set, to set them again in
+// the upper directory after the links.
+func (l *linker) setTimes(dirs []dirTime) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, d := range dirs {
+		if rel, ok := strings.CutPrefix(d.host, l.rootfs+"/"); ok {
+			l.dirs = append(l.dirs, dirTime{rel, d.mtime})
+		}
+	}
+}
+
+// apply makes the listed links in upper (the unmounted step's upper
+// directory), copying a file whose link fails, then puts back the
+// directories' times.
+func (l *linker) apply(upper string) error {
+	if l == nil || len(l.links) == 0 {
+		return nil
+	}
+	for _, k := range l.links {
+		dst := filepath.Join(upper, k.rel)
+		if err := os.Link(k.src, dst); err != nil {
+			if err := copyFile(k.src, dst, k.fi, k.uid, k.gid, k.mode); err != nil {
+				return err
+			}
+		}
+	}
+	for i := len(l.dirs) - 1; i >= 0; i-- {
+		d := l.dirs[i]
+		p := filepath.Join(upper, d.host)
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		if err := os.Chtimes(p, d.mtime, d.mtime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
