@@ -116,20 +116,7 @@ func (b *Builder) cacheMount(m *runMounts, mt *instructions.Mount, target string
 		if err != nil {
 			return err
 		}
-		mode, uid, gid := uint64(0o755), 0, 0
-		if mt.Mode != nil {
-			mode = *mt.Mode
-		}
-		if mt.UID != nil {
-			uid = int(*mt.UID)
-		}
-		if mt.GID != nil {
-			gid = int(*mt.GID)
-		}
-		if err := os.Chown(tmp, uid, gid); err != nil {
-			return err
-		}
-		if err := os.Chmod(tmp, unixMode(mode)); err != nil {
+		if err := ownAsMount(tmp, mt, 0o755); err != nil {
 			return err
 		}
 		if err := os.Rename(tmp, dir); err != nil {
@@ -270,29 +257,35 @@ func (b *Builder) secretMount(m *runMounts, mt *instructions.Mount, target strin
 		}
 		m.release = append(m.release, func() { os.RemoveAll(dir) })
 		file = filepath.Join(dir, "secret")
-		mode, uid, gid := uint64(0o400), 0, 0
-		if mt.Mode != nil {
-			mode = *mt.Mode
-		}
-		if mt.UID != nil {
-			uid = int(*mt.UID)
-		}
-		if mt.GID != nil {
-			gid = int(*mt.GID)
-		}
 		if err := os.WriteFile(file, data, 0o600); err != nil {
 			return err
 		}
-		if err := os.Chown(file, uid, gid); err != nil {
-			return err
-		}
-		if err := os.Chmod(file, unixMode(mode)); err != nil {
+		if err := ownAsMount(file, mt, 0o400); err != nil {
 			return err
 		}
 	}
 	m.binds = append(m.binds, runtime.Mount{Source: file, Destination: target, ReadOnly: true})
 	m.targets = append(m.targets, target)
 	return nil
+}
+
+// ownAsMount gives path the owner and mode a RUN --mount asks for (uid,
+// gid, mode options), root and mode by default.
+func ownAsMount(path string, mt *instructions.Mount, mode uint64) error {
+	uid, gid := 0, 0
+	if mt.Mode != nil {
+		mode = *mt.Mode
+	}
+	if mt.UID != nil {
+		uid = int(*mt.UID)
+	}
+	if mt.GID != nil {
+		gid = int(*mt.GID)
+	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		return err
+	}
+	return os.Chmod(path, unixMode(mode))
 }
 
 // secretsDir is where a step's secret copies live: in memory (/dev/shm)

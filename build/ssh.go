@@ -11,7 +11,6 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
-	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/runtime"
 )
@@ -127,20 +126,7 @@ func (b *Builder) sshMount(m *runMounts, mt *instructions.Mount, target string, 
 		mu.Unlock()
 		wg.Wait()
 	})
-	mode, uid, gid := uint64(0o600), 0, 0
-	if mt.Mode != nil {
-		mode = *mt.Mode
-	}
-	if mt.UID != nil {
-		uid = int(*mt.UID)
-	}
-	if mt.GID != nil {
-		gid = int(*mt.GID)
-	}
-	if err := os.Chown(sock, uid, gid); err != nil {
-		return err
-	}
-	if err := unix.Chmod(sock, uint32(mode)); err != nil {
+	if err := ownAsMount(sock, mt, 0o600); err != nil {
 		return err
 	}
 	wg.Add(1)
