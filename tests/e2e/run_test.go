@@ -102,6 +102,11 @@ networks:
 	if r := e.Run("run", "--rm", "-T", "tool"); r.Code != 0 || r.Stdout != "tool ran\n" {
 		t.Errorf("run of a profiled service: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
+	// And up runs it when named, as compose does.
+	if r := e.Run("up", "tool"); r.Code != 0 || !strings.Contains(r.Stdout, "tool ran") {
+		t.Errorf("up of a profiled service: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	e.MustRun("--profile", "tools", "down", "-t", "1")
 	os.Remove(filepath.Join(e.Dir, "compose.override.yaml"))
 	if r := e.Run("run", "--rm", "-T", "--no-deps", "app", "no-such-command"); r.Code != 127 {
 		t.Errorf("missing command: exit %d, stderr %q", r.Code, r.Stderr)

@@ -39,7 +39,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		Use:   "build [OPTIONS] [SERVICE...]",
 		Short: "Build or rebuild services",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := g.load(cmd.Context())
+			p, err := g.loadNamed(cmd.Context(), args)
 			if err != nil {
 				return err
 			}

@@ -15,13 +15,39 @@ func (g *globals) load(ctx context.Context) (*project.Project, error) {
 	return g.loadWith(ctx, project.Options{})
 }
 
+// loadNamed is load for a command given services by name: a service whose
+// profile is not active is enabled by being named, as with compose (the
+// project is loaded again with its profiles, so that its networks and
+// volumes are part of it too).
+func (g *globals) loadNamed(ctx context.Context, names []string) (*project.Project, error) {
+	p, err := g.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	profiles := append([]string{}, g.profiles...)
+	for _, n := range names {
+		if svc, off := p.DisabledServices[n]; off {
+			profiles = append(profiles, svc.Profiles...)
+		}
+	}
+	if len(profiles) == len(g.profiles) {
+		return p, nil
+	}
+	withProfiles := *g
+	withProfiles.profiles = profiles
+	return withProfiles.load(ctx)
+}
+
 // loadWith is load with config's switches set in o.
 func (g *globals) loadWith(ctx context.Context, o project.Options) (*project.Project, error) {
 	o.Files, o.ProjectDir, o.Name, o.Profiles, o.EnvFiles = g.files, g.projectDir, g.name, g.profiles, g.envFiles
 	if g.compatibility {
 		o.NameSeparator = "_"
 	}
-	o.CheckedDir = filepath.Join(g.root, "compose", "checked")
+	if !g.dryRun {
+		// A dry run writes nothing, not even this cache.
+		o.CheckedDir = filepath.Join(g.root, "compose", "checked")
+	}
 	return project.Load(ctx, o)
 }
 

@@ -24,7 +24,7 @@ func newPullCommand(g *globals) *cobra.Command {
 			default:
 				return fmt.Errorf("invalid pull policy %q: use missing or always", policy)
 			}
-			p, err := g.load(cmd.Context())
+			p, err := g.loadNamed(cmd.Context(), args)
 			if err != nil {
 				return err
 			}

@@ -19,7 +19,7 @@ func newPushCommand(g *globals) *cobra.Command {
 		Use:   "push [OPTIONS] [SERVICE...]",
 		Short: "Push service images",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := g.load(cmd.Context())
+			p, err := g.loadNamed(cmd.Context(), args)
 			if err != nil {
 				return err
 			}

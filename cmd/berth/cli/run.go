@@ -93,19 +93,9 @@ func runRun(cmd *cobra.Command, g *globals, f *runFlags, service string, args []
 	default:
 		return fmt.Errorf("invalid --pull option %q", f.pull)
 	}
-	p, err := g.load(ctx)
+	p, err := g.loadNamed(ctx, []string{service})
 	if err != nil {
 		return err
-	}
-	if svc, off := p.DisabledServices[service]; off {
-		// A service whose profile is not active runs when named, as
-		// with compose: the project is loaded again with its profiles,
-		// so that its networks and volumes are part of it too.
-		withProfiles := *g
-		withProfiles.profiles = append(append([]string{}, g.profiles...), svc.Profiles...)
-		if p, err = withProfiles.load(ctx); err != nil {
-			return err
-		}
 	}
 	if err := checkServices(p, []string{service}); err != nil {
 		return err

@@ -100,7 +100,7 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 	if f.watch && f.detach {
 		return errors.New("--detach and --watch can't be used together")
 	}
-	p, err := g.load(ctx)
+	p, err := g.loadNamed(ctx, args)
 	if err != nil {
 		return err
 	}
