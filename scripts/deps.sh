@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what berth's build needs from Debian's packages; with --test,
 # also what its tests need (qemu and the kernels the cgroup v2 VM test
-# boots). Idempotent: when everything is present it only runs dpkg-query,
-# sees the VM test's kernels cached, and returns.
+# boots, etcd and the Kubernetes API server the bridge tests run).
+# Idempotent: when everything is present it only runs dpkg-query, sees the
+# VM test's kernels and the API server cached, and returns.
 set -euo pipefail
 
 tests=false
@@ -25,6 +26,7 @@ if $tests; then
 		xz-utils           # and unxz and zstd to unpack them and their modules
 		zstd
 		qemu-system-x86    # boots Debian's kernels for the cgroup v2 test (tests/vm)
+		etcd-server        # the store of the kube-apiserver the bridge tests run (tests/kube)
 	)
 fi
 
@@ -58,4 +60,10 @@ if ! command -v go >/dev/null 2>&1; then
 	done
 	echo "deps: go not found on PATH" >&2
 	exit 1
+fi
+
+# The kube-apiserver and kube-controller-manager the bridge tests run, built
+# once from the Go module proxy into a cache (several minutes the first time).
+if $tests; then
+	bash "$(dirname "$0")/kubeapiserver.sh" >/dev/null
 fi
