@@ -8,10 +8,12 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,18 +45,26 @@ var (
 // kind/namespace/name -> resourceVersion.
 func (c *kubeCluster) objects(project, ns string) map[string]string {
 	c.t.Helper()
+	out, err := c.listObjects(project, ns)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+func (c *kubeCluster) listObjects(project, ns string) (map[string]string, error) {
 	out := map[string]string{}
 	sel := metav1.ListOptions{LabelSelector: "com.docker.compose.project=" + project}
 	for kind, gvr := range kubeKinds {
 		l, err := c.dyn.Resource(gvr).Namespace(ns).List(context.Background(), sel)
 		if err != nil {
-			c.t.Fatalf("list %s: %v", gvr.Resource, err)
+			return nil, fmt.Errorf("list %s: %v", gvr.Resource, err)
 		}
 		for _, it := range l.Items {
 			out[strings.ToLower(kind)+"/"+it.GetNamespace()+"/"+it.GetName()] = it.GetResourceVersion()
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (c *kubeCluster) exists(gvr schema.GroupVersionResource, ns, name string) bool {
@@ -334,49 +344,104 @@ services:
 
 	t.Run("every compose file", func(t *testing.T) {
 		fixtures := composeFixtures(t)
-		applied, skipped := 0, 0
-		start := time.Now()
+		type outcome struct {
+			skipped  string
+			problems []string
+		}
+		outcomes := make([]outcome, len(fixtures))
 		for i, fx := range fixtures {
-			project := fmt.Sprintf("kf-%d", i)
-			dir := filepath.Join("fixtures", project)
-			file := filepath.Join(dir, "compose.yaml")
-			e.WriteFile(file, fx.content)
-			args := []string{"-f", file, "-p", project, "bridge", "apply", kc}
-			r := e.Run(append(args, "--dry-run=server")...)
-			if r.Code != 0 {
-				if !strings.Contains(r.Stderr, "apply project") {
-					// Not a project berth converts (a test of bad input,
-					// a file that needs its build context): skipped.
-					skipped++
-					t.Logf("%s: skipped: %s", fx.where, strings.TrimSpace(r.Stderr))
-					continue
+			e.WriteFile(filepath.Join("fixtures", fmt.Sprintf("kf-%d", i), "compose.yaml"), fx.content)
+		}
+		// Two at a time: each project is three berth runs and a few dozen
+		// requests, and the two cores are shared.
+		start := time.Now()
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					skipped, problems := c.checkFixture(e, fmt.Sprintf("kf-%d", i))
+					outcomes[i] = outcome{skipped, problems}
 				}
-				t.Errorf("%s: dry run refused: %s", fx.where, r.Stderr)
-				continue
+			}()
+		}
+		for i := range fixtures {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		applied, skipped := 0, 0
+		for i, o := range outcomes {
+			switch {
+			case o.skipped != "":
+				skipped++
+				t.Logf("%s: skipped: %s", fixtures[i].where, o.skipped)
+			case len(o.problems) > 0:
+				t.Errorf("%s:\n%s", fixtures[i].where, strings.Join(o.problems, "\n"))
+			default:
+				applied++
 			}
-			if c.exists(namespacesGVR, "", project) {
-				t.Errorf("%s: the dry run made namespace %s", fx.where, project)
-			}
-			r = e.Run(args...)
-			if r.Code != 0 {
-				t.Errorf("%s: apply refused: %s", fx.where, r.Stderr)
-				continue
-			}
-			first := c.objects(project, project)
-			if n := strings.Count(r.Stdout, " applied\n"); len(first)+1 != n {
-				t.Errorf("%s: %d objects on the server, %d applied:\n%s", fx.where, len(first), n, r.Stdout)
-			}
-			e.MustRun(args...)
-			if again := c.objects(project, project); !equalMaps(first, again) {
-				t.Errorf("%s: a second apply changed objects:\n%v\n%v", fx.where, first, again)
-			}
-			applied++
 		}
 		t.Logf("%d compose files applied, %d skipped, in %s", applied, skipped, time.Since(start).Round(time.Millisecond))
 		if applied < 2*skipped || applied < 20 {
 			t.Errorf("only %d of %d compose files applied", applied, len(fixtures))
 		}
 	})
+}
+
+// checkFixture takes the compose file fixtures/<project>/compose.yaml
+// through apply --dry-run=server, apply and apply again. A file berth
+// does not convert (a test of bad input, one that needs files beside it)
+// is skipped, with the reason.
+func (c *kubeCluster) checkFixture(e *harness.Env, project string) (skipped string, problems []string) {
+	run := func(args ...string) (string, string, int) {
+		cmd := e.Command(args...)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		return out.String(), errb.String(), code
+	}
+	args := []string{"-f", filepath.Join("fixtures", project, "compose.yaml"), "-p", project, "bridge", "apply", "--kubeconfig=" + c.kubeconfig}
+	_, stderr, code := run(append(args, "--dry-run=server")...)
+	if code != 0 {
+		if !strings.Contains(stderr, "apply project") {
+			return strings.TrimSpace(stderr), nil
+		}
+		return "", []string{"dry run refused: " + stderr}
+	}
+	if _, err := c.dyn.Resource(namespacesGVR).Get(context.Background(), project, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		problems = append(problems, fmt.Sprintf("namespace %s after the dry run: %v", project, err))
+	}
+	stdout, stderr, code := run(args...)
+	if code != 0 {
+		return "", append(problems, "apply refused: "+stderr)
+	}
+	first, err := c.listObjects(project, project)
+	if err != nil {
+		return "", append(problems, err.Error())
+	}
+	if n := strings.Count(stdout, " applied\n"); len(first)+1 != n {
+		problems = append(problems, fmt.Sprintf("%d objects on the server, %d applied:\n%s", len(first), n, stdout))
+	}
+	if _, stderr, code := run(args...); code != 0 {
+		return "", append(problems, "second apply refused: "+stderr)
+	}
+	again, err := c.listObjects(project, project)
+	if err != nil {
+		return "", append(problems, err.Error())
+	}
+	if !equalMaps(first, again) {
+		problems = append(problems, fmt.Sprintf("a second apply changed objects:\n%v\n%v", first, again))
+	}
+	return "", problems
 }
 
 func equalMaps(a, b map[string]string) bool {
