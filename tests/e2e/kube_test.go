@@ -167,11 +167,11 @@ func TestBridgeKube(t *testing.T) {
 		}
 	})
 
-	// The controllers run for this part only: they would otherwise make
-	// pods for every project below, and overwrite the status the wait
-	// test writes.
-	stopControllers := c.startControllerManager()
 	t.Run("ps prune down", func(t *testing.T) {
+		// The controllers run for this part only: they would otherwise
+		// make pods for every project below, and overwrite the status the
+		// wait test writes.
+		defer c.startControllerManager()()
 		shop := `
 services:
   web:
@@ -275,10 +275,9 @@ volumes:
 			t.Errorf("ps after down:\n%s", r.Stdout)
 		}
 	})
-	stopControllers()
 
 	t.Run("wait", func(t *testing.T) {
-		// No controllers run yet: the test plays them, completing the Job
+		// No controllers run now: the test plays them, completing the Job
 		// and making the Deployment available through their status.
 		e.WriteFile("wait/compose.yaml", `
 services:
