@@ -42,7 +42,7 @@ var (
 )
 
 // objects lists the project's objects in ns ("" for every namespace) as
-// kind/namespace/name -> resourceVersion.
+// kind/namespace/name -> the object in JSON, less its resourceVersion.
 func (c *kubeCluster) objects(project, ns string) map[string]string {
 	c.t.Helper()
 	out, err := c.listObjects(project, ns)
@@ -61,7 +61,16 @@ func (c *kubeCluster) listObjects(project, ns string) (map[string]string, error)
 			return nil, fmt.Errorf("list %s: %v", gvr.Resource, err)
 		}
 		for _, it := range l.Items {
-			out[strings.ToLower(kind)+"/"+it.GetNamespace()+"/"+it.GetName()] = it.GetResourceVersion()
+			// The content without its resourceVersion: the server
+			// rewrites a PersistentVolumeClaim on its first update, apply
+			// or not (its status.phase, defaulted when read, is stored
+			// then), with the same content and a new version.
+			it.SetResourceVersion("")
+			data, err := json.Marshal(it.Object)
+			if err != nil {
+				return nil, err
+			}
+			out[strings.ToLower(kind)+"/"+it.GetNamespace()+"/"+it.GetName()] = string(data)
 		}
 	}
 	return out, nil
@@ -437,22 +446,15 @@ func (c *kubeCluster) checkFixture(e *harness.Env, project string) (skipped stri
 	if err != nil {
 		return "", append(problems, err.Error())
 	}
-	if !equalMaps(first, again) {
-		problems = append(problems, fmt.Sprintf("a second apply changed objects:\n%v\n%v", first, again))
-	}
-	return "", problems
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
+	for k, v := range first {
+		if again[k] != v {
+			problems = append(problems, fmt.Sprintf("a second apply changed %s:\n%s\n%s", k, v, again[k]))
 		}
 	}
-	return true
+	if len(again) != len(first) {
+		problems = append(problems, fmt.Sprintf("a second apply left %d objects, not %d", len(again), len(first)))
+	}
+	return "", problems
 }
 
 func mustRead(t *testing.T, path string) string {
