@@ -307,3 +307,37 @@ func TestNewPod(t *testing.T) {
 		})
 	}
 }
+
+func TestServicePorts(t *testing.T) {
+	r := convert(t, `
+name: p
+services:
+  web:
+    image: nginx
+    ports: ["8080:80", "8443:443"]
+    expose: ["9000"]
+  db:
+    image: postgres
+    expose: ["5432"]
+  side:
+    image: busybox
+`, nil, Options{})
+	var svcs []corev1.Service
+	for _, o := range r.Objects {
+		if s, ok := o.(*corev1.Service); ok {
+			svcs = append(svcs, *s)
+		}
+	}
+	got := ServicePorts(svcs)
+	equal(t, "web", got["web"], "8080->80/tcp, 8443->443/tcp, 9000/tcp")
+	equal(t, "db", got["db"], "5432/tcp")
+	if _, ok := got["side"]; ok {
+		t.Errorf("side (no ports): %q", got["side"])
+	}
+	for i := range svcs {
+		if svcs[i].Spec.Type == corev1.ServiceTypeLoadBalancer {
+			svcs[i].Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}}
+		}
+	}
+	equal(t, "web with an address", ServicePorts(svcs)["web"], "203.0.113.7:8080->80/tcp, 203.0.113.7:8443->443/tcp, 9000/tcp")
+}

@@ -151,10 +151,10 @@ func composeFixtures(t *testing.T) []composeFixture {
 // or an unreachable cluster.
 func TestBridgeKube(t *testing.T) {
 	c := startKubeCluster(t)
-	e := harness.New(t)
 	kc := "--kubeconfig=" + c.kubeconfig
 
 	t.Run("errors", func(t *testing.T) {
+		e := harness.New(t)
 		e.WriteFile("errs/compose.yaml", "services:\n  web:\n    image: nginx\n")
 		for _, tc := range []struct {
 			args []string
@@ -177,6 +177,7 @@ func TestBridgeKube(t *testing.T) {
 	})
 
 	t.Run("ps prune down", func(t *testing.T) {
+		e := harness.New(t)
 		// The controllers run for this part only: they would otherwise
 		// make pods for every project below, and overwrite the status the
 		// wait test writes.
@@ -229,7 +230,7 @@ volumes:
 			if p["Status"] != "Pending (unscheduled)" || p["Namespace"] != "shop" {
 				t.Errorf("pod %v", p)
 			}
-			if p["Service"] == "web" && p["Ports"] != "80/tcp" {
+			if p["Service"] == "web" && p["Ports"] != "8080->80/tcp" {
 				t.Errorf("web's ports %v", p["Ports"])
 			}
 		}
@@ -286,6 +287,7 @@ volumes:
 	})
 
 	t.Run("wait", func(t *testing.T) {
+		e := harness.New(t)
 		// No controllers run now: the test plays them, completing the Job
 		// and making the Deployment available through their status.
 		e.WriteFile("wait/compose.yaml", `
@@ -351,6 +353,7 @@ services:
 	})
 
 	t.Run("every compose file", func(t *testing.T) {
+		e := harness.New(t)
 		fixtures := composeFixtures(t)
 		type outcome struct {
 			skipped  string

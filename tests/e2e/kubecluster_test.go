@@ -114,7 +114,7 @@ current-context: test
 }
 
 // startControllerManager runs the controllers that finish deletions
-// (namespaces, garbage collection) and make the pods of Deployments and
+// (namespaces, garbage collection, claims' protection) and make the pods of Deployments and
 // Jobs, until the returned function stops them.
 func (c *kubeCluster) startControllerManager() (stop func()) {
 	c.t.Helper()
@@ -122,7 +122,8 @@ func (c *kubeCluster) startControllerManager() (stop func()) {
 	return c.start("kube-controller-manager", filepath.Join(c.binDir, "kube-controller-manager-"+kubeRelease),
 		"--kubeconfig="+c.kubeconfig,
 		"--controllers=namespace-controller,garbage-collector-controller,deployment-controller,"+
-			"replicaset-controller,job-controller,serviceaccount-controller",
+			"replicaset-controller,job-controller,serviceaccount-controller,"+
+			"persistentvolumeclaim-protection-controller",
 		"--leader-elect=false", "--secure-port=0",
 		"--service-account-private-key-file="+filepath.Join(pki, "sa.key"),
 		"--root-ca-file="+filepath.Join(pki, "ca.crt"),
