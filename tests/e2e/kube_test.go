@@ -403,7 +403,8 @@ services:
 }
 
 // checkFixture takes the compose file fixtures/<project>/compose.yaml
-// through apply --dry-run=server, apply and apply again. A file berth
+// through apply --dry-run=server, apply, apply again and a dry run again,
+// the last two changing nothing. A file berth
 // does not convert (a test of bad input, one that needs files beside it)
 // is skipped, with the reason.
 func (c *kubeCluster) checkFixture(e *harness.Env, project string) (skipped string, problems []string) {
@@ -445,13 +446,17 @@ func (c *kubeCluster) checkFixture(e *harness.Env, project string) (skipped stri
 	if _, stderr, code := run(args...); code != 0 {
 		return "", append(problems, "second apply refused: "+stderr)
 	}
+	// A dry run in the namespace that exists now stores nothing either.
+	if _, stderr, code := run(append(args, "--dry-run=server")...); code != 0 {
+		return "", append(problems, "dry run in the namespace refused: "+stderr)
+	}
 	again, err := c.listObjects(project, project)
 	if err != nil {
 		return "", append(problems, err.Error())
 	}
 	for k, v := range first {
 		if again[k] != v {
-			problems = append(problems, fmt.Sprintf("a second apply changed %s:\n%s\n%s", k, v, again[k]))
+			problems = append(problems, fmt.Sprintf("a second apply or dry run changed %s:\n%s\n%s", k, v, again[k]))
 		}
 	}
 	if len(again) != len(first) {
