@@ -23,7 +23,7 @@ type ApplyOptions struct {
 	// applying it, and at the end for every Deployment to be available
 	// and every Job complete.
 	Wait bool
-	// Timeout bounds the waits (default 5 minutes).
+	// Timeout bounds the waits, all together (default 5 minutes).
 	Timeout time.Duration
 	// Log receives one line per object applied or pruned.
 	Log io.Writer
@@ -211,6 +211,8 @@ func (c *Cluster) Apply(ctx context.Context, r *Result, opts ApplyOptions) error
 	if opts.DryRun {
 		suffix = " (server dry run)"
 	}
+	// One deadline for every wait of this apply: --timeout bounds it all.
+	deadline := time.Now().Add(opts.Timeout)
 	project := r.Project()
 	ns := r.Namespace
 	target := ns
@@ -223,7 +225,7 @@ func (c *Cluster) Apply(ctx context.Context, r *Result, opts ApplyOptions) error
 					jobs = append(jobs, Ref{Kind: "Job", Name: j})
 				}
 			}
-			if err := c.waitReady(ctx, ns, jobs, opts.Timeout, log); err != nil {
+			if err := c.waitReady(ctx, ns, jobs, deadline, opts.Timeout, log); err != nil {
 				return err
 			}
 		}
@@ -270,7 +272,7 @@ func (c *Cluster) Apply(ctx context.Context, r *Result, opts ApplyOptions) error
 			refs = append(refs, refOf(o))
 		}
 	}
-	return c.waitReady(ctx, ns, refs, opts.Timeout, log)
+	return c.waitReady(ctx, ns, refs, deadline, opts.Timeout, log)
 }
 
 func (c *Cluster) applyOne(ctx context.Context, o Object, ns string, dry bool) error {

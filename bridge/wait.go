@@ -98,12 +98,11 @@ func (c *Cluster) ready(ctx context.Context, ns string, ref Ref) (bool, string, 
 }
 
 // waitReady polls refs until each is ready, or fails naming those that
-// are not when timeout passes.
-func (c *Cluster) waitReady(ctx context.Context, ns string, refs []Ref, timeout time.Duration, log io.Writer) error {
+// are not at deadline, which is timeout after the apply began.
+func (c *Cluster) waitReady(ctx context.Context, ns string, refs []Ref, deadline time.Time, timeout time.Duration, log io.Writer) error {
 	if len(refs) == 0 {
 		return nil
 	}
-	deadline := time.Now().Add(timeout)
 	pending := append([]Ref(nil), refs...)
 	reasons := map[Ref]string{}
 	for {
