@@ -539,3 +539,12 @@ func TestDNSLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishedAnyPort(t *testing.T) {
+	// "0:80" is any free host port in compose: the load balancer offers 80.
+	r := convert(t, "name: p\nservices:\n  app:\n    image: busybox\n    ports: [\"0:80\"]\n", nil, Options{})
+	s := get[*corev1.Service](t, r, "app-published")
+	if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Port != 80 || s.Spec.Ports[0].TargetPort.IntValue() != 80 {
+		t.Errorf("published ports %+v", s.Spec.Ports)
+	}
+}

@@ -180,6 +180,11 @@ func (c *converter) services(s types.ServiceConfig, svc, subject string) []Objec
 			c.note(subject, "published port %q dropped", p.Published)
 			continue
 		}
+		if host == 0 {
+			// Host port 0 is any free port in compose; the load balancer
+			// offers the container's own.
+			host = int(p.Target)
+		}
 		proto := protocol(p.Protocol)
 		key := fmt.Sprintf("%s-%d", lower(proto), host)
 		if seen["published "+key] {

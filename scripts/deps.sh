@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what berth's build needs from Debian's packages; with --test,
 # also what its tests need (qemu and the kernels the cgroup v2 VM test
-# boots); with --bench, what `make bench` needs (the clients of the
-# real-server benchmarks and debootstrap for their servers' image).
+# boots, etcd and the Kubernetes API server the bridge tests run); with
+# --bench, what `make bench` needs (the clients of the real-server
+# benchmarks and debootstrap for their servers' image).
 # Idempotent: when everything is present it only runs dpkg-query, sees the
-# VM test's kernels (or pgbench) cached, and returns.
+# VM test's kernels, the API server (or pgbench) cached, and returns.
 set -euo pipefail
 
 tests=false
@@ -32,6 +33,7 @@ if $tests; then
 		zstd
 		qemu-system-x86    # boots Debian's kernels for the cgroup v2 test (tests/vm)
 		debootstrap        # Debian base images of build tests and benchmarks (tests/debian)
+		etcd-server        # the store of the kube-apiserver the bridge tests run (tests/kube)
 	)
 fi
 if $bench; then
@@ -97,4 +99,10 @@ if ! command -v go >/dev/null 2>&1; then
 	done
 	echo "deps: go not found on PATH" >&2
 	exit 1
+fi
+
+# The kube-apiserver and kube-controller-manager the bridge tests run, built
+# once from the Go module proxy into a cache (several minutes the first time).
+if $tests; then
+	bash "$(dirname "$0")/kubeapiserver.sh" >/dev/null
 fi
