@@ -26,8 +26,8 @@ import (
 func (s *Store) HasLayer(diffID string) bool { return s.hasLayer(diffID) }
 
 // MountLayers is Mount for a builder's step: an overlay of layers (bottom
-// first) under a fresh upper directory, with no image record behind it.
-// Undo it with RemoveRootfs.
+// first) under a fresh upper directory, with no image record behind it,
+// mounted volatile (see mountLocked). Undo it with RemoveRootfs.
 func (s *Store) MountLayers(ctx context.Context, id string, diffIDs []string) (string, error) {
 	if err := checkContainerID(id); err != nil {
 		return "", err
@@ -46,7 +46,7 @@ func (s *Store) MountLayers(ctx context.Context, id string, diffIDs []string) (s
 	for _, d := range diffIDs {
 		img.Layers = append(img.Layers, Layer{DiffID: d})
 	}
-	return s.mountLocked(ctx, id, img)
+	return s.mountLocked(ctx, id, img, true)
 }
 
 // UpperDir is where the writes to a mounted rootfs land: a step's diff.

@@ -8,9 +8,9 @@
 // Pause and Destroy operate on it; Load adopts a container created by
 // another process from the state root.
 //
-// A binary that starts containers must call Reexec before anything else:
-// libcontainer re-executes it as "init" inside new containers, and
-// Spec.Init may run it as ReaperArg.
+// A binary that starts containers is re-executed by libcontainer as "init"
+// inside new containers, and Spec.Init may run it as ReaperArg; this
+// package's init function catches both (see Reexec).
 package runtime
 
 import (
@@ -29,11 +29,22 @@ func Init() {
 	libcontainer.Init()
 }
 
+// init runs Reexec as soon as this package's imports are initialized.
+// Go initializes the packages of a binary in import-path order as their
+// imports allow, so this comes before the packages that only the CLI
+// needs (compose-go's JSON schema, the ssh client, Kubernetes' API
+// types): in the berth binary those inits are about 18 of the ~32 ms of
+// package initialization (far more on a loaded machine), which every
+// container start paid once more in libcontainer's init before it
+// reached the container's command.
+func init() { Reexec() }
+
 // Reexec handles the two ways berth's binaries are re-executed by the
 // runtime, and returns only when the process is neither: as "init",
 // libcontainer's side inside a new container; as ReaperArg, a container's
-// PID 1 for `init: true` without berth-init. Call it first, from main's
-// init function.
+// PID 1 for `init: true` without berth-init. The package's init function
+// calls it; calling it again (as main packages may, first thing) is
+// harmless.
 func Reexec() {
 	if len(os.Args) < 2 {
 		return
