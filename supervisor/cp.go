@@ -89,13 +89,13 @@ func (c *container) freeze() (thaw func()) {
 	if st, err := c.ctr.State(); err != nil || st.Status != runtime.StatusRunning {
 		return func() {}
 	}
-	ctr := c.ctr
-	if err := ctr.Pause(); err != nil {
+	resume, err := c.ctr.Freeze()
+	if err != nil {
 		c.s.logf("container %s: pausing for a copy: %v", c.rec.Name, err)
 		return func() {}
 	}
 	return func() {
-		if err := ctr.Resume(); err != nil {
+		if err := resume(); err != nil {
 			c.s.logf("container %s: resuming after a copy: %v", c.rec.Name, err)
 		}
 	}

@@ -28,6 +28,8 @@ var (
 	ErrNotFound      = errdefs.Derive(errdefs.ErrNotFound, "container not found")
 	ErrAlreadyExists = errdefs.Derive(errdefs.ErrAlreadyExists, "container already exists")
 	ErrNotRunning    = errdefs.Derive(errdefs.ErrFailedPrecondition, "container not running")
+	// ErrPaused is returned by Exec in a paused container, as docker's.
+	ErrPaused = errdefs.Derive(errdefs.ErrFailedPrecondition, "container is paused, unpause the container before exec")
 	// ErrNotStarted is returned by Wait on a container that was never started.
 	ErrNotStarted = errdefs.Derive(errdefs.ErrFailedPrecondition, "container not started")
 )
@@ -56,6 +58,12 @@ type Container struct {
 	// manager's map): a waiter reading the OOM counter while a stopper
 	// destroys the container.
 	lcMu sync.Mutex
+	// freezeGate orders the start of an exec'd process against freezing:
+	// libcontainer holds its container lock while a new process's init
+	// reports in, and an init that joins a frozen cgroup freezes before it
+	// does, so a Resume (behind the same lock) would never come. Starts
+	// hold it shared; Pause, and Freeze until its thaw, hold it alone.
+	freezeGate sync.RWMutex
 
 	stdio    Stdio
 	terminal bool
@@ -565,10 +573,41 @@ func (c *Container) signalRecorded(sig os.Signal) (gone bool, err error) {
 
 // Pause freezes every process of the container (cgroup freezer).
 func (c *Container) Pause() error {
+	c.freezeGate.Lock()
+	defer c.freezeGate.Unlock()
 	if err := c.lc.Pause(); err != nil {
 		return fmt.Errorf("pause %s: %w", c.id, err)
 	}
 	return nil
+}
+
+// Freeze pauses the container for a moment (a copy into it) and returns
+// what thaws it; no exec'd process starts in between: one asked for
+// waits for the thaw.
+func (c *Container) Freeze() (thaw func() error, err error) {
+	c.freezeGate.Lock()
+	if err := c.lc.Pause(); err != nil {
+		c.freezeGate.Unlock()
+		return nil, fmt.Errorf("pause %s: %w", c.id, err)
+	}
+	return func() error {
+		defer c.freezeGate.Unlock()
+		if err := c.lc.Resume(); err != nil {
+			return fmt.Errorf("resume %s: %w", c.id, err)
+		}
+		return nil
+	}, nil
+}
+
+// runProcess starts an exec'd process, unless the container is paused
+// (see freezeGate).
+func (c *Container) runProcess(p *libcontainer.Process) error {
+	c.freezeGate.RLock()
+	defer c.freezeGate.RUnlock()
+	if st, err := c.lc.Status(); err == nil && st == libcontainer.Paused {
+		return ErrPaused
+	}
+	return c.lc.Run(p)
 }
 
 // Resume thaws a paused container.

@@ -109,7 +109,7 @@ func (c *Container) Exec(ctx context.Context, spec ExecSpec) (int, error) {
 		return -1, fmt.Errorf("exec in %s: %w", c.id, err)
 	}
 	defer sio.close()
-	if err := c.lc.Run(p); err != nil {
+	if err := c.runProcess(p); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", c.id, classifyStart(err))
 	}
 	if err := sio.started(); err != nil {

@@ -21,7 +21,7 @@ func (c *Container) startDetached(p *libcontainer.Process) (int, error) {
 	}
 	defer null.Close()
 	p.Stdin, p.Stdout, p.Stderr = null, null, null
-	if err := c.lc.Run(p); err != nil {
+	if err := c.runProcess(p); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", c.id, classifyStart(err))
 	}
 	// Reap it if the caller lives longer than the process; a CLI that exits

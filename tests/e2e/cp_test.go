@@ -161,3 +161,39 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestCpAndExecTogether: a copy freezes the container while an exec may be
+// starting in it; neither waits for the other for ever (an exec's init
+// that joined the frozen cgroup used to hold libcontainer's lock that the
+// thaw needed). An exec in a paused container is refused, as docker's.
+func TestCpAndExecTogether(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", cpProject)
+	e.WriteFile("f.txt", "copied\n")
+	e.MustRun("up", "-d")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 40; i++ {
+			e.Run("cp", "f.txt", "app:/tmp/f.txt")
+		}
+	}()
+	for i := 0; i < 40; i++ {
+		if r := e.Run("exec", "-T", "app", "true"); r.Code != 0 {
+			t.Errorf("exec during copies: exit %d, %s", r.Code, r.Stderr)
+			break
+		}
+	}
+	<-done
+	if out := e.MustRun("exec", "-T", "app", "cat", "/tmp/f.txt").Stdout; out != "copied\n" {
+		t.Errorf("copied file: %q", out)
+	}
+	e.MustRun("pause", "app")
+	if r := e.Run("exec", "-T", "app", "true"); r.Code == 0 || !strings.Contains(r.Stderr, "is paused, unpause the container before exec") {
+		t.Errorf("exec in a paused container: exit %d, %q", r.Code, r.Stderr)
+	}
+	e.MustRun("unpause", "app")
+	e.MustRun("exec", "-T", "app", "true")
+	e.MustRun("down", "-t", "1")
+}

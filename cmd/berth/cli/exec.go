@@ -80,7 +80,11 @@ func runExec(cmd *cobra.Command, g *globals, f *execFlags, service string, args 
 	if rec == nil {
 		return fmt.Errorf("service %q is not running", service)
 	}
-	if rec.State.Status != supervisor.StatusRunning {
+	switch rec.State.Status {
+	case supervisor.StatusRunning:
+	case supervisor.StatusPaused:
+		return fmt.Errorf("container %s is paused, unpause the container before exec", rec.Name)
+	default:
 		return fmt.Errorf("container %s is not running", rec.Name)
 	}
 	// The supervisor runs the command and relays its stdio: the
