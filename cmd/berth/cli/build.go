@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -447,25 +448,16 @@ func selectServices(p *project.Project, names []string, deps bool) []string {
 
 // withDependencies adds the services names depend on, transitively.
 func withDependencies(p *project.Project, names []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	var visit func(string)
-	visit = func(n string) {
-		if seen[n] {
-			return
-		}
-		seen[n] = true
-		out = append(out, n)
+	return serviceClosure(names, func(n string) []string {
+		var deps []string
 		for dep := range p.Services[n].DependsOn {
 			if _, ok := p.Services[dep]; ok {
-				visit(dep)
+				deps = append(deps, dep)
 			}
 		}
-	}
-	for _, n := range names {
-		visit(n)
-	}
-	return out
+		slices.Sort(deps) // a map's order is random
+		return deps
+	})
 }
 
 // contextsFirst orders builds so that a service named by another's

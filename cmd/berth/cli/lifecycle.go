@@ -165,6 +165,21 @@ func newDownCommand(g *globals) *cobra.Command {
 
 // withDependents adds, transitively, the services that depend on names.
 func withDependents(p *project.Project, names []string) []string {
+	return serviceClosure(names, func(n string) []string {
+		var users []string
+		for _, other := range p.ServiceNames() {
+			if _, ok := p.Services[other].DependsOn[n]; ok {
+				users = append(users, other)
+			}
+		}
+		return users
+	})
+}
+
+// serviceClosure returns names and, transitively, the services next gives
+// for each, in the order they are first reached (build and restart rely
+// on it: the names asked for come first).
+func serviceClosure(names []string, next func(string) []string) []string {
 	seen := map[string]bool{}
 	var out []string
 	var visit func(string)
@@ -174,10 +189,8 @@ func withDependents(p *project.Project, names []string) []string {
 		}
 		seen[n] = true
 		out = append(out, n)
-		for _, other := range p.ServiceNames() {
-			if _, ok := p.Services[other].DependsOn[n]; ok {
-				visit(other)
-			}
+		for _, m := range next(n) {
+			visit(m)
 		}
 	}
 	for _, n := range names {
