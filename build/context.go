@@ -114,33 +114,10 @@ func (s *source) resolve(src string) ([]item, error) {
 		return []item{it}, nil
 	}
 	var out []item
-	err = filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		r, _ := filepath.Rel(s.root, p)
-		r = filepath.ToSlash(r)
-		if r == "." {
-			return nil
-		}
-		if s.context && s.ignored(r) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if ok, _ := path.Match(rel, r); ok {
-			it, err := s.lookup(r)
-			if err != nil {
-				return err
-			}
-			out = append(out, it)
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-		}
-		return nil
-	})
+	err = s.walkTaking(s.root, "", func(string) bool { return false }, func(r string) bool {
+		ok, _ := path.Match(rel, r)
+		return ok
+	}, func(_ string, it item) { out = append(out, it) })
 	if err != nil {
 		return nil, err
 	}
@@ -282,4 +259,41 @@ func (s *source) digest(items []item) (string, error) {
 		}
 	}
 	return fmt.Sprintf("sha256:%x", h.Sum(nil)), nil
+}
+
+// walkTaking walks the tree at abs, which is dir below the source's root
+// ("" for the root), and hands add each entry that take accepts (r is its
+// path below abs), looked up as an item. A path the context's
+// .dockerignore ignores, or that skip rejects, is passed over with
+// everything below it; a directory taken is not entered.
+func (s *source) walkTaking(abs, dir string, skip, take func(r string) bool, add func(r string, it item)) error {
+	return filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(abs, p)
+		r = filepath.ToSlash(r)
+		if r == "." {
+			return nil
+		}
+		full := path.Join(dir, r)
+		if s.context && s.ignored(full) || skip(r) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !take(r) {
+			return nil
+		}
+		it, err := s.lookup(full)
+		if err != nil {
+			return err
+		}
+		add(r, it)
+		if d.IsDir() {
+			return filepath.SkipDir
+		}
+		return nil
+	})
 }

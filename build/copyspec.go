@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -147,35 +146,12 @@ func resolveParents(src *source, patterns []string, exclude *patternmatcher.Patt
 		if !top.info.IsDir() {
 			return nil, fmt.Errorf("source %q: %s is not a directory", s, root)
 		}
-		err = filepath.WalkDir(top.abs, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			r, _ := filepath.Rel(top.abs, p)
-			r = filepath.ToSlash(r)
-			if r == "." {
-				return nil
-			}
-			full := path.Join(root, r)
-			if src.context && src.ignored(full) || excluded(exclude, r) {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if m, _ := pm.MatchesOrParentMatches(r); !m {
-				return nil
-			}
-			it, err := src.lookup(full)
-			if err != nil {
-				return err
-			}
+		err = src.walkTaking(top.abs, root, func(r string) bool { return excluded(exclude, r) }, func(r string) bool {
+			m, _ := pm.MatchesOrParentMatches(r)
+			return m
+		}, func(r string, it item) {
 			it.exclude, it.dest, it.pivot = exclude, r, top.abs
 			items = append(items, it)
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
 		})
 		if err != nil {
 			return nil, err
