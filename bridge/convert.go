@@ -49,6 +49,11 @@ type Options struct {
 	// VolumeSize is a claim's size when the volume's x-berth extension gives
 	// none. Default 1Gi.
 	VolumeSize string
+	// ImageName names a service's image: its `image:`, else the name a
+	// build gives it. Default `<project>-<service>`, compose v2's rule;
+	// the CLI passes its own so that --compatibility's names reach the
+	// cluster too.
+	ImageName func(types.ServiceConfig) string
 }
 
 // Result is the converted project.

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/compose-spec/compose-go/v2/types"
+
 	"github.com/berthrun/berth/project"
 )
 
@@ -547,4 +549,21 @@ func TestPublishedAnyPort(t *testing.T) {
 	if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Port != 80 || s.Spec.Ports[0].TargetPort.IntValue() != 80 {
 		t.Errorf("published ports %+v", s.Spec.Ports)
 	}
+}
+
+func TestBuiltImageName(t *testing.T) {
+	compose := "name: p\nservices:\n  app:\n    build: .\n  db:\n    image: postgres:16\n"
+	files := map[string]string{"Dockerfile": "FROM busybox\n"}
+	// compose v2's name by default, the caller's namer when given (the
+	// CLI passes --compatibility's v1 names this way).
+	r := convert(t, compose, files, Options{})
+	equal(t, "default name", ctr(t, r, "app").Image, "p-app")
+	r = convert(t, compose, files, Options{ImageName: func(s types.ServiceConfig) string {
+		if s.Image != "" {
+			return s.Image
+		}
+		return "p_" + s.Name
+	}})
+	equal(t, "caller's name", ctr(t, r, "app").Image, "p_app")
+	equal(t, "image: kept", ctr(t, r, "db").Image, "postgres:16")
 }

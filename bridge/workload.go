@@ -151,7 +151,9 @@ func (c *converter) container(s types.ServiceConfig, svc, subject string) (corev
 		Stdin:      s.StdinOpen,
 		TTY:        s.Tty,
 	}
-	if ctr.Image == "" {
+	if c.opts.ImageName != nil {
+		ctr.Image = c.opts.ImageName(s)
+	} else if ctr.Image == "" {
 		// compose names a built image after the project and service.
 		ctr.Image = c.p.Name + "-" + s.Name
 	}

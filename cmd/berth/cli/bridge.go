@@ -51,6 +51,7 @@ func convertFor(cmd *cobra.Command, g *globals, cf *clusterFlags, opts bridge.Op
 	if err != nil {
 		return nil, err
 	}
+	opts.ImageName = p.ImageName
 	r, err := bridge.Convert(p.Project, opts)
 	if err != nil {
 		return nil, err
@@ -256,6 +257,7 @@ func newBridgeConvertCommand(g *globals) *cobra.Command {
 					return err
 				}
 			}
+			opts.ImageName = p.ImageName
 			r, err := bridge.Convert(p.Project, opts)
 			if err != nil {
 				return err
