@@ -6,11 +6,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/runtime"
 )
@@ -102,9 +105,7 @@ func (b *Builder) sshMount(m *runMounts, mt *instructions.Mount, target string, 
 	if target == "" {
 		target = fmt.Sprintf("/run/buildkit/ssh_agent.%d", n)
 	}
-	// In the system's temporary directory rather than under the store: a
-	// socket's path must fit in 108 bytes, whatever BERTH_ROOT is.
-	dir, err := os.MkdirTemp("", "berth-ssh-")
+	dir, err := sshDir()
 	if err != nil {
 		return err
 	}
@@ -154,6 +155,24 @@ func (b *Builder) sshMount(m *runMounts, mt *instructions.Mount, target string, 
 		m.sshSock = target
 	}
 	return nil
+}
+
+// sshDir makes the directory of one ssh mount's socket: in the system's
+// temporary directory rather than under the store, as a socket's path
+// must fit in 108 bytes whatever BERTH_ROOT is. Its name carries the
+// builder's PID, so that the directories of a builder that was killed
+// before it could remove them are removed by the next one.
+func sshDir() (string, error) {
+	tmp := os.TempDir()
+	if old, err := filepath.Glob(filepath.Join(tmp, "berth-ssh-*-*")); err == nil {
+		for _, d := range old {
+			pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(filepath.Base(d), "berth-ssh-"), "-", 2)[0])
+			if err == nil && pid > 0 && unix.Kill(pid, 0) == unix.ESRCH {
+				os.RemoveAll(d)
+			}
+		}
+	}
+	return os.MkdirTemp(tmp, fmt.Sprintf("berth-ssh-%d-", os.Getpid()))
 }
 
 // serve answers one client of the mount's socket.
