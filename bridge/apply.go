@@ -251,10 +251,15 @@ func (c *Cluster) Apply(ctx context.Context, r *Result, opts ApplyOptions) error
 					fmt.Fprintf(log, "%s waits for job/%s: applied without waiting for it (use --wait)\n", refOf(o), j)
 				}
 			}
-			if err := c.applyOne(ctx, o, target, opts.DryRun); err != nil {
+			replaced, err := c.applyOne(ctx, o, target, opts.DryRun)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(log, "%s applied%s\n", refOf(o), suffix)
+			if replaced {
+				fmt.Fprintf(log, "%s replaced%s (a Job's pod template cannot change in place)\n", refOf(o), suffix)
+			} else {
+				fmt.Fprintf(log, "%s applied%s\n", refOf(o), suffix)
+			}
 		}
 		if target != ns && i == 0 {
 			fmt.Fprintf(log, "namespace/%s does not exist yet: its objects were checked in namespace default\n", ns)
@@ -275,19 +280,39 @@ func (c *Cluster) Apply(ctx context.Context, r *Result, opts ApplyOptions) error
 	return c.waitReady(ctx, ns, refs, deadline, opts.Timeout, log)
 }
 
-func (c *Cluster) applyOne(ctx context.Context, o Object, ns string, dry bool) error {
+// applyOne applies o in ns. A Job whose pod template changed is deleted
+// and applied anew, as the server refuses to change a Job's template in
+// place (kubectl apply --force does the same); replaced says so.
+func (c *Cluster) applyOne(ctx context.Context, o Object, ns string, dry bool) (replaced bool, err error) {
 	u, err := toUnstructured(o)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if kindOf(o) != "Namespace" {
 		u.SetNamespace(ns)
 	}
+	res := c.resource(kindOf(o), ns)
 	// Force: the compose file is the truth for every field berth sets, as
 	// for compose's containers; a field another manager took (kubectl
 	// edit, scale) is taken back rather than failing the apply.
-	_, err = c.resource(kindOf(o), ns).Apply(ctx, o.GetName(), u, metav1.ApplyOptions{
-		FieldManager: FieldManager, Force: true, DryRun: dryRun(dry)})
+	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true, DryRun: dryRun(dry)}
+	_, err = res.Apply(ctx, o.GetName(), u, opts)
+	if err != nil && kindOf(o) == "Job" && apierrors.IsInvalid(err) && strings.Contains(err.Error(), "field is immutable") {
+		if err := c.deleteOne(ctx, refOf(o), ns, dry); err != nil {
+			return false, err
+		}
+		if dry {
+			// The Job is still there after a dry-run delete: the
+			// server can check the replacement only by making it.
+			return true, nil
+		}
+		_, err = res.Apply(ctx, o.GetName(), u, opts)
+		return err == nil, wrapApply(o, err)
+	}
+	return false, wrapApply(o, err)
+}
+
+func wrapApply(o Object, err error) error {
 	if err != nil {
 		return fmt.Errorf("apply %s: %s", refOf(o), oneLine(err))
 	}

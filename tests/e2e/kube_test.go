@@ -19,6 +19,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -350,6 +351,38 @@ services:
 		if r.Code == 0 || !strings.Contains(r.Stderr, "timed out after 2s waiting for deployment/web") {
 			t.Errorf("apply --wait on a Deployment nothing runs: exit %d, stderr %q", r.Code, r.Stderr)
 		}
+	})
+
+	t.Run("job replaced", func(t *testing.T) {
+		// A one-shot service that another waits for is a Job, whose pod template the server
+		// refuses to change: apply replaces it.
+		e := harness.New(t)
+		seed := "services:\n  seed:\n    image: busybox\n    command: [\"echo\", \"one\"]\n    restart: \"no\"\n" +
+			"  web:\n    image: nginx\n    depends_on: {seed: {condition: service_completed_successfully}}\n"
+		e.WriteFile("jobs/compose.yaml", seed)
+		args := []string{"-f", "jobs/compose.yaml", "-p", "jobs", "bridge", "apply", kc}
+		e.MustRun(args...)
+		e.WriteFile("jobs/compose.yaml", strings.Replace(seed, "one", "two", 1))
+		if r := e.MustRun(append(args, "--dry-run=server")...); !strings.Contains(r.Stdout, "job/seed replaced (server dry run)") {
+			t.Errorf("dry run of a changed Job:\n%s", r.Stdout)
+		}
+		r := e.MustRun(args...)
+		if !strings.Contains(r.Stdout, "job/seed replaced") {
+			t.Errorf("apply of a changed Job:\n%s", r.Stdout)
+		}
+		u, err := c.dyn.Resource(kubeKinds["Job"]).Namespace("jobs").Get(context.Background(), "seed", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+		if !strings.Contains(fmt.Sprint(cmd), "two") {
+			t.Errorf("the Job after apply: %v", cmd)
+		}
+		if r := e.MustRun(args...); !strings.Contains(r.Stdout, "job/seed applied") {
+			t.Errorf("apply of an unchanged Job:\n%s", r.Stdout)
+		}
+		// No down: without the controllers a namespace never finishes
+		// terminating; the cluster goes with the test.
 	})
 
 	t.Run("every compose file", func(t *testing.T) {
