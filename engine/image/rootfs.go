@@ -15,6 +15,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/internal/atomicfile"
 )
 
 var validContainerID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -65,7 +67,15 @@ func (s *Store) useLocked(containerID, ref string) (*Image, error) {
 	if err := os.MkdirAll(s.containerDir(containerID), 0o700); err != nil {
 		return nil, err
 	}
-	if err := writeJSONAtomic(s.containerDir(containerID, "image.json"), useRecord{Image: img.ID, Ref: ref}); err != nil {
+	// Replaced by rename but not synced, as the container's own record:
+	// the two are written together and are worth as much after a power
+	// loss. Syncing the file and its directory was a tenth of Mount's CPU
+	// and a few milliseconds on every create.
+	data, err := json.Marshal(useRecord{Image: img.ID, Ref: ref})
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(s.containerDir(containerID, "image.json"), append(data, '\n'), 0o600); err != nil {
 		return nil, err
 	}
 	return img, nil
