@@ -19,7 +19,7 @@ import (
 type imageSource interface {
 	Image(ref string) (*image.Image, error)
 	Pull(ctx context.Context, ref string, o image.PullOptions) (*image.PullResult, error)
-	Mount(ctx context.Context, containerID, imageRef string) (string, error)
+	Mount(ctx context.Context, containerID, imageRef string, targets ...image.Target) (string, error)
 	RemoveRootfs(containerID string) error
 }
 

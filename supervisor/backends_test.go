@@ -39,8 +39,10 @@ func (f *fakeImages) Pull(_ context.Context, ref string, _ image.PullOptions) (*
 	return &image.PullResult{}, nil
 }
 
-func (f *fakeImages) Mount(context.Context, string, string) (string, error) { return "", nil }
-func (f *fakeImages) RemoveRootfs(string) error                             { return nil }
+func (f *fakeImages) Mount(context.Context, string, string, ...image.Target) (string, error) {
+	return "", nil
+}
+func (f *fakeImages) RemoveRootfs(string) error { return nil }
 
 func TestEnsureImagePullPolicy(t *testing.T) {
 	for _, tc := range []struct {

@@ -50,7 +50,7 @@ func (s *Supervisor) create(ctx context.Context, m *model.Model, svc *model.Serv
 			}
 		}
 	}()
-	rootfs, err := s.images.Mount(ctx, id, svc.Image)
+	rootfs, err := s.images.Mount(ctx, id, svc.Image, rootTargets(svc)...)
 	if err != nil {
 		return nil, fmt.Errorf("service %q: %w", svc.Name, err)
 	}

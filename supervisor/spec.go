@@ -157,6 +157,20 @@ func containerSpec(rec *Record, s *model.Service, img *image.Image, rootfs, file
 	return spec, warnings, nil
 }
 
+// rootTargets are the mount points the runtime needs in a container's root:
+// its default file systems, the files containerSpec bind mounts, and the
+// init. The image store puts those the image lacks in a shared init layer.
+func rootTargets(s *model.Service) []image.Target {
+	t := []image.Target{
+		{Path: "/proc", Dir: true}, {Path: "/dev", Dir: true}, {Path: "/sys", Dir: true},
+		{Path: "/etc/hostname"}, {Path: "/etc/hosts"}, {Path: "/etc/resolv.conf"},
+	}
+	if s.Init {
+		t = append(t, image.Target{Path: runtime.InitPath})
+	}
+	return t
+}
+
 // initBinary is the init for `init: true`: berth-init beside the berth
 // binary (a small static C program, see engine/runtime/cinit), else ""
 // for the berth binary itself, which can act as one too.

@@ -37,7 +37,7 @@ func (s *Store) MountLayers(ctx context.Context, id string, diffIDs []string) (s
 		return "", err
 	}
 	defer unlockGC()
-	unlockCtr, err := s.lock("ctr-"+id, true)
+	unlockCtr, err := s.lock(ctrLock(id), true)
 	if err != nil {
 		return "", err
 	}
@@ -46,7 +46,7 @@ func (s *Store) MountLayers(ctx context.Context, id string, diffIDs []string) (s
 	for _, d := range diffIDs {
 		img.Layers = append(img.Layers, Layer{DiffID: d})
 	}
-	return s.mountLocked(ctx, id, img, true)
+	return s.mountLocked(ctx, id, img, true, nil)
 }
 
 // UpperDir is where the writes to a mounted rootfs land: a step's diff.

@@ -189,6 +189,26 @@ func (s *Store) gcLocked() (int64, error) {
 			return reclaimed, err
 		}
 	}
+	// Init layers of images that are gone (initDirName starts with the
+	// image's hex ID). A mounted container's image is never gone: it is
+	// recorded as a user of it.
+	inits, _ := os.ReadDir(s.path("init"))
+	for _, e := range inits {
+		id, _, _ := strings.Cut(e.Name(), "-")
+		if blobs[id] {
+			continue
+		}
+		gone := s.path("tmp", "gc-init-"+e.Name())
+		if err := os.RemoveAll(gone); err != nil {
+			return reclaimed, err
+		}
+		if err := os.Rename(s.path("init", e.Name()), gone); err != nil {
+			return reclaimed, err
+		}
+		if err := os.RemoveAll(gone); err != nil {
+			return reclaimed, err
+		}
+	}
 	// Short names for long overlay mounts whose layer is gone.
 	links, _ := filepath.Glob(s.path("l", "*"))
 	for _, l := range links {
@@ -199,7 +219,7 @@ func (s *Store) gcLocked() (int64, error) {
 	// Leftovers of interrupted pulls and removals.
 	tmps, _ := os.ReadDir(s.path("tmp"))
 	for _, t := range tmps {
-		if strings.HasPrefix(t.Name(), "layer-") || strings.HasPrefix(t.Name(), "gc-") {
+		if strings.HasPrefix(t.Name(), "layer-") || strings.HasPrefix(t.Name(), "gc-") || strings.HasPrefix(t.Name(), "init-") {
 			os.RemoveAll(s.path("tmp", t.Name()))
 		}
 	}

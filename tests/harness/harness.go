@@ -285,9 +285,14 @@ func (e *Env) rootState() []string {
 			out = append(out, "dir "+filepath.Join(e.Root, dir, d.Name()))
 		}
 	}
+	// The rootfs locks are 256 shared files (ctr-00 to ctr-ff) that stay,
+	// as the store's other locks do; a lock named for a container is a
+	// leftover.
 	locks, _ := filepath.Glob(filepath.Join(e.Root, "image", "locks", "ctr-*"))
 	for _, l := range locks {
-		out = append(out, "file "+l)
+		if len(filepath.Base(l)) != len("ctr-00") {
+			out = append(out, "file "+l)
+		}
 	}
 	vols, _ := filepath.Glob(filepath.Join(e.Root, "volumes", "*", "volume.json"))
 	for _, v := range vols {
