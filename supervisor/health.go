@@ -71,8 +71,23 @@ func (c *container) initialHealth() string {
 	return ""
 }
 
+// probeWait is the time until the next probe. A container still starting
+// is probed every start_interval during start_period, as docker does; once
+// it has passed a check it is probed every interval, start period or not
+// (a probe is a process in the container: the faster pace only while it
+// helps). Without a start period, a container that has not yet failed is
+// probed every start_interval until its first success when that is
+// sooner than interval, so that a dependent on service_healthy does not
+// wait a whole interval (30 s by default) for the first probe.
+func probeWait(h *model.Healthcheck, inStartPeriod, starting bool, failures int) time.Duration {
+	if starting && (inStartPeriod || (h.StartPeriod == 0 && h.StartInterval < h.Interval && failures == 0)) {
+		return h.StartInterval
+	}
+	return h.Interval
+}
+
 // startHealth runs the container's health check for as long as the current
-// run lasts: every start_interval during start_period, then every interval.
+// run lasts, at probeWait's pace.
 // A failure during start_period does not count; retries failures in a row
 // make the container unhealthy, one success makes it healthy.
 func (s *Supervisor) startHealth(c *container) {
@@ -89,14 +104,10 @@ func (s *Supervisor) startHealth(c *container) {
 	go func() {
 		failures := 0
 		for {
-			inStart := time.Since(started) < h.StartPeriod
-			wait := h.Interval
 			c.mu.Lock()
 			starting := c.rec.State.Health == "starting"
 			c.mu.Unlock()
-			if inStart || (starting && h.StartPeriod == 0 && h.StartInterval < h.Interval && failures == 0) {
-				wait = h.StartInterval
-			}
+			wait := probeWait(h, time.Since(started) < h.StartPeriod, starting, failures)
 			select {
 			case <-exited:
 				return

@@ -241,3 +241,27 @@ func TestWaitIdleAwaitsFirstRequest(t *testing.T) {
 		})
 	}
 }
+
+func TestProbeWait(t *testing.T) {
+	withPeriod := healthConfig(&model.Healthcheck{Test: []string{"CMD", "true"}, Interval: 10 * time.Second, StartInterval: time.Second, StartPeriod: time.Minute})
+	noPeriod := healthConfig(&model.Healthcheck{Test: []string{"CMD", "true"}, Interval: 10 * time.Second, StartInterval: time.Second})
+	for _, tc := range []struct {
+		what     string
+		h        *model.Healthcheck
+		inStart  bool
+		starting bool
+		failures int
+		want     time.Duration
+	}{
+		{"starting, in the start period", withPeriod, true, true, 0, time.Second},
+		{"healthy within the start period", withPeriod, true, false, 0, 10 * time.Second},
+		{"after the start period", withPeriod, false, true, 0, 10 * time.Second},
+		{"no start period, not yet probed", noPeriod, false, true, 0, time.Second},
+		{"no start period, failed once", noPeriod, false, true, 1, 10 * time.Second},
+		{"no start period, healthy", noPeriod, false, false, 0, 10 * time.Second},
+	} {
+		if got := probeWait(tc.h, tc.inStart, tc.starting, tc.failures); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.what, got, tc.want)
+		}
+	}
+}
