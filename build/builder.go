@@ -194,7 +194,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 			cfg.Config.Labels[k] = v
 		}
 	}
-	layers, err := layerBlobs(ctx, o.Store, st.Layers, b.tmpDir())
+	layers, err := layerBlobs(ctx, o.Store, st.Layers)
 	if err != nil {
 		return nil, err
 	}
@@ -885,9 +885,7 @@ func (b *Builder) fsStepLinked(ctx context.Context, st *state, stubs []string, f
 	}
 	dropStubs(upper, missing)
 	dropCopiedUp(upper, parents)
-	// Only the diff ID: the gzip blob is made when an image names the
-	// layer (layerBlobs), never for a stage's layers no image keeps.
-	l, content, empty, err := writeLayer(upper, nil)
+	l, content, empty, err := writeLayer(upper)
 	if err != nil || empty {
 		return false, err
 	}
@@ -906,10 +904,11 @@ func (b *Builder) fsStepLinked(ctx context.Context, st *state, stubs []string, f
 	return true, nil
 }
 
-// layerBlobs returns layers with their gzip blobs, making those the store
-// lacks from the layers' directories (the steps store a layer without
-// one), a layer at a time beside another.
-func layerBlobs(ctx context.Context, s *image.Store, layers []image.Layer, tmpDir string) ([]image.Layer, error) {
+// layerBlobs returns layers as an image names them. A layer the steps
+// made is its own blob (the tar of its directory); one stored without a
+// digest (by an earlier version, which gzipped a layer only once an image
+// named it) is measured as that tar now.
+func layerBlobs(ctx context.Context, s *image.Store, layers []image.Layer) ([]image.Layer, error) {
 	out := make([]image.Layer, len(layers))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(2)
@@ -923,23 +922,14 @@ func layerBlobs(ctx context.Context, s *image.Store, layers []image.Layer, tmpDi
 				out[i] = stored
 				return nil
 			}
-			// Not "layer-": the store's gc clears those from its tmp dir.
-			tmp, err := os.CreateTemp(tmpDir, "build-layer-")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp.Name())
-			made, _, _, err := writeLayer(s.LayerDir(l.DiffID), tmp)
-			if cerr := tmp.Close(); err == nil {
-				err = cerr
-			}
+			made, _, _, err := writeLayer(s.LayerDir(l.DiffID))
 			if err != nil {
 				return err
 			}
 			if made.DiffID != l.DiffID {
 				return fmt.Errorf("layer %s: its stored directory reads as %s", l.DiffID, made.DiffID)
 			}
-			out[i], err = s.AddLayerBlob(ctx, tmp.Name(), made)
+			out[i], err = s.AddLayerBlob(ctx, "", made)
 			return err
 		})
 	}
