@@ -415,3 +415,23 @@ func TestUsedArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestShapeSums: a shape record keeps the layer and its files' content
+// hashes; a name that cannot be a line is left out (hashed next time).
+func TestShapeSums(t *testing.T) {
+	c := &cache{dir: t.TempDir()}
+	key := "sha256:" + strings.Repeat("ab", 32)
+	if _, _, ok := c.shape(key); ok {
+		t.Fatal("a shape before any was recorded")
+	}
+	sums := map[string]string{"app/a.txt": "11", "app/d/b c": "22", "app/tab\there": "33"}
+	c.putShape(key, "sha256:"+strings.Repeat("cd", 32), sums)
+	d, got, ok := c.shape(key)
+	if !ok || d != "sha256:"+strings.Repeat("cd", 32) {
+		t.Fatalf("shape: %q %v", d, ok)
+	}
+	want := map[string]string{"app/a.txt": "11", "app/d/b c": "22"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("sums %v, want %v", got, want)
+	}
+}

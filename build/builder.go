@@ -492,8 +492,8 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 	shapeKey := ""
 	if x.prior != nil && !b.opts.NoCache {
 		shapeKey = stepKey(st.Key, original, usedArgs(cmd, original, st.scope), append([]string{"shape"}, x.shape...)...)
-		if d, ok := b.cache.shape(shapeKey); ok && b.opts.Store.HasLayer(d) {
-			x.prior(b.opts.Store.LayerDir(d))
+		if d, sums, ok := b.cache.shape(shapeKey); ok && b.opts.Store.HasLayer(d) {
+			x.prior(b.opts.Store.LayerDir(d), sums)
 		}
 	}
 	layered, err := x.apply(ctx, next)
@@ -504,7 +504,7 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 		return nil, fail(err)
 	}
 	if shapeKey != "" && layered {
-		b.cache.putShape(shapeKey, next.Layers[len(next.Layers)-1].DiffID)
+		b.cache.putShape(shapeKey, next.Layers[len(next.Layers)-1].DiffID, x.sums())
 	}
 	now := time.Now().UTC()
 	createdBy := original
@@ -529,8 +529,11 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 type prepared struct {
 	extra []string
 	// prior, for a COPY from the context, receives the layer directory
-	// the same step (its key but for the sources) made last time.
-	prior     func(dir string)
+	// the same step (its key but for the sources) made last time, and
+	// the content hashes of its files; sums returns those of the layer
+	// the step made, for the next time.
+	prior     func(dir string, sums map[string]string)
+	sums      func() map[string]string
 	shape     []string // extra without the sources, for prior's key
 	apply     func(ctx context.Context, st *state) (layered bool, err error)
 	release   func()
@@ -821,7 +824,9 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, spec
 		x.shape = append([]string(nil), x.extra...)
 		x.extra = append(x.extra, "sources "+d)
 		if src.hashes != nil {
-			x.prior = func(dir string) { links = newPriorLinker(dir, src.hashes.sum) }
+			links = newContextLinker(src.hashes.sum)
+			x.prior = links.usePrior
+			x.sums = links.takeSums
 		}
 	}
 	x.apply = func(ctx context.Context, st *state) (bool, error) {

@@ -234,7 +234,12 @@ func copyAt(p, abs string, fi fs.FileInfo, o copyOpts) error {
 		if o.link.take(p, abs, fi, o.uid, o.gid, mode) {
 			return nil
 		}
-		return copyFile(abs, p, fi, o.uid, o.gid, mode)
+		if err := copyFile(abs, p, fi, o.uid, o.gid, mode); err != nil {
+			return err
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		o.link.copied(p, abs, st)
+		return nil
 	default:
 		return nil // devices, sockets and FIFOs are not copied
 	}
