@@ -110,6 +110,9 @@ func WriteLayerTar(dir string, w io.Writer) (t LayerTar, empty bool, err error) 
 
 // addEntry writes one entry, of the file rel below root that fi describes
 // (lstat), and returns the bytes of content it carried; buf is for copying.
+// A regular file's xattrs and content are read through one raw descriptor:
+// an *os.File's poller registration and each path lookup again had cost
+// more than reading a small file.
 func addEntry(tw *tar.Writer, root, rel string, fi fs.FileInfo, links map[uint64]string, buf []byte) (int64, error) {
 	p := filepath.Join(root, rel)
 	st, _ := fi.Sys().(*syscall.Stat_t)
@@ -139,57 +142,83 @@ func addEntry(tw *tar.Writer, root, rel string, fi fs.FileInfo, links map[uint64
 	if st != nil {
 		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
 	}
-	if err := addXattrs(hdr, p); err != nil {
-		return 0, err
-	}
+	firstLink := ""
 	if fi.Mode().IsRegular() && st != nil && st.Nlink > 1 {
 		if first, ok := links[st.Ino]; ok {
-			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-			return 0, tw.WriteHeader(hdr)
+			firstLink = first
+		} else {
+			links[st.Ino] = rel
 		}
-		links[st.Ino] = rel
+	}
+	fd := -1
+	if fi.Mode().IsRegular() && hdr.Size > 0 && firstLink == "" {
+		if fd, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err != nil {
+			return 0, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		defer unix.Close(fd)
+	}
+	addXattrs(hdr, p, fd)
+	if firstLink != "" {
+		hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, firstLink, 0
+		return 0, tw.WriteHeader(hdr)
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return 0, err
 	}
 	if fi.IsDir() {
-		if v, err := getxattr(p, unpack.OpaqueXattr); err == nil && v == "y" {
+		if v, err := getxattr(p, -1, unpack.OpaqueXattr); err == nil && v == "y" {
 			return 0, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel + "/" + opaqueWhiteout, Mode: 0o600, Format: tar.FormatPAX, ModTime: fi.ModTime()})
 		}
 	}
-	if !fi.Mode().IsRegular() || hdr.Size == 0 {
+	if fd < 0 {
 		return 0, nil
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return 0, err
+	var n int64
+	for {
+		m, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, &os.PathError{Op: "read", Path: p, Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		if _, err := tw.Write(buf[:m]); err != nil {
+			return n, err
+		}
+		n += int64(m)
 	}
-	defer f.Close()
-	// Not io.Copy: *os.File's WriteTo would take its own buffer each time.
-	n, err := io.CopyBuffer(tw, struct{ io.Reader }{f}, buf)
-	if err == nil && n != hdr.Size {
-		err = fmt.Errorf("changed while read: %d bytes, not %d", n, hdr.Size)
+	if n != hdr.Size {
+		return n, fmt.Errorf("changed while read: %d bytes, not %d", n, hdr.Size)
 	}
-	return n, err
+	return n, nil
 }
 
-// addXattrs records a file's extended attributes, except overlay's own
-// (trusted.*), which describe the upper directory, not the content.
-func addXattrs(hdr *tar.Header, p string) error {
-	sz, err := unix.Llistxattr(p, nil)
+// addXattrs records a file's extended attributes (through fd when it is
+// not -1), except overlay's own (trusted.*), which describe the upper
+// directory, not the content.
+func addXattrs(hdr *tar.Header, p string, fd int) {
+	list := func(buf []byte) (int, error) {
+		if fd >= 0 {
+			return unix.Flistxattr(fd, buf)
+		}
+		return unix.Llistxattr(p, buf)
+	}
+	sz, err := list(nil)
 	if err != nil || sz <= 0 {
-		return nil // no xattrs, or a filesystem without them
+		return // no xattrs, or a filesystem without them
 	}
 	buf := make([]byte, sz)
-	sz, err = unix.Llistxattr(p, buf)
-	if err != nil {
-		return nil
+	if sz, err = list(buf); err != nil {
+		return
 	}
 	for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
 		if name == "" || strings.HasPrefix(name, "trusted.") {
 			continue
 		}
-		v, err := getxattr(p, name)
+		v, err := getxattr(p, fd, name)
 		if err != nil {
 			continue
 		}
@@ -198,13 +227,20 @@ func addXattrs(hdr *tar.Header, p string) error {
 		}
 		hdr.PAXRecords["SCHILY.xattr."+name] = v
 	}
-	return nil
 }
 
-func getxattr(p, name string) (string, error) {
+// getxattr reads one extended attribute of p (through fd when it is not
+// -1).
+func getxattr(p string, fd int, name string) (string, error) {
 	buf := make([]byte, 256)
 	for {
-		n, err := unix.Lgetxattr(p, name, buf)
+		var n int
+		var err error
+		if fd >= 0 {
+			n, err = unix.Fgetxattr(fd, name, buf)
+		} else {
+			n, err = unix.Lgetxattr(p, name, buf)
+		}
 		if errors.Is(err, unix.ERANGE) {
 			buf = make([]byte, len(buf)*4)
 			continue
