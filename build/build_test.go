@@ -435,3 +435,24 @@ func TestShapeSums(t *testing.T) {
 		t.Errorf("sums %v, want %v", got, want)
 	}
 }
+
+// TestLinkerSums: a context COPY's linker keeps the hashes it is told of,
+// and none once the step unpacks an archive over what it copied.
+func TestLinkerSums(t *testing.T) {
+	l := newContextLinker(nil)
+	l.recordSum("app/a", "11")
+	if got := l.takeSums(); !reflect.DeepEqual(got, map[string]string{"app/a": "11"}) {
+		t.Errorf("sums %v", got)
+	}
+	l.forgetSums()
+	l.recordSum("app/b", "22")
+	if got := l.takeSums(); got != nil {
+		t.Errorf("sums after an archive: %v, want none", got)
+	}
+	var none *linker
+	none.forgetSums()
+	none.copied("p", "abs", nil)
+	if none.takeSums() != nil {
+		t.Error("a nil linker has sums")
+	}
+}

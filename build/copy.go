@@ -72,6 +72,7 @@ func copyItems(rootfs string, src *source, items []item, dest string, o copyOpts
 				return err
 			}
 		case o.extract && !it.keepArchive && isArchive(it.abs):
+			o.link.forgetSums() // the archive may replace what was copied
 			if err := extractArchive(rootfs, it.abs, clean); err != nil {
 				return fmt.Errorf("extract %s: %w", it.rel, err)
 			}

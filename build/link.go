@@ -93,7 +93,21 @@ func (l *linker) usePrior(dir string, sums map[string]string) {
 // recordSum notes the content hash of the file the copy wrote at target.
 func (l *linker) recordSum(target, sum string) {
 	l.mu.Lock()
-	l.sums[target] = sum
+	if l.sums != nil {
+		l.sums[target] = sum
+	}
+	l.mu.Unlock()
+}
+
+// forgetSums stops the recording: the step writes files whose content the
+// copy does not know (an ADD unpacking an archive), maybe over those it
+// noted, so its layer has no list and the next such step hashes its files.
+func (l *linker) forgetSums() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.sums = nil
 	l.mu.Unlock()
 }
 
@@ -101,7 +115,7 @@ func (l *linker) recordSum(target, sum string) {
 // abs is as it was when hashed (same inode, size, mtime and ctime as mst,
 // the stat the step's key took: a write since changes ctime).
 func (l *linker) copied(p, abs string, mst *syscall.Stat_t) {
-	if l == nil || l.sums == nil || mst == nil {
+	if l == nil || l.sum == nil || mst == nil {
 		return
 	}
 	target, ok := strings.CutPrefix(p, l.rootfs+"/")
@@ -109,7 +123,7 @@ func (l *linker) copied(p, abs string, mst *syscall.Stat_t) {
 		return
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(abs, &st); err != nil || st.Ino != mst.Ino || st.Size != mst.Size ||
+	if err := unix.Lstat(abs, &st); err != nil || st.Ino != mst.Ino || st.Size != mst.Size ||
 		st.Mtim != unix.Timespec(mst.Mtim) || st.Ctim != unix.Timespec(mst.Ctim) {
 		return
 	}
