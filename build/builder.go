@@ -172,8 +172,8 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	st, err := b.run(ctx, target)
 	// Once every stage has stopped, the bridge's release (its removal when
 	// this build was its last user), the cgroup's removal and the hash
-	// cache's write proceed beside the final layer's gzip and the commit:
-	// they took 60-90 ms of a one-file rebuild's end.
+	// cache's write proceed beside the commit: they took 60-90 ms of a
+	// one-file rebuild's end.
 	cleaned := make(chan struct{})
 	go func() {
 		defer close(cleaned)
