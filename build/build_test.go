@@ -3,7 +3,8 @@ package build
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/engine/image"
 )
 
 func TestParseErrors(t *testing.T) {
@@ -219,23 +222,22 @@ func TestWriteLayerWhiteouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf1, buf2 bytes.Buffer
-	l1, _, empty, err := writeLayer(upper, &buf1)
+	t1, empty, err := image.WriteLayerTar(upper, &buf1)
 	if err != nil || empty {
 		t.Fatal(err, empty)
 	}
-	l2, _, _, _ := writeLayer(upper, &buf2)
-	if l1 != l2 {
-		t.Errorf("the same directory gave two layers: %v %v", l1, l2)
+	t2, _, _ := image.WriteLayerTar(upper, &buf2)
+	if t1 != t2 || !bytes.Equal(buf1.Bytes(), buf2.Bytes()) {
+		t.Errorf("the same directory gave two tars: %v %v", t1, t2)
 	}
-	// Without a writer, the same diff ID and no blob.
-	if l3, _, _, err := writeLayer(upper, nil); err != nil || l3.DiffID != l1.DiffID || l3.Digest != "" || l3.Size != 0 {
-		t.Errorf("without a blob: %v %v, want diff ID %s alone", l3, err, l1.DiffID)
+	if sum := sha256.Sum256(buf1.Bytes()); t1.DiffID != "sha256:"+hex.EncodeToString(sum[:]) || t1.Size != int64(buf1.Len()) {
+		t.Errorf("measured %v, wrote %d bytes", t1, buf1.Len())
 	}
-	zr, err := gzip.NewReader(&buf1)
-	if err != nil {
-		t.Fatal(err)
+	// The step's layer: the tar is its blob, uncompressed.
+	if l, _, _, err := writeLayer(upper); err != nil || l.DiffID != t1.DiffID || l.Digest != t1.DiffID || l.Size != t1.Size || l.MediaType != image.UncompressedLayer {
+		t.Errorf("writeLayer: %v %v, want the tar %v", l, err, t1)
 	}
-	tr := tar.NewReader(zr)
+	tr := tar.NewReader(&buf1)
 	var names []string
 	for {
 		h, err := tr.Next()
@@ -254,7 +256,7 @@ func TestWriteLayerWhiteouts(t *testing.T) {
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("entries %q, want %q", names, want)
 	}
-	if _, _, empty, _ := writeLayer(t.TempDir(), io.Discard); !empty {
+	if _, _, empty, _ := writeLayer(t.TempDir()); !empty {
 		t.Error("an empty directory made a layer")
 	}
 }
@@ -411,5 +413,46 @@ func TestUsedArgs(t *testing.T) {
 		if got := usedArgs(parse(c.line), c.line, scope); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: %q, want %q", c.line, got, c.want)
 		}
+	}
+}
+
+// TestShapeSums: a shape record keeps the layer and its files' content
+// hashes; a name that cannot be a line is left out (hashed next time).
+func TestShapeSums(t *testing.T) {
+	c := &cache{dir: t.TempDir()}
+	key := "sha256:" + strings.Repeat("ab", 32)
+	if _, _, ok := c.shape(key); ok {
+		t.Fatal("a shape before any was recorded")
+	}
+	sums := map[string]string{"app/a.txt": "11", "app/d/b c": "22", "app/tab\there": "33"}
+	c.putShape(key, "sha256:"+strings.Repeat("cd", 32), sums)
+	d, got, ok := c.shape(key)
+	if !ok || d != "sha256:"+strings.Repeat("cd", 32) {
+		t.Fatalf("shape: %q %v", d, ok)
+	}
+	want := map[string]string{"app/a.txt": "11", "app/d/b c": "22"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("sums %v, want %v", got, want)
+	}
+}
+
+// TestLinkerSums: a context COPY's linker keeps the hashes it is told of,
+// and none once the step unpacks an archive over what it copied.
+func TestLinkerSums(t *testing.T) {
+	l := newContextLinker(nil)
+	l.recordSum("app/a", "11")
+	if got := l.takeSums(); !reflect.DeepEqual(got, map[string]string{"app/a": "11"}) {
+		t.Errorf("sums %v", got)
+	}
+	l.forgetSums()
+	l.recordSum("app/b", "22")
+	if got := l.takeSums(); got != nil {
+		t.Errorf("sums after an archive: %v, want none", got)
+	}
+	var none *linker
+	none.forgetSums()
+	none.copied("p", "abs", nil)
+	if none.takeSums() != nil {
+		t.Error("a nil linker has sums")
 	}
 }

@@ -172,8 +172,8 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	st, err := b.run(ctx, target)
 	// Once every stage has stopped, the bridge's release (its removal when
 	// this build was its last user), the cgroup's removal and the hash
-	// cache's write proceed beside the final layer's gzip and the commit:
-	// they took 60-90 ms of a one-file rebuild's end.
+	// cache's write proceed beside the commit: they took 60-90 ms of a
+	// one-file rebuild's end.
 	cleaned := make(chan struct{})
 	go func() {
 		defer close(cleaned)
@@ -194,7 +194,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 			cfg.Config.Labels[k] = v
 		}
 	}
-	layers, err := layerBlobs(ctx, o.Store, st.Layers, b.tmpDir())
+	layers, err := layerBlobs(ctx, o.Store, st.Layers)
 	if err != nil {
 		return nil, err
 	}
@@ -492,8 +492,8 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 	shapeKey := ""
 	if x.prior != nil && !b.opts.NoCache {
 		shapeKey = stepKey(st.Key, original, usedArgs(cmd, original, st.scope), append([]string{"shape"}, x.shape...)...)
-		if d, ok := b.cache.shape(shapeKey); ok && b.opts.Store.HasLayer(d) {
-			x.prior(b.opts.Store.LayerDir(d))
+		if d, sums, ok := b.cache.shape(shapeKey); ok && b.opts.Store.HasLayer(d) {
+			x.prior(b.opts.Store.LayerDir(d), sums)
 		}
 	}
 	layered, err := x.apply(ctx, next)
@@ -504,7 +504,7 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 		return nil, fail(err)
 	}
 	if shapeKey != "" && layered {
-		b.cache.putShape(shapeKey, next.Layers[len(next.Layers)-1].DiffID)
+		b.cache.putShape(shapeKey, next.Layers[len(next.Layers)-1].DiffID, x.sums())
 	}
 	now := time.Now().UTC()
 	createdBy := original
@@ -529,8 +529,11 @@ func (b *Builder) dispatch(ctx context.Context, st *state, stageIdx int, cmd ins
 type prepared struct {
 	extra []string
 	// prior, for a COPY from the context, receives the layer directory
-	// the same step (its key but for the sources) made last time.
-	prior     func(dir string)
+	// the same step (its key but for the sources) made last time, and
+	// the content hashes of its files; sums returns those of the layer
+	// the step made, for the next time.
+	prior     func(dir string, sums map[string]string)
+	sums      func() map[string]string
 	shape     []string // extra without the sources, for prior's key
 	apply     func(ctx context.Context, st *state) (layered bool, err error)
 	release   func()
@@ -821,7 +824,9 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, spec
 		x.shape = append([]string(nil), x.extra...)
 		x.extra = append(x.extra, "sources "+d)
 		if src.hashes != nil {
-			x.prior = func(dir string) { links = newPriorLinker(dir, src.hashes.sum) }
+			links = newContextLinker(src.hashes.sum)
+			x.prior = links.usePrior
+			x.sums = links.takeSums
 		}
 	}
 	x.apply = func(ctx context.Context, st *state) (bool, error) {
@@ -885,9 +890,7 @@ func (b *Builder) fsStepLinked(ctx context.Context, st *state, stubs []string, f
 	}
 	dropStubs(upper, missing)
 	dropCopiedUp(upper, parents)
-	// Only the diff ID: the gzip blob is made when an image names the
-	// layer (layerBlobs), never for a stage's layers no image keeps.
-	l, content, empty, err := writeLayer(upper, nil)
+	l, content, empty, err := writeLayer(upper)
 	if err != nil || empty {
 		return false, err
 	}
@@ -906,10 +909,11 @@ func (b *Builder) fsStepLinked(ctx context.Context, st *state, stubs []string, f
 	return true, nil
 }
 
-// layerBlobs returns layers with their gzip blobs, making those the store
-// lacks from the layers' directories (the steps store a layer without
-// one), a layer at a time beside another.
-func layerBlobs(ctx context.Context, s *image.Store, layers []image.Layer, tmpDir string) ([]image.Layer, error) {
+// layerBlobs returns layers as an image names them. A layer the steps
+// made is its own blob (the tar of its directory); one stored without a
+// digest (by an earlier version, which gzipped a layer only once an image
+// named it) is measured as that tar now.
+func layerBlobs(ctx context.Context, s *image.Store, layers []image.Layer) ([]image.Layer, error) {
 	out := make([]image.Layer, len(layers))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(2)
@@ -923,23 +927,14 @@ func layerBlobs(ctx context.Context, s *image.Store, layers []image.Layer, tmpDi
 				out[i] = stored
 				return nil
 			}
-			// Not "layer-": the store's gc clears those from its tmp dir.
-			tmp, err := os.CreateTemp(tmpDir, "build-layer-")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp.Name())
-			made, _, _, err := writeLayer(s.LayerDir(l.DiffID), tmp)
-			if cerr := tmp.Close(); err == nil {
-				err = cerr
-			}
+			made, _, _, err := writeLayer(s.LayerDir(l.DiffID))
 			if err != nil {
 				return err
 			}
 			if made.DiffID != l.DiffID {
 				return fmt.Errorf("layer %s: its stored directory reads as %s", l.DiffID, made.DiffID)
 			}
-			out[i], err = s.AddLayerBlob(ctx, tmp.Name(), made)
+			out[i], err = s.AddLayerBlob(ctx, "", made)
 			return err
 		})
 	}

@@ -84,26 +84,52 @@ func (c *cache) get(key string) (*cacheRecord, bool) {
 }
 
 // shape returns the diff ID of the layer last made by a step of shape key
-// (a COPY from the context keyed without its sources).
-func (c *cache) shape(key string) (string, bool) {
+// (a COPY from the context keyed without its sources), and the content
+// hashes of the files it wrote, by target.
+func (c *cache) shape(key string) (string, map[string]string, bool) {
 	data, err := os.ReadFile(filepath.Join(c.dir, "shape-"+key[len("sha256:"):]))
-	if err != nil || !strings.HasPrefix(string(data), "sha256:") {
-		return "", false
+	if err != nil {
+		return "", nil, false
 	}
-	return string(data), true
+	first, rest, _ := strings.Cut(string(data), "\n")
+	if !strings.HasPrefix(first, "sha256:") {
+		return "", nil, false
+	}
+	sums := map[string]string{}
+	for rest != "" {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		if sum, target, ok := strings.Cut(line, "\t"); ok {
+			sums[target] = sum
+		}
+	}
+	return first, sums, true
 }
 
-// putShape records the layer a step of shape key made; failing to is no
-// error (the next such step copies everything).
-func (c *cache) putShape(key, diffID string) {
+// putShape records the layer a step of shape key made, with the content
+// hashes of its files (a line each: sum, tab, target); failing to is no
+// error (the next such step copies, or hashes, everything).
+func (c *cache) putShape(key, diffID string, sums map[string]string) {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return
+	}
+	var b strings.Builder
+	b.WriteString(diffID)
+	b.WriteByte('\n')
+	for target, sum := range sums {
+		if strings.ContainsAny(target, "\t\n") {
+			continue // such names are hashed every time
+		}
+		b.WriteString(sum)
+		b.WriteByte('\t')
+		b.WriteString(target)
+		b.WriteByte('\n')
 	}
 	tmp, err := os.CreateTemp(c.dir, ".tmp-")
 	if err != nil {
 		return
 	}
-	_, err = tmp.WriteString(diffID)
+	_, err = tmp.WriteString(b.String())
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

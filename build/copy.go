@@ -72,6 +72,7 @@ func copyItems(rootfs string, src *source, items []item, dest string, o copyOpts
 				return err
 			}
 		case o.extract && !it.keepArchive && isArchive(it.abs):
+			o.link.forgetSums() // the archive may replace what was copied
 			if err := extractArchive(rootfs, it.abs, clean); err != nil {
 				return fmt.Errorf("extract %s: %w", it.rel, err)
 			}
@@ -234,7 +235,12 @@ func copyAt(p, abs string, fi fs.FileInfo, o copyOpts) error {
 		if o.link.take(p, abs, fi, o.uid, o.gid, mode) {
 			return nil
 		}
-		return copyFile(abs, p, fi, o.uid, o.gid, mode)
+		if err := copyFile(abs, p, fi, o.uid, o.gid, mode); err != nil {
+			return err
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		o.link.copied(p, abs, st)
+		return nil
 	default:
 		return nil // devices, sockets and FIFOs are not copied
 	}

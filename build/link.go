@@ -36,19 +36,25 @@ import (
 // a target file there with the same size, times, owner and mode as the
 // copy would give, and the same content (its sha256 against the context
 // file's, which the step's key already took), is the file this copy
-// would write. A one-file change then writes one file.
+// would write. A one-file change then writes one file. The content hashes
+// of the prior layer's files come from the list the step recorded with
+// that layer (sums: what it copied or linked, by target), so that a
+// one-file rebuild does not read the whole prior layer again; a file the
+// list lacks is hashed.
 type linker struct {
 	srcRoot string   // where the source's layers are mounted
 	layers  []string // their stored directories, topmost first
 	rootfs  string   // the step's mount
 
-	prior string                                               // the step's last layer directory
-	sum   func(abs string, st *syscall.Stat_t) (string, error) // a context file's content hash
+	prior     string                                               // the step's last layer directory
+	priorSums map[string]string                                    // its files' content hashes, by target
+	sum       func(abs string, st *syscall.Stat_t) (string, error) // a context file's content hash
 
 	mu      sync.Mutex
 	touched map[string]bool // target directories copied up
 	links   []pendingLink
-	dirs    []dirTime // rootfs-relative
+	dirs    []dirTime         // rootfs-relative
+	sums    map[string]string // content hashes of the files this copy wrote, by target
 }
 
 type pendingLink struct {
@@ -71,34 +77,101 @@ func newLinker(srcRoot string, layers []string) *linker {
 	return &linker{srcRoot: srcRoot, layers: layers, touched: map[string]bool{}}
 }
 
-func newPriorLinker(prior string, sum func(abs string, st *syscall.Stat_t) (string, error)) *linker {
-	return &linker{prior: prior, sum: sum, touched: map[string]bool{}}
+// newContextLinker is the linker of a COPY from the context: it records
+// the content hashes of the files it writes, and links to a prior layer
+// once usePrior names one.
+func newContextLinker(sum func(abs string, st *syscall.Stat_t) (string, error)) *linker {
+	return &linker{sum: sum, touched: map[string]bool{}, sums: map[string]string{}}
+}
+
+// usePrior lets the copy link to dir, the layer the same step made last
+// time, whose files have the content hashes sums (by target; may be nil).
+func (l *linker) usePrior(dir string, sums map[string]string) {
+	l.prior, l.priorSums = dir, sums
+}
+
+// recordSum notes the content hash of the file the copy wrote at target.
+func (l *linker) recordSum(target, sum string) {
+	l.mu.Lock()
+	if l.sums != nil {
+		l.sums[target] = sum
+	}
+	l.mu.Unlock()
+}
+
+// forgetSums stops the recording: the step writes files whose content the
+// copy does not know (an ADD unpacking an archive), maybe over those it
+// noted, so its layer has no list and the next such step hashes its files.
+func (l *linker) forgetSums() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.sums = nil
+	l.mu.Unlock()
+}
+
+// copied records the content hash of abs, which the copy wrote at p, when
+// abs is as it was when hashed (same inode, size, mtime and ctime as mst,
+// the stat the step's key took: a write since changes ctime).
+func (l *linker) copied(p, abs string, mst *syscall.Stat_t) {
+	if l == nil || l.sum == nil || mst == nil {
+		return
+	}
+	target, ok := strings.CutPrefix(p, l.rootfs+"/")
+	if !ok {
+		return
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(abs, &st); err != nil || st.Ino != mst.Ino || st.Size != mst.Size ||
+		st.Mtim != unix.Timespec(mst.Mtim) || st.Ctim != unix.Timespec(mst.Ctim) {
+		return
+	}
+	if sum, err := l.sum(abs, mst); err == nil {
+		l.recordSum(target, sum)
+	}
+}
+
+// takeSums returns what recordSum noted.
+func (l *linker) takeSums() map[string]string {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sums
 }
 
 // fromPrior returns the file of the prior layer at target that is what
-// copying abs would make, or "".
-func (l *linker) fromPrior(target, abs string, fi fs.FileInfo, mst *syscall.Stat_t, uid, gid int, mode os.FileMode) string {
+// copying abs would make, or "", and its content hash.
+func (l *linker) fromPrior(target, abs string, fi fs.FileInfo, mst *syscall.Stat_t, uid, gid int, mode os.FileMode) (string, string) {
 	cand := filepath.Join(l.prior, target)
 	var st unix.Stat_t
 	if err := unix.Lstat(cand, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fi.Size() ||
 		st.Mtim != unix.Timespec(mst.Mtim) || int(st.Uid) != uid || int(st.Gid) != gid || st.Nlink >= maxLinks ||
 		st.Mode&0o7777 != unixPerm(mode) {
-		return ""
+		return "", ""
 	}
 	want, err := l.sum(abs, mst)
 	if err != nil {
-		return ""
+		return "", ""
+	}
+	if have, ok := l.priorSums[target]; ok {
+		if have != want {
+			return "", ""
+		}
+		return cand, want
 	}
 	f, err := os.Open(cand)
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != want {
-		return ""
+		return "", ""
 	}
-	return cand
+	return cand, want
 }
 
 // unixPerm is chmod(2)'s bits of a FileMode.
@@ -131,10 +204,10 @@ func (l *linker) take(p, abs string, fi fs.FileInfo, uid, gid int, mode os.FileM
 	if !ok {
 		return false
 	}
-	var src string
+	var src, sum string
 	rel, ok := strings.CutPrefix(abs, l.srcRoot+"/")
 	if l.prior != "" {
-		src = l.fromPrior(target, abs, fi, mst, uid, gid, mode)
+		src, sum = l.fromPrior(target, abs, fi, mst, uid, gid, mode)
 	} else if !ok {
 		return false
 	}
@@ -176,6 +249,9 @@ func (l *linker) take(p, abs string, fi fs.FileInfo, uid, gid int, mode os.FileM
 		l.touched[parent] = true
 	}
 	l.links = append(l.links, pendingLink{src: src, rel: target, fi: fi, uid: uid, gid: gid, mode: mode})
+	if sum != "" && l.sums != nil {
+		l.sums[target] = sum // l.mu is held
+	}
 	return true
 }
 

@@ -204,8 +204,11 @@ func (s *Store) LayerSize(diffID string) int64 {
 // The blob file moves into the store too (or goes); unpacked is the bytes
 // of file content, for sizes. It returns the layer as stored: when the
 // store had this diff ID already, its blob (maybe compressed differently)
-// is the one kept. A layer stored without a blob (its Digest is "") gets
-// one with AddLayerBlob before an image names it.
+// is the one kept. A layer whose media type is UncompressedLayer and
+// whose digest is its diff ID needs no blob file: WriteLayerTar of its
+// directory is its blob (l.Size says that tar's bytes). Any other layer
+// stored without a blob (its Digest is "") gets one with AddLayerBlob
+// before an image names it.
 func (s *Store) AddLayerDir(ctx context.Context, dir, blobPath string, l Layer, unpacked int64) (Layer, error) {
 	if blobPath != "" {
 		defer os.Remove(blobPath)
@@ -237,9 +240,9 @@ func (s *Store) AddLayerDir(ctx context.Context, dir, blobPath string, l Layer, 
 		if err := os.Rename(dir, filepath.Join(tmp, "diff")); err != nil {
 			return Layer{}, err
 		}
-		if blobPath == "" {
+		if blobPath == "" && !dirBlob(l) {
 			l.Digest, l.Size = "", 0
-		} else if !s.hasBlob(l.Digest) {
+		} else if blobPath != "" && !s.hasBlob(l.Digest) {
 			if err := os.Rename(blobPath, s.blobPath(l.Digest)); err != nil {
 				return Layer{}, err
 			}
@@ -302,14 +305,20 @@ func (s *Store) LayerBlob(diffID string) (l Layer, ok bool, err error) {
 		return Layer{}, false, err
 	}
 	l = Layer{DiffID: li.DiffID, Digest: li.Digest, MediaType: li.MediaType, Size: li.Size}
-	return l, li.Digest != "" && s.hasBlob(li.Digest), nil
+	return l, li.Digest != "" && (dirBlob(l) || s.hasBlob(li.Digest)), nil
 }
 
 // AddLayerBlob gives a stored layer the gzip blob at blobPath (l says its
 // digest, media type and size), made from the layer's directory; the file
-// moves into the store (or goes). It returns the layer as stored.
+// moves into the store (or goes). With blobPath "", l must name the tar of
+// the directory (see AddLayerDir), which then serves as the blob. It
+// returns the layer as stored.
 func (s *Store) AddLayerBlob(ctx context.Context, blobPath string, l Layer) (Layer, error) {
-	defer os.Remove(blobPath)
+	if blobPath != "" {
+		defer os.Remove(blobPath)
+	} else if !dirBlob(l) {
+		return Layer{}, fmt.Errorf("layer %s: no blob", short(l.DiffID))
+	}
 	if l.Digest == "" {
 		return Layer{}, fmt.Errorf("layer %s: a blob needs its digest", short(l.DiffID))
 	}
@@ -330,10 +339,10 @@ func (s *Store) AddLayerBlob(ctx context.Context, blobPath string, l Layer) (Lay
 	if err != nil {
 		return Layer{}, err
 	}
-	if li.Digest != "" && s.hasBlob(li.Digest) {
-		return Layer{DiffID: li.DiffID, Digest: li.Digest, MediaType: li.MediaType, Size: li.Size}, nil
+	if stored := (Layer{DiffID: li.DiffID, Digest: li.Digest, MediaType: li.MediaType, Size: li.Size}); li.Digest != "" && (dirBlob(stored) || s.hasBlob(li.Digest)) {
+		return stored, nil
 	}
-	if !s.hasBlob(l.Digest) {
+	if blobPath != "" && !s.hasBlob(l.Digest) {
 		if err := os.Rename(blobPath, s.blobPath(l.Digest)); err != nil {
 			return Layer{}, err
 		}

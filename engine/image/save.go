@@ -49,6 +49,9 @@ func (sl *storedLayer) MediaType() (types.MediaType, error) {
 }
 func (sl *storedLayer) Compressed() (io.ReadCloser, error) {
 	f, err := os.Open(sl.s.blobPath(sl.l.Digest))
+	if os.IsNotExist(err) && dirBlob(sl.l) && sl.s.hasLayer(sl.l.DiffID) {
+		return sl.s.openDirBlob(sl.l), nil
+	}
 	if os.IsNotExist(err) {
 		return nil, fmt.Errorf("layer blob %s: %w", short(sl.l.Digest), ErrNotFound)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -71,6 +72,13 @@ func newBuildCommand(g *globals) *cobra.Command {
 // `build:` section and that want says need one. Services sharing the same
 // build and image are built once.
 func buildServices(cmd *cobra.Command, g *globals, p *project.Project, names []string, f *buildFlags, want func(types.ServiceConfig) bool) error {
+	// A build's garbage is short-lived (a stat, a path and a tar header
+	// per file of a layer): collecting at 4× the live heap rather than 2×
+	// cut a 5000-file project's one-file rebuild from 0.62 to 0.54 s of
+	// user CPU, for ~15 MB more memory. GOGC set by the user wins.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	sort.Strings(names)
 	var todo []types.ServiceConfig
 	for _, n := range names {
