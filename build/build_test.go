@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -454,5 +455,54 @@ func TestLinkerSums(t *testing.T) {
 	none.copied("p", "abs", nil)
 	if none.takeSums() != nil {
 		t.Error("a nil linker has sums")
+	}
+}
+
+// TestLaterSourceWins: of two sources of one COPY that write the same
+// target, the later one's content stays, even when the earlier one was
+// listed as a link (made only after the copy) and the later one is copied.
+func TestLaterSourceWins(t *testing.T) {
+	src, root := t.TempDir(), t.TempDir()
+	for _, d := range []string{"a", "b"} {
+		if err := os.Mkdir(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p, content string) fs.FileInfo {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	first := write(filepath.Join(src, "a", "f"), "first")
+	second := write(filepath.Join(src, "b", "f"), "second")
+	// An extended attribute keeps the second from being linked.
+	if err := unix.Lsetxattr(filepath.Join(src, "b", "f"), "user.keep", []byte("1"), 0); err != nil {
+		t.Skipf("no user xattrs here: %v", err)
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	l := newLinker(src, []string{src})
+	l.rootfs = root
+	o := copyOpts{uid: uid, gid: gid, link: l}
+	target := filepath.Join(root, "f")
+	if err := copyAt(target, filepath.Join(src, "a", "f"), first, o); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.links) != 1 {
+		t.Fatalf("the first source was not listed as a link: %d links", len(l.links))
+	}
+	if err := copyAt(target, filepath.Join(src, "b", "f"), second, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.apply(root); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "second" {
+		t.Errorf("target holds %q, want the later source's %q", got, "second")
 	}
 }

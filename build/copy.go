@@ -209,6 +209,9 @@ func copyAt(p, abs string, fi fs.FileInfo, o copyOpts) error {
 	if o.chmod != nil {
 		mode = *o.chmod
 	}
+	if !fi.Mode().IsRegular() {
+		o.link.supersede(p)
+	}
 	switch {
 	case fi.IsDir():
 		if cur, err := os.Lstat(p); err == nil && !cur.IsDir() {
@@ -235,6 +238,7 @@ func copyAt(p, abs string, fi fs.FileInfo, o copyOpts) error {
 		if o.link.take(p, abs, fi, o.uid, o.gid, mode) {
 			return nil
 		}
+		o.link.supersede(p)
 		if err := copyFile(abs, p, fi, o.uid, o.gid, mode); err != nil {
 			return err
 		}

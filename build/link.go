@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,6 +54,7 @@ type linker struct {
 	mu      sync.Mutex
 	touched map[string]bool // target directories copied up
 	links   []pendingLink
+	linked  map[string]bool   // the targets of links
 	dirs    []dirTime         // rootfs-relative
 	sums    map[string]string // content hashes of the files this copy wrote, by target
 }
@@ -249,10 +251,35 @@ func (l *linker) take(p, abs string, fi fs.FileInfo, uid, gid int, mode os.FileM
 		l.touched[parent] = true
 	}
 	l.links = append(l.links, pendingLink{src: src, rel: target, fi: fi, uid: uid, gid: gid, mode: mode})
+	if l.linked == nil {
+		l.linked = map[string]bool{}
+	}
+	l.linked[target] = true
 	if sum != "" && l.sums != nil {
 		l.sums[target] = sum // l.mu is held
 	}
 	return true
+}
+
+// supersede forgets a listed link to p, which a later source of the same
+// COPY is about to write through the mount: the last source wins, and the
+// link, made after the copy, would otherwise put the earlier one back.
+func (l *linker) supersede(p string) {
+	if l == nil || l.rootfs == "" {
+		return
+	}
+	target, ok := strings.CutPrefix(p, l.rootfs+"/")
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.linked[target] {
+		return
+	}
+	delete(l.linked, target)
+	l.links = slices.DeleteFunc(l.links, func(k pendingLink) bool { return k.rel == target })
+	delete(l.sums, target)
 }
 
 // setTimes records directory times copyTree set, to set them again in
