@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/internal/pagedrop"
 )
 
 // trimDelay is how long the supervisor must have had no request before it
@@ -52,22 +54,26 @@ func (s *Supervisor) trimLoop() {
 	}
 }
 
-// trimmer returns the heap's free pages to the kernel and unmaps the pages
-// of the supervisor's own binary (its code and read-only data, about 14 MB
+// trimmer returns the heap's free pages to the kernel and drops the pages
+// of the supervisor's own binary (its code and read-only data, about 13 MB
 // once a few containers have started). Those stay in the page cache: the
 // next request maps back, with minor faults, the few it runs. Mapped, they
 // count in the supervisor's resident memory for as long as it waits, which
 // is most of its life.
 //
 // The page cache holds a binary in large folios (up to 2 MB), and a fault
-// maps the whole folio it falls in: touching a byte of code or of the
-// function tables after the unmapping brings megabytes back. So everything
-// trim needs (the mapping list, the garbage collection) happens before
-// the first madvise, and after it only the madvise loop and the return to
-// trimLoop's wait run.
+// maps the whole folio it falls in: any Go code that runs after the drop,
+// down to the return from it, maps megabytes back. So everything the trim
+// needs (the mapping list, the garbage collection) happens first, and the
+// drop itself is left to a C thread (package pagedrop) that does it once
+// this goroutine is back asleep.
 type trimmer struct {
-	ranges [][2]uintptr
+	ranges []pagedrop.Range
 }
+
+// pageDropDelay is how long the drop waits for the supervisor's threads to
+// have gone back to sleep after a trim.
+const pageDropDelay = 50 * time.Millisecond
 
 func (t *trimmer) trim() {
 	t.ranges = t.ranges[:0]
@@ -75,17 +81,18 @@ func (t *trimmer) trim() {
 		t.ranges = exeRanges(smaps, t.ranges)
 	}
 	debug.FreeOSMemory()
+	if pagedrop.After(pageDropDelay, t.ranges) == nil {
+		return
+	}
 	for _, r := range t.ranges {
-		// A raw system call: nothing between the madvises runs outside
-		// this loop and the runtime.
-		_, _, _ = syscall.RawSyscall(syscall.SYS_MADVISE, r[0], r[1]-r[0], syscall.MADV_DONTNEED)
+		_, _, _ = syscall.RawSyscall(syscall.SYS_MADVISE, r.Start, r.End-r.Start, syscall.MADV_DONTNEED)
 	}
 }
 
 // exeRanges appends to out the address ranges of the read-only mappings of
 // this process's executable, from the text of /proc/self/smaps, that hold
 // no written page.
-func exeRanges(smaps []byte, out [][2]uintptr) [][2]uintptr {
+func exeRanges(smaps []byte, out []pagedrop.Range) []pagedrop.Range {
 	var exe unix.Stat_t
 	if unix.Stat("/proc/self/exe", &exe) != nil {
 		return out
@@ -99,7 +106,7 @@ func exeRanges(smaps []byte, out [][2]uintptr) [][2]uintptr {
 			// relocated RELRO page is read-only now, but its content is
 			// not the file's any more) can be dropped and read back.
 			if hi > lo && strings.TrimSpace(v) == "0 kB" {
-				out = append(out, [2]uintptr{uintptr(lo), uintptr(hi)})
+				out = append(out, pagedrop.Range{Start: uintptr(lo), End: uintptr(hi)})
 			}
 			lo, hi = 0, 0
 			continue

@@ -36,10 +36,10 @@ func TestExeRanges(t *testing.T) {
 		t.Fatalf("no mapping of %s found", exe)
 	}
 	for _, r := range ranges {
-		line := maps[r[0]]
+		line := maps[r.Start]
 		f := strings.Fields(line)
 		if len(f) < 6 || f[len(f)-1] != exe || strings.Contains(f[1], "w") {
-			t.Errorf("range %#x-%#x is %q, want a read-only mapping of %s", r[0], r[1], line, exe)
+			t.Errorf("range %#x-%#x is %q, want a read-only mapping of %s", r.Start, r.End, line, exe)
 		}
 	}
 }
