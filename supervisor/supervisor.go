@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/image"
+	"github.com/berthrun/berth/internal/cmalloc"
 	"github.com/berthrun/berth/internal/errdefs"
 	"github.com/berthrun/berth/internal/flock"
 	"github.com/berthrun/berth/netmgr"
@@ -85,6 +86,9 @@ func Run(ctx context.Context, paths Paths, proj string) error {
 	// system calls) about once a second whenever anything wakes the
 	// process, and an idle supervisor is better left asleep.
 	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	// The C heap (libseccomp's filter compiles) in one arena, which the
+	// idle trim gives back, rather than in one per thread.
+	cmalloc.OneArena()
 
 	// Containers are our children; their init processes are re-parented to
 	// us when libcontainer's intermediate processes exit.

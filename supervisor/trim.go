@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berthrun/berth/internal/cmalloc"
 	"github.com/berthrun/berth/internal/pagedrop"
 )
 
@@ -54,12 +55,12 @@ func (s *Supervisor) trimLoop() {
 	}
 }
 
-// trimmer returns the heap's free pages to the kernel and drops the pages
-// of the supervisor's own binary (its code and read-only data, about 13 MB
-// once a few containers have started). Those stay in the page cache: the
-// next request maps back, with minor faults, the few it runs. Mapped, they
-// count in the supervisor's resident memory for as long as it waits, which
-// is most of its life.
+// trimmer returns the free pages of the Go and C heaps to the kernel and
+// drops the pages of the supervisor's own binary (its code and read-only
+// data, about 13 MB once a few containers have started). Those stay in the
+// page cache: the next request maps back, with minor faults, the few it
+// runs. Mapped, they count in the supervisor's resident memory for as long
+// as it waits, which is most of its life.
 //
 // The page cache holds a binary in large folios (up to 2 MB), and a fault
 // maps the whole folio it falls in: any Go code that runs after the drop,
@@ -81,6 +82,7 @@ func (t *trimmer) trim() {
 		t.ranges = exeRanges(smaps, t.ranges)
 	}
 	debug.FreeOSMemory()
+	cmalloc.Trim()
 	if pagedrop.After(pageDropDelay, t.ranges) == nil {
 		return
 	}
