@@ -67,14 +67,11 @@ func (s *Supervisor) trimLoop() {
 // down to the return from it, maps megabytes back. So everything the trim
 // needs (the mapping list, the garbage collection) happens first, and the
 // drop itself is left to a C thread (package pagedrop) that does it once
-// this goroutine is back asleep.
+// the process has gone quiet: this goroutine back asleep, and the
+// runtime's sweeper and scavenger done after the collection.
 type trimmer struct {
 	ranges []pagedrop.Range
 }
-
-// pageDropDelay is how long the drop waits for the supervisor's threads to
-// have gone back to sleep after a trim.
-const pageDropDelay = 50 * time.Millisecond
 
 func (t *trimmer) trim() {
 	t.ranges = t.ranges[:0]
@@ -83,7 +80,7 @@ func (t *trimmer) trim() {
 	}
 	debug.FreeOSMemory()
 	cmalloc.Trim()
-	if pagedrop.After(pageDropDelay, t.ranges) == nil {
+	if pagedrop.WhenQuiet(t.ranges) == nil {
 		return
 	}
 	for _, r := range t.ranges {

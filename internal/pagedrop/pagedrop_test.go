@@ -35,9 +35,10 @@ func present(t *testing.T, b []byte) int {
 	return n
 }
 
-// TestAfter maps a file read-only, reads it, and checks that After drops
-// its pages from this process, later, and that they read back the same.
-func TestAfter(t *testing.T) {
+// TestWhenQuiet maps a file read-only, reads it, and checks that WhenQuiet
+// drops its pages from this process once it is quiet, and that they read
+// back the same.
+func TestWhenQuiet(t *testing.T) {
 	const size = 64 << 10
 	path := filepath.Join(t.TempDir(), "f")
 	data := make([]byte, size)
@@ -65,28 +66,28 @@ func TestAfter(t *testing.T) {
 		t.Fatalf("%d of %d pages mapped after reading them all", n, pages)
 	}
 	start := uintptr(unsafe.Pointer(&m[0]))
-	if err := After(20*time.Millisecond, []Range{{start, start + size}}); err != nil {
+	if err := WhenQuiet([]Range{{start, start + size}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := present(t, m); n != pages {
-		t.Errorf("%d of %d pages mapped right after After: the drop should wait", n, pages)
+		t.Errorf("%d of %d pages mapped right after WhenQuiet: the drop should wait", n, pages)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for present(t, m) != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d pages still mapped 5 s after After", present(t, m))
+			t.Fatalf("%d pages still mapped 5 s after WhenQuiet", present(t, m))
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	if string(m) != string(data) {
 		t.Error("the file's content reads back different after the drop")
 	}
 }
 
-// TestAfterTooMany checks that more ranges than a drop holds are refused,
-// so that the caller drops them itself.
-func TestAfterTooMany(t *testing.T) {
-	if err := After(time.Millisecond, make([]Range, 17)); err == nil {
-		t.Error("After took 17 ranges")
+// TestWhenQuietTooMany checks that more ranges than a drop holds are
+// refused, so that the caller drops them itself.
+func TestWhenQuietTooMany(t *testing.T) {
+	if err := WhenQuiet(make([]Range, 17)); err == nil {
+		t.Error("WhenQuiet took 17 ranges")
 	}
 }
