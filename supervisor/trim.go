@@ -83,6 +83,7 @@ func (t *trimmer) trim() {
 	if pagedrop.WhenQuiet(t.ranges) == nil {
 		return
 	}
+	// No thread to do it: drop from here, and lose what the return maps back.
 	for _, r := range t.ranges {
 		_, _, _ = syscall.RawSyscall(syscall.SYS_MADVISE, r.Start, r.End-r.Start, syscall.MADV_DONTNEED)
 	}
