@@ -26,6 +26,13 @@ const DNSAddr = "127.0.0.11"
 // DNSConfig.Refresh).
 const ownedTTL = 0
 
+// udpIdleWait is how long the UDP server waits for a query before it
+// wakes up for nothing. Its reads end at Shutdown, not by this deadline;
+// miekg/dns's default of 2 s woke every idle container's server every 2 s,
+// and each wakeup mapped back pages of the supervisor's binary (and ran its
+// scheduler) that the idle trim had given back.
+const udpIdleWait = 24 * time.Hour
+
 // DNSConfig configures a DNSServer.
 type DNSConfig struct {
 	// Upstreams get the queries berth does not answer itself, for
@@ -140,7 +147,7 @@ func (s *DNSServer) Add(ctx context.Context, c DNSContainer) error {
 	}
 	dl := &dnsListener{id: c.ContainerID, upstreams: upstreams}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) { s.serve(dl, w, r) })
-	dl.udp = &dns.Server{PacketConn: pc, Handler: h}
+	dl.udp = &dns.Server{PacketConn: pc, Handler: h, ReadTimeout: udpIdleWait}
 	dl.tcp = &dns.Server{Listener: l, Handler: h, ReadTimeout: 5 * time.Second}
 	for _, srv := range []*dns.Server{dl.udp, dl.tcp} {
 		started := make(chan struct{})

@@ -2,13 +2,18 @@ package supervisor
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/internal/cmalloc"
+	"github.com/berthrun/berth/internal/pagedrop"
 )
 
 // trimDelay is how long the supervisor must have had no request before it
@@ -18,41 +23,82 @@ const trimDelay = 500 * time.Millisecond
 
 // scheduleTrim gives memory back once no request has run for trimDelay.
 func (s *Supervisor) scheduleTrim() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.trimTimer != nil {
-		s.trimTimer.Reset(trimDelay)
-		return
+	select {
+	case s.trimKick <- struct{}{}:
+	default: // a kick is pending already
 	}
-	s.trimTimer = time.AfterFunc(trimDelay, func() {
-		s.mu.Lock()
-		busy := s.busy > 0
-		s.mu.Unlock()
-		if !busy {
-			trimMemory()
-		}
-	})
 }
 
-// trimMemory returns the heap's free pages to the kernel and unmaps the
-// pages of the supervisor's own binary (its code and read-only data, about
-// 14 MB once a few containers have started). Those stay in the page cache:
-// the next request maps back, with minor faults, the few it runs. Mapped,
-// they count in the supervisor's resident memory for as long as it waits,
-// which is most of its life.
-func trimMemory() {
+// trimLoop gives memory back whenever the supervisor has been idle for
+// trimDelay. One goroutine for the supervisor's life rather than a timer's
+// goroutine per trim: a goroutine's exit looks its function up in the
+// binary's tables, and that would map pages of them back at once.
+func (s *Supervisor) trimLoop() {
+	t := time.NewTimer(trimDelay)
+	t.Stop()
+	var tr trimmer
+	for {
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-s.trimKick:
+			t.Reset(trimDelay)
+		case <-t.C:
+			s.mu.Lock()
+			busy := s.busy > 0
+			s.mu.Unlock()
+			if !busy {
+				tr.trim()
+			}
+		}
+	}
+}
+
+// trimmer returns the free pages of the Go and C heaps to the kernel and
+// drops the pages of the supervisor's own binary (its code and read-only
+// data, about 13 MB once a few containers have started). Those stay in the
+// page cache: the next request maps back, with minor faults, the few it
+// runs. Mapped, they count in the supervisor's resident memory for as long
+// as it waits, which is most of its life.
+//
+// The page cache holds a binary in large folios (up to 2 MB), and a fault
+// maps the whole folio it falls in: any Go code that runs after the drop,
+// down to the return from it, maps megabytes back. So everything the trim
+// needs (the mapping list, the garbage collection) happens first, and the
+// drop itself is left to a C thread (package pagedrop) that does it once
+// the process has gone quiet: this goroutine back asleep, and the
+// runtime's sweeper and scavenger done after the collection.
+type trimmer struct {
+	ranges []pagedrop.Range
+}
+
+func (t *trimmer) trim() {
+	t.ranges = t.ranges[:0]
+	if smaps, err := os.ReadFile("/proc/self/smaps"); err == nil {
+		t.ranges = exeRanges(smaps, t.ranges)
+	}
 	debug.FreeOSMemory()
+	cmalloc.Trim()
+	if pagedrop.WhenQuiet(t.ranges) == nil {
+		return
+	}
+	// No thread to do it: drop from here, and lose what the return maps back.
+	for _, r := range t.ranges {
+		_, _, _ = syscall.RawSyscall(syscall.SYS_MADVISE, r.Start, r.End-r.Start, syscall.MADV_DONTNEED)
+	}
+}
+
+// exeRanges appends to out the address ranges of the read-only mappings of
+// this process's executable, from the text of /proc/self/smaps, that hold
+// no written page.
+func exeRanges(smaps []byte, out []pagedrop.Range) []pagedrop.Range {
 	var exe unix.Stat_t
 	if unix.Stat("/proc/self/exe", &exe) != nil {
-		return
+		return out
 	}
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		return
-	}
-	defer f.Close()
 	var lo, hi uint64 // the mapping being read, when it is a candidate
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	for sc.Scan() {
 		line := sc.Text()
 		if v, ok := strings.CutPrefix(line, "Anonymous:"); ok {
@@ -60,7 +106,7 @@ func trimMemory() {
 			// relocated RELRO page is read-only now, but its content is
 			// not the file's any more) can be dropped and read back.
 			if hi > lo && strings.TrimSpace(v) == "0 kB" {
-				_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), unix.MADV_DONTNEED)
+				out = append(out, pagedrop.Range{Start: uintptr(lo), End: uintptr(hi)})
 			}
 			lo, hi = 0, 0
 			continue
@@ -69,6 +115,7 @@ func trimMemory() {
 			lo, hi = exeMapping(line, &exe) // a mapping's header line
 		}
 	}
+	return out
 }
 
 // exeMapping returns the address range of an smaps header line that maps

@@ -276,6 +276,11 @@ func waitExec(pid int) {
 
 // reap waits for the init process and records its exit status.
 func (c *Container) reap(p *libcontainer.Process, done chan struct{}) {
+	if pid, err := p.Pid(); err == nil {
+		// Until it has exited, in the poller: Wait's waitid would hold
+		// a thread. Should that fail, Wait still waits.
+		_ = waitExit(context.Background(), pid)
+	}
 	ps, err := p.Wait()
 	st := ExitStatus{Code: -1, ExitedAt: time.Now()}
 	if ps != nil {
@@ -404,30 +409,22 @@ func (c *Container) waitPidfd(ctx context.Context) error {
 	if pid <= 0 {
 		return nil
 	}
-	fd, err := unix.PidfdOpen(pid, 0)
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) {
 			return nil
 		}
 		return fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
-	defer unix.Close(fd)
 	if start, err := procStartTime(pid); err != nil || start != st.InitProcessStartTime {
+		unix.Close(fd)
 		return nil // gone, or the PID now belongs to someone else
 	}
-	for {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 100)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("poll pidfd: %w", err)
-		}
-		if n > 0 {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	err = pollExit(ctx, fd)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("wait for pid %d: %w", pid, err)
 	}
+	return err
 }
 
 // procStartTime reads the start time (clock ticks after boot) of pid, field
