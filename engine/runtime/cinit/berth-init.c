@@ -31,7 +31,7 @@ int main(int argc, char **argv)
 		return 127;
 	}
 
-	/* Signals are taken with sigtimedwait, never by handlers. */
+	/* Signals are taken with sigwaitinfo, never by handlers. */
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
@@ -48,11 +48,13 @@ int main(int argc, char **argv)
 		_exit(errno == ENOENT ? 127 : 126);
 	}
 
+	/* No timeout: a SIGCHLD stays pending while blocked, so an exit during
+	 * the reaping loop wakes the next wait at once, and an idle init never
+	 * wakes up for nothing. */
 	int status = 0, done = 0;
-	struct timespec tick = {1, 0};
 	for (;;) {
 		siginfo_t info;
-		int sig = sigtimedwait(&all, &info, &tick);
+		int sig = sigwaitinfo(&all, &info);
 		if (sig > 0 && sig != SIGCHLD)
 			kill(child, sig); /* the command decides what a signal means */
 		/* Reap everything that has exited, ours or adopted. */
