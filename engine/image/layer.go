@@ -179,27 +179,38 @@ func (s *Store) ensureLayer(ctx context.Context, src *layerSource, status string
 	if got := sumOf(diffHash); got != src.diffID {
 		return false, fmt.Errorf("layer %s: diff ID mismatch: config says %s, content is %s", short(src.digest), src.diffID, got)
 	}
+	blob := ""
 	if blobFile != nil {
 		if err := blobFile.Close(); err != nil {
 			return false, err
 		}
-		if err := os.Rename(blobFile.Name(), s.blobPath(src.digest)); err != nil {
-			return false, err
-		}
+		blob = blobFile.Name()
 	}
 	info := layerInfo{DiffID: src.diffID, Digest: src.digest, MediaType: src.mediaType, Size: counted.n, Unpacked: st.Bytes}
-	if err := writeJSONAtomic(filepath.Join(tmp, "layer.json"), info); err != nil {
-		return false, err
-	}
-	final := s.path("layers", hexOf(src.diffID))
-	// A leftover from a crash has no layer.json: clear it before the rename.
-	if err := os.RemoveAll(final); err != nil {
-		return false, err
-	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := s.placeLayer(tmp, blob, info); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// placeLayer moves a layer unpacked into tmp/diff into the store, its blob
+// first (from the file blob, unless that is "") so that a layer in the store
+// always has the blob its layer.json names. The caller holds the layer's lock.
+func (s *Store) placeLayer(tmp, blob string, info layerInfo) error {
+	if blob != "" {
+		if err := os.Rename(blob, s.blobPath(info.Digest)); err != nil {
+			return err
+		}
+	}
+	if err := writeJSONAtomic(filepath.Join(tmp, "layer.json"), info); err != nil {
+		return err
+	}
+	final := s.path("layers", hexOf(info.DiffID))
+	// A leftover from a crash has no layer.json: clear it before the rename.
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	return os.Rename(tmp, final)
 }
 
 func sumOf(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
