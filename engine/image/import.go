@@ -47,17 +47,50 @@ type ImportOptions struct {
 // Import makes a one-layer image from a rootfs tarball (plain or compressed)
 // and tags it ref (may be empty: an untagged image).
 func (s *Store) Import(ctx context.Context, tarPath, ref string, o ImportOptions) (*Image, error) {
-	var tags []string
-	if ref != "" {
-		r, err := ParseReference(ref, false)
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := r.(name.Tag); !ok {
-			return nil, invalidf("cannot import as a digest reference %q", ref)
-		}
-		tags = []string{canonical(r)}
+	tags, err := importTags(ref)
+	if err != nil {
+		return nil, err
 	}
+	f, err := os.Open(tarPath)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+	}
+	return s.importFrom(ctx, f, fi.Size(), tarPath, tags, o)
+}
+
+// ImportReader is Import of a tarball read from r (size bytes, 0 when
+// unknown, for progress), such as standard input: it is read once, so it
+// needs no copy in a file. source names it in the history ("-" for
+// standard input, as docker) and in errors.
+func (s *Store) ImportReader(ctx context.Context, r io.Reader, size int64, source, ref string, o ImportOptions) (*Image, error) {
+	tags, err := importTags(ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.importFrom(ctx, r, size, source, tags, o)
+}
+
+// importTags checks the reference an import is tagged with.
+func importTags(ref string) ([]string, error) {
+	if ref == "" {
+		return nil, nil
+	}
+	named, err := ParseReference(ref, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := named.(name.Tag); !ok {
+		return nil, invalidf("cannot import as a digest reference %q", ref)
+	}
+	return []string{canonical(named)}, nil
+}
+
+func (s *Store) importFrom(ctx context.Context, r io.Reader, size int64, source string, tags []string, o ImportOptions) (*Image, error) {
 	// The layer and the record are made under one hold of the gc lock, so
 	// no prune can take the layer between them.
 	unlockGC, err := s.lock("gc", false)
@@ -65,12 +98,12 @@ func (s *Store) Import(ctx context.Context, tarPath, ref string, o ImportOptions
 		return nil, err
 	}
 	defer unlockGC()
-	li, err := s.importLayer(ctx, tarPath, o.Progress)
+	li, err := s.importLayer(ctx, r, size, filepath.Base(source), o.Progress)
 	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+		return nil, fmt.Errorf("import %s: %w", source, err)
 	}
 	if o.Progress != nil {
-		o.Progress(Progress{ID: filepath.Base(tarPath), Status: StatusLayerComplete})
+		o.Progress(Progress{ID: filepath.Base(source), Status: StatusLayerComplete})
 	}
 	layer, err := partial.CompressedToLayer(&importedLayer{s: s, li: li})
 	if err != nil {
@@ -100,7 +133,7 @@ func (s *Store) Import(ctx context.Context, tarPath, ref string, o ImportOptions
 	}
 	comment := o.Message
 	if comment == "" {
-		comment = "Imported from " + tarPath
+		comment = "Imported from " + source
 	}
 	cf.History = []v1.History{{Created: cf.Created, Comment: comment}}
 	img, err = mutate.ConfigFile(img, cf)
@@ -111,23 +144,14 @@ func (s *Store) Import(ctx context.Context, tarPath, ref string, o ImportOptions
 	return s.commitLocked(ctx, img, commitOptions{tags: tags})
 }
 
-// importLayer stores the rootfs tarball at p (gzip-compressed or plain) as a
+// importLayer stores the rootfs tarball r (gzip-compressed or plain) as a
 // layer in one pass over it: its bytes are hashed (the blob digest) and
 // copied to the blob, or for a plain tar gzipped into it (beside the
 // unpacking, in a goroutine), while the tar stream is hashed (the diff ID)
 // and unpacked. A 173 MB Debian image was read three times and gunzipped
 // twice before. The layer is made in a temp directory and renamed into
 // place; the caller holds the gc lock.
-func (s *Store) importLayer(ctx context.Context, p string, progress ProgressFunc) (*layerInfo, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
+func (s *Store) importLayer(ctx context.Context, r io.Reader, size int64, id string, progress ProgressFunc) (*layerInfo, error) {
 	tmp, err := os.MkdirTemp(s.path("tmp"), "layer-")
 	if err != nil {
 		return nil, err
@@ -142,7 +166,7 @@ func (s *Store) importLayer(ctx context.Context, p string, progress ProgressFunc
 	blobHash := sha256.New()
 	blob := &countingWriter{w: io.MultiWriter(bw, blobHash)}
 
-	in := bufio.NewReaderSize(&countingReader{r: f, total: fi.Size(), id: filepath.Base(p), status: StatusLoadingLayer, progress: progress}, 1<<20)
+	in := bufio.NewReaderSize(&countingReader{r: r, total: size, id: id, status: StatusLoadingLayer, progress: progress}, 1<<20)
 	diffHash := sha256.New()
 	var tarStream io.Reader
 	var finish func() error // reads the rest and completes the blob

@@ -99,6 +99,22 @@ func TestImportOnePass(t *testing.T) {
 		}
 	}
 
+	// From a stream, as standard input: the same layer, the history says "-".
+	img, err := s.ImportReader(ctx, io.MultiReader(bytes.NewReader(gz9.Bytes())), 0, "-", "stdin:1", image.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Layers[0].Digest != sha(gz9.Bytes()) || img.Layers[0].DiffID != sha(rootfs) {
+		t.Errorf("stdin: layers %+v", img.Layers)
+	}
+	v1img, err := s.V1Image("stdin:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf, err := v1img.ConfigFile(); err != nil || len(cf.History) != 1 || cf.History[0].Comment != "Imported from -" {
+		t.Errorf("stdin: history %+v (%v)", cf.History, err)
+	}
+
 	// Failures: a truncated gzip, and a plain file that is no tar.
 	bad := filepath.Join(dir, "bad")
 	for name, content := range map[string][]byte{"truncated gzip": gz.Bytes()[:gz.Len()/2], "no tar": bytes.Repeat([]byte("not a tar\n"), 1000)} {
