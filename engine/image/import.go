@@ -90,6 +90,8 @@ func importTags(ref string) ([]string, error) {
 	return []string{canonical(named)}, nil
 }
 
+// importFrom stores the layer, then builds and commits the image around
+// it. Like a pull's download, reading r holds the gc lock shared.
 func (s *Store) importFrom(ctx context.Context, r io.Reader, size int64, source string, tags []string, o ImportOptions) (*Image, error) {
 	// The layer and the record are made under one hold of the gc lock, so
 	// no prune can take the layer between them.
