@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,7 +18,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/pgzip"
+
+	"github.com/berthrun/berth/engine/image/unpack"
 )
 
 // ImportOptions tune Import.
@@ -23,9 +30,12 @@ type ImportOptions struct {
 	// Changes are Dockerfile instructions applied to the config, as
 	// `docker import --change`: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE,
 	// LABEL, VOLUME, STOPSIGNAL.
-	Changes  []string
-	Message  string    // history comment
-	Created  time.Time // zero: now
+	Changes []string
+	Message string    // history comment
+	Created time.Time // zero: now
+	// Progress receives "Loading layer" events while the tarball is read
+	// and "Layer complete" at the end. Their ID is the tarball's file name:
+	// the blob's digest is known only once it is all read.
 	Progress ProgressFunc
 
 	// Config is the configuration to start from, before Changes (commit
@@ -37,25 +47,69 @@ type ImportOptions struct {
 // Import makes a one-layer image from a rootfs tarball (plain or compressed)
 // and tags it ref (may be empty: an untagged image).
 func (s *Store) Import(ctx context.Context, tarPath, ref string, o ImportOptions) (*Image, error) {
-	var tags []string
-	if ref != "" {
-		r, err := ParseReference(ref, false)
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := r.(name.Tag); !ok {
-			return nil, invalidf("cannot import as a digest reference %q", ref)
-		}
-		tags = []string{canonical(r)}
+	tags, err := importTags(ref)
+	if err != nil {
+		return nil, err
 	}
-	blob, cleanup, err := s.compressedRootfs(tarPath)
+	f, err := os.Open(tarPath)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
 	}
-	defer cleanup()
-	layer, err := tarball.LayerFromFile(blob)
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+	}
+	return s.importFrom(ctx, f, fi.Size(), tarPath, tags, o)
+}
+
+// ImportReader is Import of a tarball read from r (size bytes, 0 when
+// unknown, for progress), such as standard input: it is read once, so it
+// needs no copy in a file. source names it in the history ("-" for
+// standard input, as docker) and in errors.
+func (s *Store) ImportReader(ctx context.Context, r io.Reader, size int64, source, ref string, o ImportOptions) (*Image, error) {
+	tags, err := importTags(ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.importFrom(ctx, r, size, source, tags, o)
+}
+
+// importTags checks the reference an import is tagged with.
+func importTags(ref string) ([]string, error) {
+	if ref == "" {
+		return nil, nil
+	}
+	named, err := ParseReference(ref, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := named.(name.Tag); !ok {
+		return nil, invalidf("cannot import as a digest reference %q", ref)
+	}
+	return []string{canonical(named)}, nil
+}
+
+// importFrom stores the layer, then builds and commits the image around
+// it. Like a pull's download, reading r holds the gc lock shared.
+func (s *Store) importFrom(ctx context.Context, r io.Reader, size int64, source string, tags []string, o ImportOptions) (*Image, error) {
+	// The layer and the record are made under one hold of the gc lock, so
+	// no prune can take the layer between them.
+	unlockGC, err := s.lock("gc", false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockGC()
+	li, err := s.importLayer(ctx, r, size, filepath.Base(source), o.Progress)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", source, err)
+	}
+	if o.Progress != nil {
+		o.Progress(Progress{ID: filepath.Base(source), Status: StatusLayerComplete})
+	}
+	layer, err := partial.CompressedToLayer(&importedLayer{s: s, li: li})
+	if err != nil {
+		return nil, err
 	}
 	img, err := mutate.AppendLayers(empty.Image, layer)
 	if err != nil {
@@ -81,52 +135,179 @@ func (s *Store) Import(ctx context.Context, tarPath, ref string, o ImportOptions
 	}
 	comment := o.Message
 	if comment == "" {
-		comment = "Imported from " + tarPath
+		comment = "Imported from " + source
 	}
 	cf.History = []v1.History{{Created: cf.Created, Comment: comment}}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, err
 	}
-	return s.commit(ctx, img, commitOptions{tags: tags, progress: o.Progress, busy: StatusLoadingLayer, done: StatusLayerComplete})
+	// The layer is stored: commit finds it and reads nothing more.
+	return s.commitLocked(ctx, img, commitOptions{tags: tags})
 }
 
-// compressedRootfs returns a gzip-compressed version of the tarball at p:
-// p itself if it already is, else a temp file in the store, compressed once
-// (go-containerregistry would otherwise compress it once per read).
-func (s *Store) compressedRootfs(p string) (string, func(), error) {
-	f, err := os.Open(p)
+// importLayer stores the rootfs tarball r (gzip-compressed or plain) as a
+// layer in one pass over it: its bytes are hashed (the blob digest) and
+// copied to the blob, or for a plain tar gzipped into it (beside the
+// unpacking, in a goroutine), while the tar stream is hashed (the diff ID)
+// and unpacked. A 173 MB Debian image was read three times and gunzipped
+// twice before. The layer is made in a temp directory and renamed into
+// place; the caller holds the gc lock.
+func (s *Store) importLayer(ctx context.Context, r io.Reader, size int64, id string, progress ProgressFunc) (*layerInfo, error) {
+	tmp, err := os.MkdirTemp(s.path("tmp"), "layer-")
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		return p, func() {}, nil
-	}
-	tmp, err := os.CreateTemp(s.path("tmp"), "import-")
+	defer os.RemoveAll(tmp)
+	blobFile, err := os.Create(filepath.Join(tmp, "blob"))
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	cleanup := func() { os.Remove(tmp.Name()) }
-	zw, err := gzip.NewWriterLevel(tmp, gzip.BestSpeed)
+	defer blobFile.Close()
+	bw := bufio.NewWriterSize(blobFile, 1<<20)
+	blobHash := sha256.New()
+	blob := &countingWriter{w: io.MultiWriter(bw, blobHash)}
+
+	in := bufio.NewReaderSize(&countingReader{r: r, total: size, id: id, status: StatusLoadingLayer, progress: progress}, 1<<20)
+	diffHash := sha256.New()
+	var tarStream io.Reader
+	var finish func() error // reads the rest and completes the blob
+	if magic, _ := in.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		tee := io.TeeReader(in, blob)
+		// klauspost's gunzip takes 30% less CPU than the standard
+		// library's, and decompresses ahead on a goroutine of its own.
+		zr, err := pgzip.NewReader(tee)
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close() // stops its goroutine
+		tarStream = io.TeeReader(zr, diffHash)
+		finish = func() error {
+			// The tar may end before the gzip stream, and that before the
+			// file (padding); hash all of each.
+			if _, err := io.Copy(io.Discard, tarStream); err != nil {
+				return err
+			}
+			if err := zr.Close(); err != nil {
+				return err
+			}
+			_, err := io.Copy(io.Discard, tee)
+			return err
+		}
+	} else {
+		gz := newGzipPipe(blob)
+		defer gz.close(errors.New("import abandoned"))
+		tarStream = io.TeeReader(in, io.MultiWriter(diffHash, gz))
+		finish = func() error {
+			if _, err := io.Copy(io.Discard, tarStream); err != nil {
+				return err
+			}
+			return gz.close(nil)
+		}
+	}
+	diff := filepath.Join(tmp, "diff")
+	if err := os.Mkdir(diff, 0o755); err != nil {
+		return nil, err
+	}
+	st, err := unpack.Apply(ctx, diff, tarStream)
 	if err != nil {
-		tmp.Close()
-		cleanup()
-		return "", nil, err
+		return nil, err
 	}
-	_, err = io.Copy(zw, br)
-	if cerr := zw.Close(); err == nil {
-		err = cerr
+	if err := finish(); err != nil {
+		return nil, err
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	if err := bw.Flush(); err != nil {
+		return nil, err
 	}
+	if err := blobFile.Close(); err != nil {
+		return nil, err
+	}
+	li := &layerInfo{DiffID: sumOf(diffHash), Digest: sumOf(blobHash), MediaType: string(types.DockerLayer), Size: blob.n, Unpacked: st.Bytes}
+
+	unlock, err := s.lock("layer-"+hexOf(li.DiffID), true)
 	if err != nil {
-		cleanup()
-		return "", nil, err
+		return nil, err
 	}
-	return tmp.Name(), cleanup, nil
+	defer unlock()
+	if !s.hasLayer(li.DiffID) {
+		return li, s.placeLayer(tmp, blobFile.Name(), *li)
+	}
+	// The same content is stored already, perhaps from another blob: keep
+	// this one too, as the manifest will name it.
+	if !s.hasBlob(li.Digest) {
+		if err := os.Rename(blobFile.Name(), s.blobPath(li.Digest)); err != nil {
+			return nil, err
+		}
+	}
+	return li, nil
+}
+
+// importedLayer is the layer importLayer stored, described by what it
+// computed, so that building the manifest and config reads nothing.
+type importedLayer struct {
+	s  *Store
+	li *layerInfo
+}
+
+func (l *importedLayer) Digest() (v1.Hash, error) { return v1.NewHash(l.li.Digest) }
+func (l *importedLayer) DiffID() (v1.Hash, error) { return v1.NewHash(l.li.DiffID) }
+func (l *importedLayer) Size() (int64, error)     { return l.li.Size, nil }
+func (l *importedLayer) MediaType() (types.MediaType, error) {
+	return types.MediaType(l.li.MediaType), nil
+}
+func (l *importedLayer) Compressed() (io.ReadCloser, error) {
+	return os.Open(l.s.blobPath(l.li.Digest))
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// gzipPipe gzips what is written to it into w in a goroutine, so that a
+// plain tar is compressed on one core while it is unpacked on another. The
+// level is gzip.BestSpeed, as go-containerregistry's for a plain tarball.
+type gzipPipe struct {
+	pw     *io.PipeWriter
+	done   chan error
+	closed bool
+	err    error
+}
+
+func newGzipPipe(w io.Writer) *gzipPipe {
+	pr, pw := io.Pipe()
+	g := &gzipPipe{pw: pw, done: make(chan error, 1)}
+	go func() {
+		zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
+		_, err := io.Copy(zw, pr)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		// A failed write fails the next Write of the pipe, and so the pass.
+		pr.CloseWithError(err)
+		g.done <- err
+	}()
+	return g
+}
+
+func (g *gzipPipe) Write(p []byte) (int, error) { return g.pw.Write(p) }
+
+// close ends the input (cause nil) or abandons it, and waits for the
+// goroutine; it returns the compression's error and may be called again.
+func (g *gzipPipe) close(cause error) error {
+	if !g.closed {
+		g.closed = true
+		g.pw.CloseWithError(cause)
+		g.err = <-g.done
+	}
+	return g.err
 }
 
 // ApplyChanges applies Dockerfile instructions (the `--change` values of

@@ -53,7 +53,11 @@ func (s *Store) commit(ctx context.Context, img v1.Image, o commitOptions) (*Ima
 		return nil, err
 	}
 	defer unlockGC()
+	return s.commitLocked(ctx, img, o)
+}
 
+// commitLocked is commit for a caller that holds the gc lock.
+func (s *Store) commitLocked(ctx context.Context, img v1.Image, o commitOptions) (*Image, error) {
 	rawManifest, err := img.RawManifest()
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,10 +12,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/pgzip"
 
 	"github.com/berthrun/berth/engine/image/unpack"
 	"github.com/berthrun/berth/internal/atomicfile"
@@ -146,15 +149,16 @@ func (s *Store) ensureLayer(ctx context.Context, src *layerSource, status string
 	}
 	counted := &countingReader{r: rc, total: src.size, id: short(src.digest), status: status, progress: progress}
 	tee := io.TeeReader(counted, io.MultiWriter(sinks...))
-	cl, err := partial.CompressedToLayer(&streamLayer{rc: io.NopCloser(tee), ls: src})
-	if err != nil {
-		return false, err
-	}
-	ur, err := cl.Uncompressed()
+	ur, err := decompress(tee, src)
 	if err != nil {
 		return false, fmt.Errorf("layer %s: %w", short(src.digest), err)
 	}
-	defer ur.Close()
+	var closeOnce sync.Once
+	closeUR := func() (err error) {
+		closeOnce.Do(func() { err = ur.Close() })
+		return err
+	}
+	defer closeUR()
 	diffHash := sha256.New()
 	ut := io.TeeReader(ur, diffHash)
 
@@ -170,6 +174,10 @@ func (s *Store) ensureLayer(ctx context.Context, src *layerSource, status string
 	if _, err := io.Copy(io.Discard, ut); err != nil {
 		return false, fmt.Errorf("layer %s: %w", short(src.digest), err)
 	}
+	// Closed first: pgzip's goroutine reads ahead from tee.
+	if err := closeUR(); err != nil {
+		return false, fmt.Errorf("layer %s: %w", short(src.digest), err)
+	}
 	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return false, fmt.Errorf("layer %s: %w", short(src.digest), err)
 	}
@@ -179,27 +187,54 @@ func (s *Store) ensureLayer(ctx context.Context, src *layerSource, status string
 	if got := sumOf(diffHash); got != src.diffID {
 		return false, fmt.Errorf("layer %s: diff ID mismatch: config says %s, content is %s", short(src.digest), src.diffID, got)
 	}
+	blob := ""
 	if blobFile != nil {
 		if err := blobFile.Close(); err != nil {
 			return false, err
 		}
-		if err := os.Rename(blobFile.Name(), s.blobPath(src.digest)); err != nil {
-			return false, err
-		}
+		blob = blobFile.Name()
 	}
 	info := layerInfo{DiffID: src.diffID, Digest: src.digest, MediaType: src.mediaType, Size: counted.n, Unpacked: st.Bytes}
-	if err := writeJSONAtomic(filepath.Join(tmp, "layer.json"), info); err != nil {
-		return false, err
-	}
-	final := s.path("layers", hexOf(src.diffID))
-	// A leftover from a crash has no layer.json: clear it before the rename.
-	if err := os.RemoveAll(final); err != nil {
-		return false, err
-	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := s.placeLayer(tmp, blob, info); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// placeLayer moves a layer unpacked into tmp/diff into the store, its blob
+// first (from the file blob, unless that is "") so that a layer in the store
+// always has the blob its layer.json names. The caller holds the layer's lock.
+func (s *Store) placeLayer(tmp, blob string, info layerInfo) error {
+	if blob != "" {
+		if err := os.Rename(blob, s.blobPath(info.Digest)); err != nil {
+			return err
+		}
+	}
+	if err := writeJSONAtomic(filepath.Join(tmp, "layer.json"), info); err != nil {
+		return err
+	}
+	final := s.path("layers", hexOf(info.DiffID))
+	// A leftover from a crash has no layer.json: clear it before the rename.
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	return os.Rename(tmp, final)
+}
+
+// decompress returns the tar stream of a layer blob. A gzip one is read by
+// klauspost's pgzip: about 30% less CPU than compress/gzip, and it
+// decompresses ahead on a goroutine of its own, beside the unpacking.
+// go-containerregistry handles the rest (zstd, or none).
+func decompress(r io.Reader, src *layerSource) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		return pgzip.NewReader(br)
+	}
+	cl, err := partial.CompressedToLayer(&streamLayer{rc: io.NopCloser(br), ls: src})
+	if err != nil {
+		return nil, err
+	}
+	return cl.Uncompressed()
 }
 
 func sumOf(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }

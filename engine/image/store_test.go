@@ -2,6 +2,8 @@ package image_test
 
 import (
 	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -422,12 +424,26 @@ func TestLoadArchiveFormats(t *testing.T) {
 	}
 	legacy := filepath.Join(dir, "legacy.tar")
 	writeUncompressedDockerArchive(t, legacy, "legacy:1", img)
+	// `docker save | gzip`: the whole archive compressed.
+	raw, err := os.ReadFile(docker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	zw.Write(raw)
+	zw.Close()
+	dockerGz := filepath.Join(dir, "docker.tar.gz")
+	if err := os.WriteFile(dockerGz, zipped.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		path, tag    string
 		sameManifest bool
 	}{
 		{docker, "example.com/team/app:1.0", true},
+		{dockerGz, "example.com/team/app:1.0", true},
 		{oci, "example.com/team/app:1.0", true},
 		{legacy, "docker.io/library/legacy:1", false}, // uncompressed layers: another manifest, same image
 	} {

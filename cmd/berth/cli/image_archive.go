@@ -96,20 +96,18 @@ func newImageImportCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := args[0]
-			if path == "-" {
-				p, cleanup, err := imageStdinToTemp(cmd.InOrStdin(), filepath.Join(s.Root(), "tmp"))
-				if err != nil {
-					return err
-				}
-				defer cleanup()
-				path = p
-			}
 			ref := ""
 			if len(args) == 2 {
 				ref = args[1]
 			}
-			img, err := s.Import(cmd.Context(), path, ref, image.ImportOptions{Changes: changes, Message: message})
+			opts := image.ImportOptions{Changes: changes, Message: message}
+			var img *image.Image
+			if args[0] == "-" {
+				// Read once, as it arrives: no copy in a file.
+				img, err = s.ImportReader(cmd.Context(), cmd.InOrStdin(), 0, "-", ref, opts)
+			} else {
+				img, err = s.Import(cmd.Context(), args[0], ref, opts)
+			}
 			if err != nil {
 				return err
 			}
