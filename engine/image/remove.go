@@ -162,14 +162,7 @@ func (s *Store) gcLocked() (int64, error) {
 		if li, err := s.readLayerInfo(e.Name()); err == nil {
 			reclaimed += li.Unpacked
 		}
-		gone := s.path("tmp", "gc-"+e.Name())
-		if err := os.RemoveAll(gone); err != nil {
-			return reclaimed, err
-		}
-		if err := os.Rename(s.path("layers", e.Name()), gone); err != nil {
-			return reclaimed, err
-		}
-		if err := os.RemoveAll(gone); err != nil {
+		if err := s.removeThroughTmp(s.path("layers", e.Name()), "gc-"+e.Name()); err != nil {
 			return reclaimed, err
 		}
 		os.Remove(s.path("locks", "layer-"+e.Name()))
@@ -198,14 +191,7 @@ func (s *Store) gcLocked() (int64, error) {
 		if blobs[id] {
 			continue
 		}
-		gone := s.path("tmp", "gc-init-"+e.Name())
-		if err := os.RemoveAll(gone); err != nil {
-			return reclaimed, err
-		}
-		if err := os.Rename(s.path("init", e.Name()), gone); err != nil {
-			return reclaimed, err
-		}
-		if err := os.RemoveAll(gone); err != nil {
+		if err := s.removeThroughTmp(s.path("init", e.Name()), "gc-init-"+e.Name()); err != nil {
 			return reclaimed, err
 		}
 	}
@@ -224,4 +210,18 @@ func (s *Store) gcLocked() (int64, error) {
 		}
 	}
 	return reclaimed, nil
+}
+
+// removeThroughTmp removes the directory p by renaming it to tmp/name
+// first, so that a removal cut short leaves nothing half-gone in place
+// (and a leftover of an earlier one under that name is removed first).
+func (s *Store) removeThroughTmp(p, name string) error {
+	gone := s.path("tmp", name)
+	if err := os.RemoveAll(gone); err != nil {
+		return err
+	}
+	if err := os.Rename(p, gone); err != nil {
+		return err
+	}
+	return os.RemoveAll(gone)
 }
