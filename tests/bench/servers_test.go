@@ -551,22 +551,21 @@ func firstFloat(out, pattern string) (float64, error) {
 // awaitHTTP retries a GET of / on addr until it answers 200 or timeout
 // passes.
 func awaitHTTP(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := getOnce(addr)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return await(addr, timeout, "GET / HTTP/1.0\r\nHost: bench\r\n\r\n", func(line string) bool { return strings.Contains(line, " 200 ") })
 }
 
 // awaitRedis retries a PING to the redis at addr until it answers PONG or
 // timeout passes.
 func awaitRedis(addr string, timeout time.Duration) error {
+	return await(addr, timeout, "PING\r\n", func(line string) bool { return strings.TrimSpace(line) == "+PONG" })
+}
+
+// await sends request to addr on a new connection until the first line
+// of the answer is ok or timeout passes.
+func await(addr string, timeout time.Duration, request string, ok func(line string) bool) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		err := pingOnce(addr)
+		err := askOnce(addr, request, ok)
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
@@ -574,38 +573,20 @@ func awaitRedis(addr string, timeout time.Duration) error {
 	}
 }
 
-func pingOnce(addr string) error {
+func askOnce(addr, request string, ok func(line string) bool) error {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "PING\r\n")
+	fmt.Fprint(c, request)
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return fmt.Errorf("PING: %q", strings.TrimSpace(line))
-	}
-	return nil
-}
-
-func getOnce(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: bench\r\n\r\n")
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(line, " 200 ") {
-		return fmt.Errorf("GET /: %q", strings.TrimSpace(line))
+	if !ok(line) {
+		return fmt.Errorf("%q: answered %q", strings.TrimSpace(request), strings.TrimSpace(line))
 	}
 	return nil
 }
