@@ -202,11 +202,16 @@ func (s *Store) gcLocked() (int64, error) {
 			os.Remove(l)
 		}
 	}
-	// Leftovers of interrupted pulls and removals.
+	// Leftovers of interrupted pulls, imports, loads, pushes and
+	// removals. A load reads its gunzipped archive through a descriptor
+	// it holds, and a push holds the gc lock, so neither loses a file it
+	// still uses.
 	tmps, _ := os.ReadDir(s.path("tmp"))
 	for _, t := range tmps {
-		if strings.HasPrefix(t.Name(), "layer-") || strings.HasPrefix(t.Name(), "gc-") || strings.HasPrefix(t.Name(), "init-") {
-			os.RemoveAll(s.path("tmp", t.Name()))
+		for _, prefix := range []string{"layer-", "gc-", "init-", "archive-", "push-"} {
+			if strings.HasPrefix(t.Name(), prefix) {
+				os.RemoveAll(s.path("tmp", t.Name()))
+			}
 		}
 	}
 	return reclaimed, nil

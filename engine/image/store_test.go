@@ -817,3 +817,31 @@ func TestLoadRefusesMaliciousLayer(t *testing.T) {
 		})
 	}
 }
+
+// TestPruneSweepsTmp: prune removes what interrupted pulls, loads,
+// pushes and removals left in the store's tmp directory, and nothing else.
+func TestPruneSweepsTmp(t *testing.T) {
+	s := newStore(t)
+	tmp := filepath.Join(s.Root(), "tmp")
+	left := []string{"layer-1", "gc-2", "init-3", "archive-4", "push-5"}
+	for _, n := range left {
+		if err := os.WriteFile(filepath.Join(tmp, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := filepath.Join(tmp, "other")
+	if err := os.WriteFile(other, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Prune(false); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range left {
+		if _, err := os.Stat(filepath.Join(tmp, n)); !os.IsNotExist(err) {
+			t.Errorf("%s left after prune: %v", n, err)
+		}
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("prune removed a file it does not own: %v", err)
+	}
+}
