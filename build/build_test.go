@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/image"
+	"github.com/berthrun/berth/engine/image/unpack"
 )
 
 func TestParseErrors(t *testing.T) {
@@ -219,7 +220,7 @@ func TestWriteLayerWhiteouts(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(upper, "opq"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Setxattr(filepath.Join(upper, "opq"), opaqueXattr, []byte("y"), 0); err != nil {
+	if err := unix.Setxattr(filepath.Join(upper, "opq"), unpack.OpaqueXattr, []byte("y"), 0); err != nil {
 		t.Fatal(err)
 	}
 	var buf1, buf2 bytes.Buffer

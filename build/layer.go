@@ -1,14 +1,6 @@
 package build
 
-import (
-	"errors"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/berthrun/berth/engine/image"
-)
-
-const opaqueXattr = "trusted.overlay.opaque"
+import "github.com/berthrun/berth/engine/image"
 
 // writeLayer measures an overlay upper directory as the layer the store
 // will keep of it: its tar's diff ID, which is also its digest, since a
@@ -24,19 +16,4 @@ func writeLayer(upper string) (l image.Layer, content int64, empty bool, err err
 		return l, 0, empty, err
 	}
 	return image.Layer{DiffID: t.DiffID, Digest: t.DiffID, MediaType: image.UncompressedLayer, Size: t.Size}, t.Content, false, nil
-}
-
-func getxattr(p, name string) (string, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Lgetxattr(p, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, len(buf)*4)
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		return string(buf[:n]), nil
-	}
 }

@@ -379,7 +379,7 @@ func dropCopiedUp(upper string, parents map[string]dirMeta) {
 		if !ok || fi.Mode() != want.mode || st.Uid != want.uid || st.Gid != want.gid {
 			continue
 		}
-		if v, err := getxattr(p, opaqueXattr); err == nil && v == "y" {
+		if image.IsOpaque(p) {
 			continue
 		}
 		_ = os.Remove(p) // fails, and keeps it, when not empty

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/engine/image/unpack"
 )
 
 // Target is a mount point the runtime needs in a container's root: a file
@@ -137,7 +139,7 @@ func (v mergedView) child(n node, name string) (node, bool, error) {
 			break
 		}
 		out.paths = append(out.paths, q)
-		if !fi.IsDir() || isOpaque(q) {
+		if !fi.IsDir() || IsOpaque(q) {
 			break
 		}
 	}
@@ -149,9 +151,11 @@ func isWhiteout(fi fs.FileInfo) bool {
 	return ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0
 }
 
-func isOpaque(p string) bool {
+// IsOpaque reports whether the directory p of a layer or an overlay
+// upper directory is opaque: it hides what the layers below have there.
+func IsOpaque(p string) bool {
 	var b [1]byte
-	n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", b[:])
+	n, err := unix.Lgetxattr(p, unpack.OpaqueXattr, b[:])
 	return err == nil && n == 1 && b[0] == 'y'
 }
 

@@ -18,8 +18,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
-
-	"github.com/berthrun/berth/engine/image/unpack"
 )
 
 // UncompressedLayer is the media type of a layer the store keeps as its
@@ -166,7 +164,7 @@ func addEntry(tw *tar.Writer, root, rel string, fi fs.FileInfo, links map[uint64
 		return 0, err
 	}
 	if fi.IsDir() {
-		if v, err := getxattr(p, -1, unpack.OpaqueXattr); err == nil && v == "y" {
+		if IsOpaque(p) {
 			return 0, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel + "/" + opaqueWhiteout, Mode: 0o600, Format: tar.FormatPAX, ModTime: fi.ModTime()})
 		}
 	}
