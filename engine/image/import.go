@@ -166,7 +166,7 @@ func (s *Store) importLayer(ctx context.Context, r io.Reader, size int64, id str
 	defer blobFile.Close()
 	bw := bufio.NewWriterSize(blobFile, 1<<20)
 	blobHash := sha256.New()
-	blob := &countingWriter{w: io.MultiWriter(bw, blobHash)}
+	blob := &countWriter{w: io.MultiWriter(bw, blobHash)}
 
 	in := bufio.NewReaderSize(&countingReader{r: r, total: size, id: id, status: StatusLoadingLayer, progress: progress}, 1<<20)
 	diffHash := sha256.New()
@@ -257,18 +257,6 @@ func (l *importedLayer) MediaType() (types.MediaType, error) {
 }
 func (l *importedLayer) Compressed() (io.ReadCloser, error) {
 	return os.Open(l.s.blobPath(l.li.Digest))
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // gzipPipe gzips what is written to it into w in a goroutine, so that a

@@ -250,6 +250,7 @@ func getxattr(p string, fd int, name string) (string, error) {
 	}
 }
 
+// countWriter counts the bytes written through it.
 type countWriter struct {
 	w io.Writer
 	n int64
