@@ -277,15 +277,11 @@ func stripOverlayXattrs(dir string) error {
 		if d.Type()&fs.ModeSymlink != 0 {
 			return nil
 		}
-		sz, err := unix.Llistxattr(p, nil)
-		if err != nil || sz <= 0 {
+		names, err := xattrNames(p, -1)
+		if err != nil {
 			return nil
 		}
-		buf := make([]byte, sz)
-		if sz, err = unix.Llistxattr(p, buf); err != nil {
-			return nil
-		}
-		for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
+		for _, name := range names {
 			if strings.HasPrefix(name, "trusted.overlay.") && name != "trusted.overlay.opaque" {
 				if err := unix.Lremovexattr(p, name); err != nil && !errors.Is(err, unix.ENODATA) {
 					return fmt.Errorf("%s: remove %s: %w", p, name, err)

@@ -345,30 +345,22 @@ func (b *initBuilder) finish() error {
 }
 
 func copyXattrs(src, dst string) error {
-	sz, err := unix.Llistxattr(src, nil)
-	if err != nil || sz == 0 {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil
-		}
+	names, err := xattrNames(src, -1)
+	if errors.Is(err, unix.ENOTSUP) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	buf := make([]byte, sz)
-	if sz, err = unix.Llistxattr(src, buf); err != nil {
-		return err
-	}
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.overlay.") {
+	for _, name := range names {
+		if strings.HasPrefix(name, "trusted.overlay.") {
 			continue
 		}
-		n, err := unix.Lgetxattr(src, name, nil)
+		val, err := getxattr(src, -1, name)
 		if err != nil {
 			return err
 		}
-		val := make([]byte, n)
-		if n, err = unix.Lgetxattr(src, name, val); err != nil {
-			return err
-		}
-		if err := unix.Lsetxattr(dst, name, val[:n], 0); err != nil {
+		if err := unix.Lsetxattr(dst, name, []byte(val), 0); err != nil {
 			return err
 		}
 	}

@@ -198,22 +198,12 @@ func addEntry(tw *tar.Writer, root, rel string, fi fs.FileInfo, links map[uint64
 // not -1), except overlay's own (trusted.*), which describe the upper
 // directory, not the content.
 func addXattrs(hdr *tar.Header, p string, fd int) {
-	list := func(buf []byte) (int, error) {
-		if fd >= 0 {
-			return unix.Flistxattr(fd, buf)
-		}
-		return unix.Llistxattr(p, buf)
+	names, err := xattrNames(p, fd)
+	if err != nil {
+		return // a filesystem without them
 	}
-	sz, err := list(nil)
-	if err != nil || sz <= 0 {
-		return // no xattrs, or a filesystem without them
-	}
-	buf := make([]byte, sz)
-	if sz, err = list(buf); err != nil {
-		return
-	}
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.") {
+	for _, name := range names {
+		if strings.HasPrefix(name, "trusted.") {
 			continue
 		}
 		v, err := getxattr(p, fd, name)
@@ -225,6 +215,32 @@ func addXattrs(hdr *tar.Header, p string, fd int) {
 		}
 		hdr.PAXRecords["SCHILY.xattr."+name] = v
 	}
+}
+
+// xattrNames lists the names of p's extended attributes (through fd when
+// it is not -1).
+func xattrNames(p string, fd int) ([]string, error) {
+	list := func(buf []byte) (int, error) {
+		if fd >= 0 {
+			return unix.Flistxattr(fd, buf)
+		}
+		return unix.Llistxattr(p, buf)
+	}
+	sz, err := list(nil)
+	if err != nil || sz <= 0 {
+		return nil, err
+	}
+	buf := make([]byte, sz)
+	if sz, err = list(buf); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, name := range strings.Split(string(buf[:sz]), "\x00") {
+		if name != "" {
+			names = append(names, name)
+		}
+	}
+	return names, nil
 }
 
 // getxattr reads one extended attribute of p (through fd when it is not
