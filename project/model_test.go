@@ -64,7 +64,7 @@ networks:
 	if string(b) != string(b2) {
 		t.Fatalf("model does not survive JSON:\n%s\n%s", b, b2)
 	}
-	if v := back.Services[0].Volumes[0]; !v.CreateHostPath || !v.ReadOnly || v.Compose().Bind == nil || !bool(v.Compose().Bind.CreateHostPath) {
+	if v := back.Services[0].Volumes[0]; !v.CreateHostPath || !v.ReadOnly || !v.HasBind {
 		t.Errorf("a short-syntax bind must keep create_host_path through JSON: %+v", v)
 	}
 	if db := back.Services[0]; db.Command != nil || db.Entrypoint != nil {

@@ -4,10 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
-
-	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/berthrun/berth/engine/image"
 	"github.com/berthrun/berth/engine/runtime"
@@ -21,7 +20,7 @@ func (s *Supervisor) checkVolumes(m *model.Model, services []string) error {
 	for _, name := range services {
 		svc, _ := m.Service(name)
 		for _, v := range svc.Volumes {
-			if v.Type != types.VolumeTypeVolume || v.Source == "" {
+			if v.Type != model.VolumeTypeVolume || v.Source == "" {
 				continue
 			}
 			vol, ok := m.Volumes[v.Source]
@@ -42,7 +41,7 @@ func (s *Supervisor) ensureVolumes(m *model.Model, services []string, progress f
 	for _, name := range services {
 		svc, _ := m.Service(name)
 		for _, v := range svc.Volumes {
-			if v.Type == types.VolumeTypeVolume && v.Source != "" {
+			if v.Type == model.VolumeTypeVolume && v.Source != "" {
 				used[v.Source] = true
 			}
 		}
@@ -77,17 +76,14 @@ func (s *Supervisor) ensureVolumes(m *model.Model, services []string, progress f
 // mount, volumes_from resolved from the other containers' records, and
 // anonymous volumes inherited from the container it replaces.
 func (s *Supervisor) prepareMounts(m *model.Model, svc *model.Service, img *image.Image, id, rootfs string, inherit map[string]string) ([]volmgr.Mount, error) {
-	var vols []types.ServiceVolumeConfig
-	for _, v := range svc.Volumes {
-		vols = append(vols, v.Compose())
-	}
+	vols := slices.Clone(svc.Volumes)
 	covered := map[string]bool{}
 	for _, v := range vols {
 		covered[v.Target] = true
 	}
 	for _, path := range img.Config.Volumes {
 		if !covered[path] {
-			vols = append(vols, types.ServiceVolumeConfig{Type: types.VolumeTypeVolume, Target: path})
+			vols = append(vols, model.VolumeMount{Type: model.VolumeTypeVolume, Target: path})
 		}
 	}
 	from, err := s.volumesFrom(svc)
@@ -148,7 +144,7 @@ func (s *Supervisor) volumesFrom(svc *model.Service) ([]volmgr.VolumesFrom, erro
 // engineMounts turns prepared mounts into the runtime's bind mounts and tmpfs.
 func engineMounts(spec *runtime.Spec, mounts []volmgr.Mount) {
 	for _, m := range mounts {
-		if m.Type == types.VolumeTypeTmpfs {
+		if m.Type == model.VolumeTypeTmpfs {
 			if spec.Tmpfs == nil {
 				spec.Tmpfs = map[string]string{}
 			}

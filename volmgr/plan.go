@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/berthrun/berth/project/model"
 )
 
 // Mount is one mount of a container, as the engine takes it.
@@ -70,9 +70,10 @@ type VolumesFrom struct {
 type PlanInput struct {
 	// VolumesRoot is $BERTH_ROOT/volumes.
 	VolumesRoot string
-	// Volumes are the service's volumes as compose-go loaded them: short
-	// syntax normalised, relative bind sources made absolute.
-	Volumes []types.ServiceVolumeConfig
+	// Volumes are the service's volumes as compose-go loaded them (short
+	// syntax normalised, relative bind sources made absolute), in the
+	// model's form.
+	Volumes []model.VolumeMount
 	// VolumesFrom are the service's volumes_from entries, resolved.
 	VolumesFrom []VolumesFrom
 	// VolumeName maps a compose volume key to the volume's name
@@ -97,7 +98,7 @@ func PlanMounts(in PlanInput) ([]Mount, error) {
 	index := map[string]int{}
 	for _, vf := range in.VolumesFrom {
 		for _, m := range vf.Mounts {
-			if m.Type == types.VolumeTypeTmpfs {
+			if m.Type == model.VolumeTypeTmpfs {
 				continue // Docker shares volumes and binds, not tmpfs
 			}
 			m.Options = slices.Clone(m.Options)
@@ -149,23 +150,23 @@ func setReadOnly(opts []string, ro bool) []string {
 	return opts
 }
 
-func planOne(in PlanInput, v types.ServiceVolumeConfig) (Mount, error) {
+func planOne(in PlanInput, v model.VolumeMount) (Mount, error) {
 	if v.Target == "" || !path.IsAbs(v.Target) {
 		return Mount{}, invalidf("volume %q: the mount path must be absolute", v.Target)
 	}
 	m := Mount{Destination: path.Clean(v.Target)}
 	switch v.Type {
-	case types.VolumeTypeBind:
+	case model.VolumeTypeBind:
 		return planBind(in, v, m)
-	case types.VolumeTypeVolume:
+	case model.VolumeTypeVolume:
 		m.Type = "bind"
 		m.Options = []string{"rbind", "rprivate"}
 		if v.ReadOnly {
 			m.Options = append(m.Options, "ro")
 		}
-		m.CopyUp = v.Volume == nil || !v.Volume.NoCopy
-		if v.Volume != nil && v.Volume.Subpath != "" {
-			m.Subpath = v.Volume.Subpath
+		m.CopyUp = !v.NoCopy
+		if v.Subpath != "" {
+			m.Subpath = v.Subpath
 			m.CopyUp = false // Docker copies into a whole volume only
 		}
 		if v.Source == "" {
@@ -182,7 +183,7 @@ func planOne(in PlanInput, v types.ServiceVolumeConfig) (Mount, error) {
 		m.Volume = name
 		m.Source = filepath.Join(in.VolumesRoot, name, dataDir)
 		return m, nil
-	case types.VolumeTypeTmpfs:
+	case model.VolumeTypeTmpfs:
 		if v.Source != "" {
 			return Mount{}, invalidf("tmpfs %s: a tmpfs has no source (got %q)", v.Target, v.Source)
 		}
@@ -190,29 +191,27 @@ func planOne(in PlanInput, v types.ServiceVolumeConfig) (Mount, error) {
 		if v.ReadOnly {
 			m.Options = append(m.Options, "ro")
 		}
-		if v.Tmpfs != nil {
-			if v.Tmpfs.Size < 0 {
-				return Mount{}, invalidf("tmpfs %s: negative size", v.Target)
+		if v.TmpfsSize < 0 {
+			return Mount{}, invalidf("tmpfs %s: negative size", v.Target)
+		}
+		if v.TmpfsSize > 0 {
+			m.Options = append(m.Options, fmt.Sprintf("size=%d", v.TmpfsSize))
+		}
+		if v.TmpfsMode != 0 {
+			if v.TmpfsMode&^0o7777 != 0 {
+				return Mount{}, invalidf("tmpfs %s: invalid mode %o", v.Target, v.TmpfsMode)
 			}
-			if v.Tmpfs.Size > 0 {
-				m.Options = append(m.Options, fmt.Sprintf("size=%d", int64(v.Tmpfs.Size)))
-			}
-			if v.Tmpfs.Mode != 0 {
-				if v.Tmpfs.Mode&^0o7777 != 0 {
-					return Mount{}, invalidf("tmpfs %s: invalid mode %o", v.Target, v.Tmpfs.Mode)
-				}
-				m.Options = append(m.Options, fmt.Sprintf("mode=%04o", v.Tmpfs.Mode))
-			}
+			m.Options = append(m.Options, fmt.Sprintf("mode=%04o", v.TmpfsMode))
 		}
 		return m, nil
-	case types.VolumeTypeImage, types.VolumeTypeNamedPipe, types.VolumeTypeCluster:
+	case model.VolumeTypeImage, model.VolumeTypeNamedPipe, model.VolumeTypeCluster:
 		return Mount{}, unsupportedf("volume %s: type %q is unsupported by berth", v.Target, v.Type)
 	default:
 		return Mount{}, invalidf("volume %s: unknown type %q", v.Target, v.Type)
 	}
 }
 
-func planBind(in PlanInput, v types.ServiceVolumeConfig, m Mount) (Mount, error) {
+func planBind(in PlanInput, v model.VolumeMount, m Mount) (Mount, error) {
 	src := v.Source
 	if src == "~" || strings.HasPrefix(src, "~/") {
 		home := in.HomeDir
@@ -229,7 +228,7 @@ func planBind(in PlanInput, v types.ServiceVolumeConfig, m Mount) (Mount, error)
 		return Mount{}, invalidf("bind %s:%s: the host path must be absolute", v.Source, v.Target)
 	}
 	src = filepath.Clean(src)
-	create := v.Bind != nil && bool(v.Bind.CreateHostPath)
+	create := v.HasBind && v.CreateHostPath
 	if _, err := os.Stat(src); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return Mount{}, fmt.Errorf("bind %s: %w", src, err)
@@ -245,14 +244,14 @@ func planBind(in PlanInput, v types.ServiceVolumeConfig, m Mount) (Mount, error)
 	bindOpt, prop := "rbind", "rprivate"
 	ro := v.ReadOnly
 	var rro bool
-	if b := v.Bind; b != nil {
-		if b.Propagation != "" {
-			if _, ok := propagations[b.Propagation]; !ok {
-				return Mount{}, invalidf("bind %s: invalid propagation %q (private, rprivate, shared, rshared, slave, rslave)", v.Target, b.Propagation)
+	if v.HasBind {
+		if v.Propagation != "" {
+			if _, ok := propagations[v.Propagation]; !ok {
+				return Mount{}, invalidf("bind %s: invalid propagation %q (private, rprivate, shared, rshared, slave, rslave)", v.Target, v.Propagation)
 			}
-			prop = b.Propagation
+			prop = v.Propagation
 		}
-		switch b.Recursive {
+		switch v.Recursive {
 		case "", "enabled", "writable":
 		case "disabled":
 			bindOpt = "bind"
@@ -262,7 +261,7 @@ func planBind(in PlanInput, v types.ServiceVolumeConfig, m Mount) (Mount, error)
 			}
 			rro = true
 		default:
-			return Mount{}, invalidf("bind %s: invalid recursive %q (enabled, disabled, writable, readonly)", v.Target, b.Recursive)
+			return Mount{}, invalidf("bind %s: invalid recursive %q (enabled, disabled, writable, readonly)", v.Target, v.Recursive)
 		}
 		// bind.selinux (z, Z) relabels for SELinux, which Debian does not
 		// enforce: accepted, nothing to do.

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/compose-spec/compose-go/v2/loader"
-	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/berthrun/berth/project"
+	"github.com/berthrun/berth/project/model"
 )
 
-type svcVolume = types.ServiceVolumeConfig
+type svcVolume = model.VolumeMount
 
 func TestPlanMounts(t *testing.T) {
 	dir := t.TempDir()
@@ -32,7 +32,7 @@ func TestPlanMounts(t *testing.T) {
 	}{
 		{
 			name:    "short bind, missing host path created",
-			vol:     svcVolume{Type: "bind", Source: filepath.Join(dir, "new/deep"), Target: "/app", Bind: &types.ServiceVolumeBind{CreateHostPath: true}},
+			vol:     svcVolume{Type: "bind", Source: filepath.Join(dir, "new/deep"), Target: "/app", HasBind: true, CreateHostPath: true},
 			want:    Mount{Source: filepath.Join(dir, "new/deep"), Destination: "/app", Type: "bind", Options: []string{"rbind", "rprivate"}},
 			created: filepath.Join(dir, "new/deep"),
 		},
@@ -43,7 +43,7 @@ func TestPlanMounts(t *testing.T) {
 		},
 		{
 			name:    "long bind with create_host_path",
-			vol:     svcVolume{Type: "bind", Source: filepath.Join(dir, "made"), Target: "/app", Bind: &types.ServiceVolumeBind{CreateHostPath: true}},
+			vol:     svcVolume{Type: "bind", Source: filepath.Join(dir, "made"), Target: "/app", HasBind: true, CreateHostPath: true},
 			want:    Mount{Source: filepath.Join(dir, "made"), Destination: "/app", Type: "bind", Options: []string{"rbind", "rprivate"}},
 			created: filepath.Join(dir, "made"),
 		},
@@ -54,22 +54,22 @@ func TestPlanMounts(t *testing.T) {
 		},
 		{
 			name: "bind propagation, consistency and selinux accepted",
-			vol:  svcVolume{Type: "bind", Source: existing, Target: "/mnt", Consistency: "cached", Bind: &types.ServiceVolumeBind{Propagation: "rshared", SELinux: "z"}},
+			vol:  svcVolume{Type: "bind", Source: existing, Target: "/mnt", Consistency: "cached", HasBind: true, Propagation: "rshared", SELinux: "z"},
 			want: Mount{Source: existing, Destination: "/mnt", Type: "bind", Options: []string{"rbind", "rshared"}},
 		},
 		{
 			name: "bind bad propagation",
-			vol:  svcVolume{Type: "bind", Source: existing, Target: "/mnt", Bind: &types.ServiceVolumeBind{Propagation: "sideways"}},
+			vol:  svcVolume{Type: "bind", Source: existing, Target: "/mnt", HasBind: true, Propagation: "sideways"},
 			err:  `invalid propagation "sideways"`,
 		},
 		{
 			name: "bind not recursive",
-			vol:  svcVolume{Type: "bind", Source: existing, Target: "/mnt", Bind: &types.ServiceVolumeBind{Recursive: "disabled"}},
+			vol:  svcVolume{Type: "bind", Source: existing, Target: "/mnt", HasBind: true, Recursive: "disabled"},
 			want: Mount{Source: existing, Destination: "/mnt", Type: "bind", Options: []string{"bind", "rprivate"}},
 		},
 		{
 			name:    "tilde expanded",
-			vol:     svcVolume{Type: "bind", Source: "~/src", Target: "/src", Bind: &types.ServiceVolumeBind{CreateHostPath: true}},
+			vol:     svcVolume{Type: "bind", Source: "~/src", Target: "/src", HasBind: true, CreateHostPath: true},
 			want:    Mount{Source: filepath.Join(home, "src"), Destination: "/src", Type: "bind", Options: []string{"rbind", "rprivate"}},
 			created: filepath.Join(home, "src"),
 		},
@@ -80,7 +80,7 @@ func TestPlanMounts(t *testing.T) {
 		},
 		{
 			name: "tmpfs size and mode",
-			vol:  svcVolume{Type: "tmpfs", Target: "/run/cache", Tmpfs: &types.ServiceVolumeTmpfs{Size: 64 << 20, Mode: 0o1770}},
+			vol:  svcVolume{Type: "tmpfs", Target: "/run/cache", TmpfsSize: 64 << 20, TmpfsMode: 0o1770},
 			want: Mount{Source: "tmpfs", Destination: "/run/cache", Type: "tmpfs", Options: []string{"size=67108864", "mode=1770"}},
 		},
 		{
@@ -95,12 +95,12 @@ func TestPlanMounts(t *testing.T) {
 		},
 		{
 			name: "named volume nocopy, read-only",
-			vol:  svcVolume{Type: "volume", Source: "db", Target: "/data", ReadOnly: true, Volume: &types.ServiceVolumeVolume{NoCopy: true}},
+			vol:  svcVolume{Type: "volume", Source: "db", Target: "/data", ReadOnly: true, NoCopy: true},
 			want: Mount{Source: root + "/demo_db/_data", Destination: "/data", Type: "bind", Options: []string{"rbind", "rprivate", "ro"}, Volume: "demo_db"},
 		},
 		{
 			name: "named volume subpath",
-			vol:  svcVolume{Type: "volume", Source: "db", Target: "/conf", Volume: &types.ServiceVolumeVolume{Subpath: "etc/app"}},
+			vol:  svcVolume{Type: "volume", Source: "db", Target: "/conf", Subpath: "etc/app"},
 			want: Mount{Source: root + "/demo_db/_data", Destination: "/conf", Type: "bind", Options: []string{"rbind", "rprivate"}, Volume: "demo_db", Subpath: "etc/app"},
 		},
 		{
@@ -203,8 +203,8 @@ func TestPlanMountsVolumesFrom(t *testing.T) {
 	}
 }
 
-// The rules above, checked against what compose-go actually produces from a
-// compose file: short syntax creates, long syntax without a bind block does
+// The rules above, checked against what the project loader (compose-go, then
+// the model) actually produces from a compose file: short syntax creates, long syntax without a bind block does
 // not, a bind block defaults create_host_path to true.
 func TestPlanMountsFromComposeFile(t *testing.T) {
 	dir := t.TempDir()
@@ -237,13 +237,20 @@ volumes:
   data: {}
 `
 	must(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644))
-	p, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
-		WorkingDir:  dir,
-		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(dir, "compose.yaml")}},
-		Environment: types.Mapping{},
-	}, func(o *loader.Options) { o.SetProjectName("demo", true) })
+	p, err := project.Load(context.Background(), project.Options{
+		Files: []string{filepath.Join(dir, "compose.yaml")}, Name: "demo", WorkDir: dir, Environ: []string{},
+	})
 	must(t, err)
-	got, err := PlanMounts(PlanInput{VolumesRoot: "/v", Volumes: p.Services["app"].Volumes, VolumeName: func(k string) string { return p.Volumes[k].Name }})
+	m, err := p.Model()
+	must(t, err)
+	volumes := func(name string) []model.VolumeMount {
+		svc, ok := m.Service(name)
+		if !ok {
+			t.Fatalf("no service %s", name)
+		}
+		return svc.Volumes
+	}
+	got, err := PlanMounts(PlanInput{VolumesRoot: "/v", Volumes: volumes("app"), VolumeName: func(k string) string { return m.Volumes[k].Name }})
 	must(t, err)
 	want := []Mount{
 		{Source: filepath.Join(dir, "short"), Destination: "/short", Type: "bind", Options: []string{"rbind", "rprivate"}},
@@ -261,7 +268,7 @@ volumes:
 			t.Errorf("mount %d\n got %+v\nwant %+v", i, got[i], want[i])
 		}
 	}
-	_, err = PlanMounts(PlanInput{VolumesRoot: "/v", Volumes: p.Services["strict"].Volumes})
+	_, err = PlanMounts(PlanInput{VolumesRoot: "/v", Volumes: volumes("strict")})
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("long syntax, missing path: %v", err)
 	}

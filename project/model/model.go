@@ -1,7 +1,7 @@
 // Package model is the project as the rest of berth consumes it: plain,
 // JSON-safe values that the CLI sends to the project's supervisor. It knows
-// compose-go's types only to hand volumes back to volmgr, and never loads a
-// compose file, so the engine binary links no compose loader.
+// none of compose-go's types and never loads a compose file, so the engine
+// binary links no compose package.
 package model
 
 import "time"

@@ -1,10 +1,20 @@
 package model
 
-import "github.com/compose-spec/compose-go/v2/types"
+// The types of a service's volume entry, as compose spells them.
+const (
+	VolumeTypeBind      = "bind"
+	VolumeTypeVolume    = "volume"
+	VolumeTypeTmpfs     = "tmpfs"
+	VolumeTypeImage     = "image"
+	VolumeTypeNamedPipe = "npipe"
+	VolumeTypeCluster   = "cluster"
+)
 
 // VolumeMount is one entry of a service's volumes: compose-go's
 // ServiceVolumeConfig with plain JSON (its create_host_path does not survive
-// a JSON round trip: true is omitted and comes back false).
+// a JSON round trip: true is omitted and comes back false), and without
+// compose-go's types, which the supervisor's binary does not link (their
+// package initialization ran in every container's init).
 type VolumeMount struct {
 	Type        string `json:"type"`
 	Source      string `json:"source,omitempty"`
@@ -23,19 +33,4 @@ type VolumeMount struct {
 	// Tmpfs options
 	TmpfsSize int64  `json:"tmpfs_size,omitempty"`
 	TmpfsMode uint32 `json:"tmpfs_mode,omitempty"`
-}
-
-// Compose returns the mount as compose-go's type, for volmgr's planning.
-func (m VolumeMount) Compose() types.ServiceVolumeConfig {
-	v := types.ServiceVolumeConfig{Type: m.Type, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, Consistency: m.Consistency}
-	if m.HasBind {
-		v.Bind = &types.ServiceVolumeBind{Propagation: m.Propagation, CreateHostPath: types.OptOut(m.CreateHostPath), SELinux: m.SELinux, Recursive: m.Recursive}
-	}
-	if m.NoCopy || m.Subpath != "" {
-		v.Volume = &types.ServiceVolumeVolume{NoCopy: m.NoCopy, Subpath: m.Subpath}
-	}
-	if m.TmpfsSize != 0 || m.TmpfsMode != 0 {
-		v.Tmpfs = &types.ServiceVolumeTmpfs{Size: types.UnitBytes(m.TmpfsSize), Mode: m.TmpfsMode}
-	}
-	return v
 }
