@@ -14,6 +14,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // ErrInvalid is wrapped by every error of this package.
@@ -22,17 +23,23 @@ var ErrInvalid = errors.New("invalid name")
 var (
 	// Compose's rule for project names (compose-go's NormalizeProjectName
 	// produces names that match it).
-	projectRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	projectRE = lazyRegexp(`^[a-z0-9][a-z0-9_-]*$`)
 	// Docker's rule for container, volume and network names
 	// (daemon/names: RestrictedNameChars).
-	resourceRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	resourceRE = lazyRegexp(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 	// Compose's rule for service names (the schema's pattern of the
 	// services mapping's keys).
-	serviceRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+	serviceRE = lazyRegexp(`^[a-zA-Z0-9._-]+$`)
 	// A DNS name as /etc/hosts and berth's DNS server take it: labels of
 	// letters, digits, '-' and '_' separated by dots.
-	hostRE = regexp.MustCompile(`^[a-zA-Z0-9_]([a-zA-Z0-9_-]*)(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]*))*\.?$`)
+	hostRE = lazyRegexp(`^[a-zA-Z0-9_]([a-zA-Z0-9_-]*)(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]*))*\.?$`)
 )
+
+// lazyRegexp compiles expr when first used: the supervisor's binary is
+// also every container's init, which never checks a name.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // invalidError is a refused name; it is ErrInvalid to errors.Is.
 type invalidError string
@@ -46,7 +53,7 @@ func invalid(format string, a ...any) error {
 
 // Project checks a project name (-p, COMPOSE_PROJECT_NAME, `name:`).
 func Project(name string) error {
-	if !projectRE.MatchString(name) {
+	if !projectRE().MatchString(name) {
 		return invalid("project name %q must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit", name)
 	}
 	return nil
@@ -54,7 +61,7 @@ func Project(name string) error {
 
 // Service checks a service name.
 func Service(name string) error {
-	if !serviceRE.MatchString(name) || name == "." || name == ".." {
+	if !serviceRE().MatchString(name) || name == "." || name == ".." {
 		return invalid("service name %q must contain only letters, digits, '.', '_' and '-'", name)
 	}
 	return nil
@@ -76,7 +83,7 @@ func Volume(name string) error {
 }
 
 func resource(kind, name string) error {
-	if !resourceRE.MatchString(name) || len(name) > 255 {
+	if !resourceRE().MatchString(name) || len(name) > 255 {
 		return invalid("%s name %q must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 255 characters)", kind, name)
 	}
 	return nil
@@ -85,7 +92,7 @@ func resource(kind, name string) error {
 // Hostname checks a container's host name: a DNS name the kernel accepts
 // (at most 64 bytes).
 func Hostname(name string) error {
-	if !hostRE.MatchString(name) || len(name) > 64 {
+	if !hostRE().MatchString(name) || len(name) > 64 {
 		return invalid("hostname %q must be a DNS name of letters, digits, '-', '_' and '.' (at most 64 characters)", name)
 	}
 	return nil
@@ -93,7 +100,7 @@ func Hostname(name string) error {
 
 // Alias checks a network alias or a link's alias: a DNS name.
 func Alias(name string) error {
-	if !hostRE.MatchString(name) || len(name) > 253 {
+	if !hostRE().MatchString(name) || len(name) > 253 {
 		return invalid("alias %q must be a DNS name of letters, digits, '-', '_' and '.'", name)
 	}
 	return nil
@@ -116,7 +123,7 @@ func Link(link string) error {
 // ExtraHost checks one extra_hosts entry: a host name and an IP address
 // (or docker's "host-gateway").
 func ExtraHost(host, ip string) error {
-	if !hostRE.MatchString(host) || len(host) > 253 {
+	if !hostRE().MatchString(host) || len(host) > 253 {
 		return invalid("extra host %q must be a DNS name", host)
 	}
 	if ip != "host-gateway" && net.ParseIP(ip) == nil {
