@@ -55,11 +55,12 @@ const (
 
 // Offsets in struct bpf_sock_addr and struct bpf_sock (linux/bpf.h).
 const (
-	sockAddrUserIP4  = 4
-	sockAddrUserPort = 24
-	sockAddrProtocol = 36
-	sockAddrSk       = 64
-	bpfSockSrcIP4    = 24
+	sockAddrUserIP4   = 4
+	sockAddrUserPort  = 24
+	sockAddrProtocol  = 36
+	sockAddrSk        = 64
+	bpfSockBoundDevIf = 0
+	bpfSockSrcIP4     = 24
 )
 
 // atomicFetch is BPF_FETCH: the atomic add also returns the old value in
@@ -163,10 +164,12 @@ func connect4(netns uint64, services, origins int) asm.Instructions {
 		asm.FnGetNetnsCookie.Call(),
 		asm.LoadImm(asm.R2, int64(netns), asm.DWord),
 		asm.JNE.Reg(asm.R0, asm.R2, "out"),
-		// A socket bound to an address (127.0.0.1, say) could not reach
-		// the bridge from it: NAT serves it.
+		// A socket bound to an address (127.0.0.1, say) or to a device
+		// (lo) could not reach the bridge from there: NAT serves it.
 		asm.LoadMem(asm.R2, asm.R6, sockAddrSk, asm.DWord),
 		asm.LoadMem(asm.R3, asm.R2, bpfSockSrcIP4, asm.Word),
+		asm.JNE.Imm(asm.R3, 0, "out"),
+		asm.LoadMem(asm.R3, asm.R2, bpfSockBoundDevIf, asm.Word),
 		asm.JNE.Imm(asm.R3, 0, "out"),
 		// key = {user_ip4, user_port}
 		asm.LoadMem(asm.R2, asm.R6, sockAddrUserIP4, asm.Word),

@@ -17,14 +17,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// dialEnv makes the test binary a client in a cgroup: "dir addr count"
-// joins the cgroup2 directory dir, connects count times to addr and prints
-// what each connection read and its peer's address.
+// dialEnv makes the test binary a client in a cgroup: "dir addr count
+// [local]" joins the cgroup2 directory dir, connects count times to addr
+// (from the address local, when given) and prints what each connection
+// read and its peer's address.
 const dialEnv = "BERTH_NETMGR_DIAL"
 
 func dialFromCgroup(spec string) int {
 	f := strings.Fields(spec)
-	if len(f) != 3 {
+	if len(f) != 3 && len(f) != 4 {
 		fmt.Fprintln(os.Stderr, "bad dial spec", spec)
 		return 2
 	}
@@ -33,8 +34,12 @@ func dialFromCgroup(spec string) int {
 		return 2
 	}
 	n, _ := strconv.Atoi(f[2])
+	d := net.Dialer{Timeout: 2 * time.Second}
+	if len(f) == 4 {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(f[3])}
+	}
 	for range n {
-		c, err := net.DialTimeout("tcp4", f[1], 2*time.Second)
+		c, err := d.Dial("tcp4", f[1])
 		if err != nil {
 			fmt.Println("error", err)
 			continue
@@ -69,10 +74,10 @@ func serveName(t *testing.T, addr, name string) int {
 
 // dialIn runs n connections to addr from a process in the cgroup dir and
 // returns "answer peer" per connection.
-func dialIn(t *testing.T, dir, addr string, n int) []string {
+func dialIn(t *testing.T, dir, addr string, n int, local ...string) []string {
 	t.Helper()
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", dialEnv, dir, addr, n))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %s", dialEnv, dir, addr, n, strings.Join(local, "")))
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("client: %v: %s", err, out)
@@ -140,6 +145,10 @@ func TestPortRedirect(t *testing.T) {
 	want := []string{"b2 " + pub, "b3 " + pub, "b4 " + pub, "b2 " + pub, "b3 " + pub, "b4 " + pub}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("round robin over three backends:\n got %q\nwant %q", got, want)
+	}
+	// A socket bound to an address is left to NAT.
+	if got := dialIn(t, dir, pub, 1, "127.0.0.1"); got[0] != "nat "+pub {
+		t.Errorf("bound to 127.0.0.1: %q", got)
 	}
 	// This process is not in the cgroup: its connections take the normal path.
 	if c, err := net.Dial("tcp4", pub); err != nil {
