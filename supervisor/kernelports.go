@@ -67,26 +67,34 @@ type kernelPorts struct {
 	redirect   *netmgr.PortRedirect
 	noRedirect bool
 	redirErr   error
+	// netns is the cookie of the host's network namespace, taken when the
+	// supervisor starts: a later caller's thread might have entered a
+	// container's.
+	netns    uint64
+	netnsErr error
 }
 
 func newKernelPorts(projectDir string, logf func(string, ...any)) *kernelPorts {
 	sum := sha256.Sum256([]byte(projectDir))
-	return &kernelPorts{table: netmgr.PortTablePrefix + hex.EncodeToString(sum[:6]),
+	k := &kernelPorts{table: netmgr.PortTablePrefix + hex.EncodeToString(sum[:6]),
 		ports: map[*kernelPort]bool{}, logf: logf, noRedirect: os.Getenv(PortsBPFEnv) == "0"}
+	if !k.noRedirect {
+		k.netns, k.netnsErr = netmgr.NetnsCookie()
+	}
+	return k
 }
 
 // openRedirect attaches the fast path to the cgroup2 root for the
 // connections of the supervisor's own network namespace, the host's.
 // Without it nothing is lost: nftables serves those connections too.
 func (k *kernelPorts) openRedirect() {
-	root := netmgr.Cgroup2Mount()
-	if root == "" {
-		k.noRedirect = true
-		return
-	}
-	cookie, err := netmgr.NetnsCookie()
+	err := k.netnsErr
 	if err == nil {
-		k.redirect, err = netmgr.OpenPortRedirect(root, cookie)
+		if root := netmgr.Cgroup2Mount(); root == "" {
+			err = errors.New("no cgroup2 hierarchy is mounted")
+		} else {
+			k.redirect, err = netmgr.OpenPortRedirect(root, k.netns)
+		}
 	}
 	if err != nil {
 		k.noRedirect = true
