@@ -161,6 +161,35 @@ func TestPortRedirect(t *testing.T) {
 		}
 	}
 
+	// A second owner's programs on the same cgroup (another project's
+	// supervisor) serve its own port, one published on a given address,
+	// and leave the first one's alone.
+	second, err := OpenPortRedirect(dir, cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	port5 := serveName(t, "127.0.0.5:0", "nat5")
+	if err := second.Set([]PublishedPort{{Protocol: "tcp", HostIP: netip.MustParseAddr("127.0.0.5"), HostPort: uint16(port5),
+		Target: uint16(target), Backends: []netip.Addr{netip.MustParseAddr("127.0.0.3")}}}); err != nil {
+		t.Fatal(err)
+	}
+	pub5 := fmt.Sprintf("127.0.0.5:%d", port5)
+	if got := dialIn(t, dir, pub5, 2); strings.Join(got, "|") != "b3 "+pub5+"|b3 "+pub5 {
+		t.Errorf("the second owner's port: %q", got)
+	}
+	if got := dialIn(t, dir, pub, 3); strings.Join(got, "|") != "b2 "+pub+"|b3 "+pub+"|b4 "+pub {
+		t.Errorf("the first owner's port beside the second's: %q", got)
+	}
+	// The port is published on 127.0.0.5 only: 127.0.0.1 is not redirected.
+	if l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port5)); err == nil {
+		l.Close() // nothing listens there: the connection is refused
+		if got := dialIn(t, dir, fmt.Sprintf("127.0.0.1:%d", port5), 1); !strings.HasPrefix(got[0], "error") {
+			t.Errorf("127.0.0.1 on a port published on 127.0.0.5: %q", got)
+		}
+	}
+	second.Close()
+
 	port.Backends = port.Backends[2:]
 	if err := r.Set([]PublishedPort{port}); err != nil {
 		t.Fatal(err)
