@@ -29,6 +29,9 @@ const sandboxEnv = "BERTH_NETMGR_SANDBOX"
 var sandboxed = "not started"
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(dialEnv); spec != "" {
+		os.Exit(dialFromCgroup(spec))
+	}
 	if os.Getenv(sandboxEnv) == "1" {
 		if err := enterSandbox(); err != nil {
 			sandboxed = err.Error()

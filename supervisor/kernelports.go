@@ -25,6 +25,11 @@ import (
 // when it starts, from the environment of the command that started it.
 const ProxyEnv = "BERTH_PROXY"
 
+// PortsBPFEnv set to "0" turns off the fast path of the host's own TCP
+// connections to published ports (netmgr.PortRedirect): nftables then
+// serves them too, as it serves everyone else.
+const PortsBPFEnv = "BERTH_PORTS_BPF"
+
 // front is what serves one published port: the userspace proxy
 // (*scale.Proxy) or a kernelPort.
 type front interface {
@@ -56,12 +61,45 @@ type kernelPorts struct {
 	ports map[*kernelPort]bool
 	err   error // the last write's failure, logged once
 	logf  func(string, ...any)
+
+	// redirect is the fast path, attached while there is a port to serve;
+	// noRedirect says it is turned off or could not be had (logged once).
+	redirect   *netmgr.PortRedirect
+	noRedirect bool
+	redirErr   error
+	// netns is the cookie of the host's network namespace, taken when the
+	// supervisor starts: a later caller's thread might have entered a
+	// container's.
+	netns    uint64
+	netnsErr error
 }
 
 func newKernelPorts(projectDir string, logf func(string, ...any)) *kernelPorts {
 	sum := sha256.Sum256([]byte(projectDir))
-	return &kernelPorts{table: netmgr.PortTablePrefix + hex.EncodeToString(sum[:6]),
-		ports: map[*kernelPort]bool{}, logf: logf}
+	k := &kernelPorts{table: netmgr.PortTablePrefix + hex.EncodeToString(sum[:6]),
+		ports: map[*kernelPort]bool{}, logf: logf, noRedirect: os.Getenv(PortsBPFEnv) == "0"}
+	if !k.noRedirect {
+		k.netns, k.netnsErr = netmgr.NetnsCookie()
+	}
+	return k
+}
+
+// openRedirect attaches the fast path to the cgroup2 root for the
+// connections of the supervisor's own network namespace, the host's.
+// Without it nothing is lost: nftables serves those connections too.
+func (k *kernelPorts) openRedirect() {
+	err := k.netnsErr
+	if err == nil {
+		if root := netmgr.Cgroup2Mount(); root == "" {
+			err = errors.New("no cgroup2 hierarchy is mounted")
+		} else {
+			k.redirect, err = netmgr.OpenPortRedirect(root, k.netns)
+		}
+	}
+	if err != nil {
+		k.noRedirect = true
+		k.logf("published ports: the host's connections go through nftables, the BPF fast path is not available: %v", err)
+	}
 }
 
 // syncLocked writes the table from the ports' current backends.
@@ -83,11 +121,38 @@ func (k *kernelPorts) syncLocked() {
 		}
 		return a.HostIP.Compare(b.HostIP)
 	})
+	// The fast path first: once the table no longer has a backend, the
+	// host's connections do not reach it either.
+	k.syncRedirectLocked(list)
 	err := netmgr.SetPublishedPorts(k.table, list)
 	if err != nil && (k.err == nil || k.err.Error() != err.Error()) {
 		k.logf("published ports: %v", err)
 	}
 	k.err = err
+}
+
+// syncRedirectLocked points the fast path at the same backends as the
+// table, attaching it with the first port and detaching it with the last,
+// so that a project without ports leaves nothing in the kernel.
+func (k *kernelPorts) syncRedirectLocked(list []netmgr.PublishedPort) {
+	if len(list) == 0 {
+		if k.redirect != nil {
+			k.redirect.Close()
+			k.redirect = nil
+		}
+		return
+	}
+	if k.redirect == nil && !k.noRedirect {
+		k.openRedirect()
+	}
+	if k.redirect == nil {
+		return
+	}
+	err := k.redirect.Set(list)
+	if err != nil && (k.redirErr == nil || k.redirErr.Error() != err.Error()) {
+		k.logf("published ports: %v", err)
+	}
+	k.redirErr = err
 }
 
 // remove deletes the table (the supervisor is exiting).
@@ -98,6 +163,7 @@ func (k *kernelPorts) remove() {
 	if err := netmgr.RemovePublishedPorts(k.table); err != nil {
 		k.logf("published ports: %v", err)
 	}
+	k.syncRedirectLocked(nil)
 }
 
 // kernelPort is one published port served by DNAT. It holds the host port
@@ -213,7 +279,7 @@ func (p *kernelPort) SetBackends(list []scale.Backend) {
 	}
 	p.k.mu.Lock()
 	defer p.k.mu.Unlock()
-	if !p.k.ports[p] || slices.Equal(addrs, p.spec.Backends) && p.k.err == nil {
+	if !p.k.ports[p] || slices.Equal(addrs, p.spec.Backends) && p.k.err == nil && p.k.redirErr == nil {
 		return
 	}
 	old := p.spec.Backends
@@ -263,7 +329,9 @@ func (p *kernelPort) Conns(string) int { return 0 }
 // kernelConns counts the TCP connections a leaving replica still has on the
 // target ports of the service's kernel-served ports: conntrack keeps them
 // going to it, and draining waits for them as it waits for the proxy's.
-// They are read from the sockets in the container's own namespace.
+// They are read from the sockets in the container's own namespace, where
+// the host's connections that the fast path sent there without NAT are
+// counted as well.
 func (s *Supervisor) kernelConns(r Record) int {
 	if s.kports == nil || r.State.Pid == 0 {
 		return 0

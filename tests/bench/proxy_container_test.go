@@ -22,13 +22,20 @@ const sinkPort = "9000"
 // namespace, in which the bridge is reachable.
 func BenchmarkProxyContainer(b *testing.B) {
 	srv := harness.BuildStatic(b, "./testdata/sink")
-	for _, mode := range []struct{ env, label string }{
-		{"kernel", "kernel DNAT"},
-		{"userspace", "userspace proxy"},
+	// kernel-nft is the kernel path without the BPF fast path that takes
+	// the host's own connections off NAT.
+	for _, mode := range []struct {
+		name  string
+		env   []string
+		label string
+	}{
+		{"kernel", []string{"BERTH_PROXY=kernel"}, "kernel, BPF fast path"},
+		{"kernel-nft", []string{"BERTH_PROXY=kernel", "BERTH_PORTS_BPF=0"}, "kernel DNAT only"},
+		{"userspace", []string{"BERTH_PROXY=userspace"}, "userspace proxy"},
 	} {
-		b.Run(mode.env, func(b *testing.B) {
+		b.Run(mode.name, func(b *testing.B) {
 			e := harness.New(b)
-			e.Environ = append(e.Environ, "BERTH_PROXY="+mode.env)
+			e.Environ = append(e.Environ, mode.env...)
 			e.LoadImage("benchsink:latest", testimage.WithEntries(testimage.Entry{Name: "srv", Mode: 0o755, Body: srv}))
 			port := freePort(b)
 			e.WriteFile("compose.yaml", fmt.Sprintf(`name: benchproxy-%s
@@ -39,7 +46,7 @@ services:
     init: true
     stop_grace_period: 1s
     ports: ["127.0.0.1:%d:%s"]
-`, mode.env, sinkPort, port, sinkPort))
+`, mode.name, sinkPort, port, sinkPort))
 			e.MustRun("up", "-d")
 			b.Cleanup(func() { e.MustRun("down", "-t", "1") })
 			ips := strings.Fields(e.MustRun("exec", "-T", "sink", "hostname", "-i").Stdout)

@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/google/nftables"
 
 	"github.com/berthrun/berth/internal/testimage"
+	"github.com/berthrun/berth/netmgr"
 	"github.com/berthrun/berth/tests/harness"
 )
 
@@ -381,10 +384,25 @@ func portBackends(t *testing.T) []netip.Addr {
 // leaves the kernel's map and gets no new connection until it passes
 // again; scaling to two under a client loop loses no request; `down`
 // leaves no nftables object of berth.
+//
+// It runs twice: with the BPF fast path, which takes the host's own
+// connections (those on 127.0.0.1 here) off NAT, and without it
+// (BERTH_PORTS_BPF=0), where nftables serves them too.
 func TestKernelPortsReplicas(t *testing.T) {
+	for _, bpf := range []bool{true, false} {
+		name := map[bool]string{true: "bpf", false: "nft"}[bpf]
+		t.Run(name, func(t *testing.T) { testKernelPortsReplicas(t, bpf) })
+	}
+}
+
+func testKernelPortsReplicas(t *testing.T, bpf bool) {
 	e := harness.New(t)
 	e.Environ = append(e.Environ, "BERTH_PROXY=kernel")
+	if !bpf {
+		e.Environ = append(e.Environ, "BERTH_PORTS_BPF=0")
+	}
 	e.LoadImage("busybox:latest")
+	preexisting := berthBPF(t)
 	port := freePort(t)
 	e.WriteFile("compose.yaml", fmt.Sprintf(`
 name: kreplicas
@@ -417,6 +435,25 @@ services:
 	waitFor(t, 10*time.Second, "five backends in the kernel's map", func() bool { return len(portBackends(t)) == 5 })
 	if objs := berthNft(t); !slices.ContainsFunc(objs, func(s string) bool { return strings.HasSuffix(s, " backends_0") }) {
 		t.Fatalf("no backend map among berth's nftables objects: %v", objs)
+	}
+
+	// The fast path is attached for the sandbox's connections, or not.
+	progs := berthBPF(t)
+	for id := range preexisting {
+		delete(progs, id)
+	}
+	if bpf && len(progs) != 2 || !bpf && len(progs) != 0 {
+		t.Errorf("berth's BPF programs on the cgroup2 root: %v (bpf %v)", progs, bpf)
+	}
+	var maps []ebpf.MapID
+	for _, m := range progs {
+		maps = append(maps, m...)
+	}
+	// Through the fast path the socket connects over the bridge (its own
+	// address is the bridge's) and getpeername still says 127.0.0.1:port;
+	// through NAT both ends are on loopback.
+	if !waitLocal(t, port, bpf) {
+		t.Errorf("bpf %v: the connection's own address is not on the expected path", bpf)
 	}
 
 	// Round robin on the host's loopback: every replica answers.
@@ -523,4 +560,187 @@ services:
 	if _, err := get(t, port); err == nil {
 		t.Error("the port still answers after down")
 	}
+	bpfGone(t, progs, maps)
+}
+
+// berthBPF returns berth's programs attached to the cgroup2 root for
+// connect4 and getpeername4, each with the maps it uses.
+func berthBPF(t *testing.T) map[ebpf.ProgramID][]ebpf.MapID {
+	t.Helper()
+	out := map[ebpf.ProgramID][]ebpf.MapID{}
+	root := netmgr.Cgroup2Mount()
+	if root == "" {
+		return out
+	}
+	dir, err := os.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCgroupInet4GetPeername} {
+		res, err := link.QueryPrograms(link.QueryOptions{Target: int(dir.Fd()), Attach: at})
+		if err != nil {
+			t.Fatalf("programs on %s: %v", root, err)
+		}
+		for _, ap := range res.Programs {
+			p, err := ebpf.NewProgramFromID(ap.ID)
+			if err != nil {
+				continue
+			}
+			info, err := p.Info()
+			p.Close()
+			if err != nil || info.Name != "berth_ports" {
+				continue
+			}
+			out[ap.ID], _ = info.MapIDs()
+		}
+	}
+	// Each is held by a bpf_link: a plain attach would outlive its
+	// supervisor.
+	linked := map[ebpf.ProgramID]bool{}
+	for id := range bpfLinks(t) {
+		linked[id] = true
+	}
+	for id := range out {
+		if !linked[id] {
+			t.Errorf("program %d is attached without a link", id)
+		}
+	}
+	return out
+}
+
+// bpfLinks returns the program of every bpf_link on the host, by link.
+func bpfLinks(t *testing.T) map[ebpf.ProgramID]link.ID {
+	t.Helper()
+	out := map[ebpf.ProgramID]link.ID{}
+	it := new(link.Iterator)
+	for it.Next() {
+		if info, err := it.Link.Info(); err == nil {
+			out[info.Program] = it.ID
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatalf("listing bpf links: %v", err)
+	}
+	return out
+}
+
+// bpfGone fails unless the programs and maps have been freed (the kernel
+// frees them shortly after their last reference goes).
+func bpfGone(t *testing.T, progs map[ebpf.ProgramID][]ebpf.MapID, maps []ebpf.MapID) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "berth's BPF links, programs and maps to be freed after down", func() bool {
+		links := bpfLinks(t)
+		for id := range progs {
+			if _, ok := links[id]; ok {
+				return false
+			}
+			if p, err := ebpf.NewProgramFromID(id); err == nil {
+				p.Close()
+				return false
+			}
+		}
+		for _, id := range maps {
+			if m, err := ebpf.NewMapFromID(id); err == nil {
+				m.Close()
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitLocal dials 127.0.0.1:port and says whether the connection took the
+// fast path (own address off loopback) when bpf, or NAT when not, with
+// 127.0.0.1:port as its peer either way.
+func waitLocal(t *testing.T, port int, bpf bool) bool {
+	t.Helper()
+	c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := c.LocalAddr().(*net.TCPAddr).IP
+	peer := c.RemoteAddr().String()
+	t.Logf("connection to 127.0.0.1:%d: local %s, peer %s", port, c.LocalAddr(), peer)
+	if peer != fmt.Sprintf("127.0.0.1:%d", port) {
+		t.Errorf("getpeername: %s", peer)
+	}
+	return local.IsLoopback() != bpf
+}
+
+// TestKernelPortsBPFSupervisorKill: the fast path lives only as long as its
+// supervisor. Killed, the kernel detaches and frees the programs and nftables
+// alone serves the port; the next supervisor attaches them again.
+func TestKernelPortsBPFSupervisorKill(t *testing.T) {
+	e := harness.New(t)
+	e.Environ = append(e.Environ, "BERTH_PROXY=kernel")
+	e.LoadImage("busybox:latest")
+	port := freePort(t)
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: kbpfkill
+services:
+  web:
+    image: busybox
+    command: %s
+    init: true
+    ports: ["%d:80"]
+`, webCommand, port))
+	preexisting := berthBPF(t)
+	newOnes := func() map[ebpf.ProgramID][]ebpf.MapID {
+		progs := berthBPF(t)
+		for id := range preexisting {
+			delete(progs, id)
+		}
+		return progs
+	}
+	e.MustRun("up", "-d")
+	defer e.Run("down", "-t", "1")
+	if _, err := getReady(t, port); err != nil {
+		t.Fatal(err)
+	}
+	first := newOnes()
+	if len(first) != 2 || !waitLocal(t, port, true) {
+		t.Fatalf("no fast path after up: programs %v", first)
+	}
+	var maps []ebpf.MapID
+	for _, m := range first {
+		maps = append(maps, m...)
+	}
+	// The fast path is set before the table (then route_localnet): the
+	// kill must not land in between.
+	waitFor(t, 10*time.Second, "the table to have the backend and route_localnet", func() bool {
+		if len(portBackends(t)) != 1 {
+			return false
+		}
+		files, _ := filepath.Glob("/proc/sys/net/ipv4/conf/brb-*/route_localnet")
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err != nil || strings.TrimSpace(string(b)) != "1" {
+				return false
+			}
+		}
+		return len(files) > 0
+	})
+
+	e.KillSupervisors()
+	bpfGone(t, first, maps)
+	if body, err := get(t, port); err != nil || strings.TrimSpace(body) == "" {
+		t.Errorf("without a supervisor, through nftables: %q, %v", body, err)
+	}
+	if !waitLocal(t, port, false) {
+		t.Error("without a supervisor the connection did not go through NAT")
+	}
+
+	e.MustRun("ps") // starts a supervisor, which adopts the project
+	waitFor(t, 10*time.Second, "the next supervisor to attach the fast path", func() bool { return len(newOnes()) == 2 })
+	if _, err := getReady(t, port); err != nil || !waitLocal(t, port, true) {
+		t.Errorf("after the next supervisor: %v", err)
+	}
+	second := newOnes()
+	maps = maps[:0]
+	for _, m := range second {
+		maps = append(maps, m...)
+	}
+	e.MustRun("down", "-t", "1")
+	bpfGone(t, second, maps)
 }
