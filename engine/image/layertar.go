@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -61,12 +60,8 @@ func WriteLayerTar(dir string, w io.Writer) (t LayerTar, empty bool, err error) 
 		if p == dir {
 			return nil
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
 		rel, _ := filepath.Rel(dir, p)
-		entries = append(entries, tarEntry{rel: filepath.ToSlash(rel), fi: fi})
+		entries = append(entries, tarEntry{rel: filepath.ToSlash(rel), typ: d.Type()})
 		return nil
 	})
 	if err != nil {
@@ -122,7 +117,8 @@ func WriteLayerTar(dir string, w io.Writer) (t LayerTar, empty bool, err error) 
 // the walk found, then what tarReader read of it.
 type tarEntry struct {
 	rel string
-	fi  fs.FileInfo
+	typ fs.FileMode // the type the walk saw
+	fi  fs.FileInfo // as the read-ahead found it
 
 	hdr    *tar.Header
 	opaque bool   // a directory with overlay's opaque marker
@@ -130,12 +126,13 @@ type tarEntry struct {
 	big    bool   // a regular file too large to read ahead: read as written
 }
 
-// Read-ahead of a layer's entries: batches of at most tarBatchBytes of
-// content (a file larger than tarBigFile is read when written instead),
-// tarBatches of them in flight, read by tarReaders goroutines.
+// Read-ahead of a layer's entries: batches of tarBatchEntries with at most
+// tarBatchBytes of content (a file larger than tarBigFile, or that does
+// not fit, is read when written instead), tarBatches of them in flight,
+// read by tarReaders goroutines.
 const (
 	tarBatchBytes   = 1 << 20
-	tarBatchEntries = 256
+	tarBatchEntries = 128
 	tarBigFile      = 256 << 10
 	tarBatches      = 4
 	tarReaders      = 2
@@ -163,18 +160,9 @@ func newTarReader(dir string, entries []tarEntry) *tarReader {
 	for range tarBatches {
 		r.arenas <- make([]byte, 0, tarBatchBytes+1)
 	}
-	for start := 0; start < len(entries); {
-		end, size := start, int64(0)
-		for end < len(entries) && end-start < tarBatchEntries {
-			if s := aheadSize(entries[end].fi); size+s <= tarBatchBytes || end == start {
-				size += s
-				end++
-				continue
-			}
-			break
-		}
+	for start := 0; start < len(entries); start += tarBatchEntries {
+		end := min(start+tarBatchEntries, len(entries))
 		r.all = append(r.all, &tarBatch{entries: entries[start:end], ready: make(chan struct{})})
-		start = end
 	}
 	r.next = make(chan *tarBatch, len(r.all))
 	for _, b := range r.all {
@@ -185,14 +173,6 @@ func newTarReader(dir string, entries []tarEntry) *tarReader {
 		go r.work()
 	}
 	return r
-}
-
-// aheadSize is the bytes of content read ahead for an entry.
-func aheadSize(fi fs.FileInfo) int64 {
-	if fi.Mode().IsRegular() && fi.Size() <= tarBigFile {
-		return fi.Size()
-	}
-	return 0
 }
 
 // work reads batches in order, each once it holds an arena: the batch
@@ -257,8 +237,35 @@ func (r *tarReader) stop() {
 // e.data at it. A regular file's xattrs and content are read through one
 // raw descriptor: an *os.File's poller registration and each path lookup
 // again had cost more than reading a small file.
+//
+// A regular file is statted through its descriptor, the others by path.
 func readAhead(root string, e *tarEntry, arena *[]byte) error {
 	p := filepath.Join(root, e.rel)
+	fd := -1
+	if e.typ.IsRegular() {
+		var err error
+		if fd, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err != nil {
+			return &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		defer unix.Close(fd)
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			return &os.PathError{Op: "fstat", Path: p, Err: err}
+		}
+		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			return fmt.Errorf("changed while read: no longer a regular file")
+		}
+		e.fi = &regularInfo{name: path.Base(e.rel), st: st}
+	} else {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().IsRegular() {
+			return fmt.Errorf("changed while read: now a regular file")
+		}
+		e.fi = fi
+	}
 	fi := e.fi
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	dir, base := path.Split(e.rel)
@@ -295,23 +302,18 @@ func readAhead(root string, e *tarEntry, arena *[]byte) error {
 		return nil
 	}
 	if !fi.Mode().IsRegular() || hdr.Size == 0 {
-		addXattrs(hdr, p, -1)
+		addXattrs(hdr, p, fd)
 		return nil
 	}
-	if hdr.Size > tarBigFile {
+	a := *arena
+	// One byte more than the file: a file that grew is seen.
+	if hdr.Size > tarBigFile || int64(len(a))+hdr.Size+1 > int64(cap(a)) {
 		// Its xattrs are read with its content, when it is written.
 		e.big = true
 		return nil
 	}
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: p, Err: err}
-	}
-	defer unix.Close(fd)
 	addXattrs(hdr, p, fd)
-	a := *arena
 	start := len(a)
-	a = slices.Grow(a, int(hdr.Size)+1) // one byte more: a file that grew is seen
 	for {
 		m, err := unix.Read(fd, a[len(a):cap(a)])
 		if err == unix.EINTR {
@@ -335,6 +337,32 @@ func readAhead(root string, e *tarEntry, arena *[]byte) error {
 	e.data = a[start:len(a):len(a)]
 	return nil
 }
+
+// regularInfo is a regular file's fs.FileInfo from its descriptor's
+// fstat, as os.Lstat would have made it.
+type regularInfo struct {
+	name string
+	st   syscall.Stat_t
+}
+
+func (r *regularInfo) Name() string { return r.name }
+func (r *regularInfo) Size() int64  { return r.st.Size }
+func (r *regularInfo) Mode() fs.FileMode {
+	m := fs.FileMode(r.st.Mode & 0o777)
+	if r.st.Mode&syscall.S_ISUID != 0 {
+		m |= fs.ModeSetuid
+	}
+	if r.st.Mode&syscall.S_ISGID != 0 {
+		m |= fs.ModeSetgid
+	}
+	if r.st.Mode&syscall.S_ISVTX != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+func (r *regularInfo) ModTime() time.Time { return time.Unix(r.st.Mtim.Unix()) }
+func (r *regularInfo) IsDir() bool        { return false }
+func (r *regularInfo) Sys() any           { return &r.st }
 
 // writeEntry writes one entry that readAhead read, and returns the bytes
 // of content it carried; buf is for copying a big file.
