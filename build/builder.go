@@ -902,12 +902,12 @@ func (b *Builder) fsStepLinked(ctx context.Context, st *state, stubs []string, f
 	}
 	dropStubs(upper, missing)
 	dropCopiedUp(upper, parents)
-	l, content, empty, err := writeLayer(upper)
+	t, empty, err := image.WriteLayerTar(upper, nil)
 	if err != nil || empty {
 		return false, err
 	}
 	// The upper directory is the layer unpacked: it moves into the store.
-	stored, err := s.AddLayerDir(ctx, upper, "", l, content)
+	stored, err := s.AddBuiltLayer(ctx, upper, t)
 	if err != nil {
 		return false, err
 	}

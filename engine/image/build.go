@@ -220,6 +220,25 @@ func (s *Store) LayerSize(diffID string) int64 {
 // stored without a blob (its Digest is "") gets one with AddLayerBlob
 // before an image names it.
 func (s *Store) AddLayerDir(ctx context.Context, dir, blobPath string, l Layer, unpacked int64) (Layer, error) {
+	return s.addLayerDir(ctx, dir, blobPath, l, unpacked, stripOverlayXattrs)
+}
+
+// AddBuiltLayer is AddLayerDir for the directory dir that WriteLayerTar
+// wrote as t: its tar is its blob, and of overlay's xattrs only those t
+// found are removed, without walking the directory again.
+func (s *Store) AddBuiltLayer(ctx context.Context, dir string, t LayerTar) (Layer, error) {
+	l := Layer{DiffID: t.DiffID, Digest: t.DiffID, MediaType: UncompressedLayer, Size: t.Size}
+	return s.addLayerDir(ctx, dir, "", l, t.Content, func(dir string) error {
+		for _, rel := range t.Overlay {
+			if err := stripXattrs(filepath.Join(dir, rel)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) addLayerDir(ctx context.Context, dir, blobPath string, l Layer, unpacked int64, strip func(dir string) error) (Layer, error) {
 	if blobPath != "" {
 		defer os.Remove(blobPath)
 	}
@@ -239,7 +258,7 @@ func (s *Store) AddLayerDir(ctx context.Context, dir, blobPath string, l Layer, 
 		if err := ctx.Err(); err != nil {
 			return Layer{}, err
 		}
-		if err := stripOverlayXattrs(dir); err != nil {
+		if err := strip(dir); err != nil {
 			return Layer{}, err
 		}
 		tmp, err := os.MkdirTemp(s.path("tmp"), "layer-")
@@ -293,19 +312,24 @@ func stripOverlayXattrs(dir string) error {
 		if d.Type()&fs.ModeSymlink != 0 {
 			return nil
 		}
-		names, err := xattrNames(p, -1)
-		if err != nil {
-			return nil
-		}
-		for _, name := range names {
-			if strings.HasPrefix(name, "trusted.overlay.") && name != "trusted.overlay.opaque" {
-				if err := unix.Lremovexattr(p, name); err != nil && !errors.Is(err, unix.ENODATA) {
-					return fmt.Errorf("%s: remove %s: %w", p, name, err)
-				}
+		return stripXattrs(p)
+	})
+}
+
+// stripXattrs removes from p the overlay xattrs a stored layer drops.
+func stripXattrs(p string) error {
+	names, err := xattrNames(p, -1)
+	if err != nil {
+		return nil
+	}
+	for _, name := range names {
+		if strippedXattr(name) {
+			if err := unix.Lremovexattr(p, name); err != nil && !errors.Is(err, unix.ENODATA) {
+				return fmt.Errorf("%s: remove %s: %w", p, name, err)
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // LayerBlob returns the stored layer with diffID as an image names it,

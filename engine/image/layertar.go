@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/engine/image/unpack"
 )
 
 // UncompressedLayer is the media type of a layer the store keeps as its
@@ -35,6 +38,9 @@ type LayerTar struct {
 	DiffID  string // sha256 of the tar
 	Size    int64  // bytes of the tar
 	Content int64  // bytes of file content in it
+	// Overlay lists the entries (but symlinks) that carry overlay's own
+	// xattrs other than opaque, which a stored layer drops.
+	Overlay []string
 }
 
 // WriteLayerTar writes the directory dir, in the store's unpacked format
@@ -98,6 +104,9 @@ func WriteLayerTar(dir string, w io.Writer) (t LayerTar, empty bool, err error) 
 				return t, false, fmt.Errorf("layer: %s: %w", e.rel, err)
 			}
 			t.Content += n
+			if e.overlay && e.fi.Mode()&fs.ModeSymlink == 0 {
+				t.Overlay = append(t.Overlay, e.rel)
+			}
 		}
 		r.done(b)
 	}
@@ -124,6 +133,8 @@ type tarEntry struct {
 	opaque bool   // a directory with overlay's opaque marker
 	data   []byte // a regular file's content, read ahead
 	big    bool   // a regular file too large to read ahead: read as written
+	// overlay: it has overlay xattrs other than opaque (see LayerTar)
+	overlay bool
 }
 
 // Read-ahead of a layer's entries: batches of tarBatchEntries with at most
@@ -272,6 +283,8 @@ func readAhead(root string, e *tarEntry, arena *[]byte) error {
 	// An overlay whiteout: a character device 0/0.
 	if fi.Mode()&fs.ModeCharDevice != 0 && st != nil && st.Rdev == 0 {
 		e.hdr = &tar.Header{Typeflag: tar.TypeReg, Name: dir + whiteoutPrefix + base, Mode: 0o600, Format: tar.FormatPAX, ModTime: fi.ModTime()}
+		names, _ := xattrNames(p, -1)
+		e.overlay = slices.ContainsFunc(names, strippedXattr)
 		return nil
 	}
 	link := ""
@@ -297,12 +310,12 @@ func readAhead(root string, e *tarEntry, arena *[]byte) error {
 	}
 	e.hdr = hdr
 	if fi.IsDir() {
-		addXattrs(hdr, p, -1)
+		e.overlay = addXattrs(hdr, p, -1)
 		e.opaque = IsOpaque(p)
 		return nil
 	}
 	if !fi.Mode().IsRegular() || hdr.Size == 0 {
-		addXattrs(hdr, p, fd)
+		e.overlay = addXattrs(hdr, p, fd)
 		return nil
 	}
 	a := *arena
@@ -312,7 +325,7 @@ func readAhead(root string, e *tarEntry, arena *[]byte) error {
 		e.big = true
 		return nil
 	}
-	addXattrs(hdr, p, fd)
+	e.overlay = addXattrs(hdr, p, fd)
 	start := len(a)
 	for {
 		m, err := unix.Read(fd, a[len(a):cap(a)])
@@ -373,7 +386,7 @@ func writeEntry(tw *tar.Writer, root string, e *tarEntry, links map[uint64]strin
 	if fi.Mode().IsRegular() && st != nil && st.Nlink > 1 {
 		if first, ok := links[st.Ino]; ok {
 			if e.big {
-				addXattrs(hdr, filepath.Join(root, e.rel), -1)
+				e.overlay = addXattrs(hdr, filepath.Join(root, e.rel), -1)
 			}
 			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
 			return 0, tw.WriteHeader(hdr)
@@ -381,7 +394,7 @@ func writeEntry(tw *tar.Writer, root string, e *tarEntry, links map[uint64]strin
 		links[st.Ino] = e.rel
 	}
 	if e.big {
-		return writeBig(tw, filepath.Join(root, e.rel), hdr, buf)
+		return writeBig(tw, filepath.Join(root, e.rel), hdr, buf, &e.overlay)
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return 0, err
@@ -397,13 +410,13 @@ func writeEntry(tw *tar.Writer, root string, e *tarEntry, links map[uint64]strin
 }
 
 // writeBig writes a regular file too large to have been read ahead.
-func writeBig(tw *tar.Writer, p string, hdr *tar.Header, buf []byte) (int64, error) {
+func writeBig(tw *tar.Writer, p string, hdr *tar.Header, buf []byte, overlay *bool) (int64, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return 0, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer unix.Close(fd)
-	addXattrs(hdr, p, fd)
+	*overlay = addXattrs(hdr, p, fd)
 	if err := tw.WriteHeader(hdr); err != nil {
 		return 0, err
 	}
@@ -432,14 +445,16 @@ func writeBig(tw *tar.Writer, p string, hdr *tar.Header, buf []byte) (int64, err
 
 // addXattrs records a file's extended attributes (through fd when it is
 // not -1), except overlay's own (trusted.*), which describe the upper
-// directory, not the content.
-func addXattrs(hdr *tar.Header, p string, fd int) {
+// directory, not the content. It reports whether p has overlay xattrs that
+// a stored layer drops.
+func addXattrs(hdr *tar.Header, p string, fd int) (overlay bool) {
 	names, err := xattrNames(p, fd)
 	if err != nil {
-		return // a filesystem without them
+		return false // a filesystem without them
 	}
 	for _, name := range names {
 		if strings.HasPrefix(name, "trusted.") {
+			overlay = overlay || strippedXattr(name)
 			continue
 		}
 		v, err := getxattr(p, fd, name)
@@ -451,6 +466,14 @@ func addXattrs(hdr *tar.Header, p string, fd int) {
 		}
 		hdr.PAXRecords["SCHILY.xattr."+name] = v
 	}
+	return overlay
+}
+
+// strippedXattr says whether a stored layer drops the xattr name: overlay's
+// bookkeeping (origin, impure, ...), not the opaque marker, which is part
+// of the layer's content.
+func strippedXattr(name string) bool {
+	return strings.HasPrefix(name, "trusted.overlay.") && name != unpack.OpaqueXattr
 }
 
 // xattrNames lists the names of p's extended attributes (through fd when

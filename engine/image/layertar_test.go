@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -86,7 +87,7 @@ func TestLayerTarReadAhead(t *testing.T) {
 	if lt.DiffID != fmt.Sprintf("sha256:%x", sha256.Sum256(want)) || lt.Size != int64(len(want)) {
 		t.Fatalf("LayerTar %+v does not describe the tar", lt)
 	}
-	if n, _, err := WriteLayerTar(dir, nil); err != nil || n != lt {
+	if n, _, err := WriteLayerTar(dir, nil); err != nil || n.DiffID != lt.DiffID || n.Size != lt.Size || n.Content != lt.Content {
 		t.Fatalf("measured alone: %+v %v, want %+v", n, err, lt)
 	}
 }
@@ -183,4 +184,65 @@ func serialLayerTar(t *testing.T, dir string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestAddBuiltLayerStrips: the overlay xattrs the tar found (origin,
+// impure) go when the directory is stored, the opaque marker stays, and
+// the stored layer is the tar's.
+func TestAddBuiltLayerStrips(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("trusted xattrs need root")
+	}
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(s.path("tmp"), "upper-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a", "b", "c"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	for name, data := range map[string][]byte{"a/f": []byte("one"), "c/big": big, "plain": []byte("two")} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := func(rel, name, value string) {
+		t.Helper()
+		if err := unix.Lsetxattr(filepath.Join(dir, rel), name, []byte(value), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("a", "trusted.overlay.impure", "y")
+	set("a/f", "trusted.overlay.origin", "x")
+	set("b", "trusted.overlay.opaque", "y")
+	set("c/big", "trusted.overlay.origin", "x")
+	lt, _, err := WriteLayerTar(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "a/f", "c/big"}; strings.Join(lt.Overlay, " ") != strings.Join(want, " ") {
+		t.Fatalf("overlay xattrs found on %q, want %q", lt.Overlay, want)
+	}
+	l, err := s.AddBuiltLayer(context.Background(), dir, lt)
+	if err != nil || l.DiffID != lt.DiffID || l.Digest != lt.DiffID || l.Size != lt.Size {
+		t.Fatalf("stored %v %v", l, err)
+	}
+	stored := s.LayerDir(l.DiffID)
+	for _, rel := range []string{"a", "a/f", "c/big"} {
+		if names, _ := xattrNames(filepath.Join(stored, rel), -1); len(names) != 0 {
+			t.Errorf("%s kept %q", rel, names)
+		}
+	}
+	if !IsOpaque(filepath.Join(stored, "b")) {
+		t.Error("the opaque marker went")
+	}
+	if again, _, err := WriteLayerTar(stored, nil); err != nil || again.DiffID != lt.DiffID || len(again.Overlay) != 0 {
+		t.Errorf("stored directory reads as %+v %v", again, err)
+	}
 }
