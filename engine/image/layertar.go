@@ -140,10 +140,12 @@ type tarEntry struct {
 // Read-ahead of a layer's entries: batches of tarBatchEntries with at most
 // tarBatchBytes of content (a file larger than tarBigFile, or that does
 // not fit, is read when written instead), tarBatches of them in flight,
-// read by tarReaders goroutines.
+// read by tarReaders goroutines. A batch of source files (up to 32 KiB
+// each) fits: with 128 entries to 1 MiB, a fifth of a 10 KB file's batch
+// was left to the goroutine writing the tar.
 const (
-	tarBatchBytes   = 1 << 20
-	tarBatchEntries = 128
+	tarBatchBytes   = 2 << 20
+	tarBatchEntries = 64
 	tarBigFile      = 256 << 10
 	tarBatches      = 4
 	tarReaders      = 2
