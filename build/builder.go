@@ -829,6 +829,10 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, spec
 	}
 	var links *linker
 	if src.context {
+		// The copy, if the step misses the cache, walks what the key did.
+		for i := range items {
+			items[i].walked = &walkMemo{}
+		}
 		d, err := src.digest(items)
 		if err != nil {
 			return prepared{}, err

@@ -76,7 +76,21 @@ type item struct {
 	// keepArchive: an archive ADD copies as it is (a URL's, without
 	// --unpack=true).
 	keepArchive bool
+	// walked, when set, keeps what a walk of the item found for the next
+	// walk of it: a context COPY walks its sources for its key, then again
+	// to copy them when it missed the cache.
+	walked *walkMemo
 }
+
+// walkMemo is one walk's entries, with their lstat.
+type walkMemo struct {
+	entries []walked
+	done    bool
+}
+
+// walkMemoMax bounds the entries a walkMemo keeps (about 300 bytes each);
+// a larger tree is walked again.
+const walkMemoMax = 100_000
 
 // cleanSource turns a COPY source into a path relative to the source root,
 // refusing one that climbs out of the context.
@@ -180,12 +194,31 @@ func (s *source) walk(it item, fn func(abs, sub string, fi fs.FileInfo) error) e
 	if !it.info.IsDir() {
 		return fn(it.abs, "", it.info)
 	}
+	memo := it.walked
+	if memo != nil && memo.done {
+		for _, w := range memo.entries {
+			if err := fn(w.abs, w.sub, w.fi); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	record := memo != nil
+	if record {
+		memo.entries = memo.entries[:0] // what a failed walk left
+	}
 	var batch []walked
 	flush := func() error {
 		if err := statAll(batch); err != nil {
 			return err
 		}
+		if record && len(memo.entries)+len(batch) > walkMemoMax {
+			record, memo.entries = false, nil
+		}
 		for _, w := range batch {
+			if record {
+				memo.entries = append(memo.entries, walked{abs: w.abs, sub: w.sub, fi: w.fi})
+			}
 			if err := fn(w.abs, w.sub, w.fi); err != nil {
 				return err
 			}
@@ -225,7 +258,13 @@ func (s *source) walk(it item, fn func(abs, sub string, fi fs.FileInfo) error) e
 	if err != nil {
 		return err
 	}
-	return flush()
+	if err := flush(); err != nil {
+		return err
+	}
+	if record {
+		memo.done = true
+	}
+	return nil
 }
 
 // walkBatch is how many entries a walk stats before it hands them on.
