@@ -37,18 +37,22 @@ type buildProject struct {
 	targetNoop          time.Duration // ≤ 1/5 of BuildKit's, and at most 65 ms
 	coldRatio, oneRatio float64       // targets as ratios to BuildKit's
 	touch               string        // the source file the one-file rebuild changes
+	// beside, when set, runs after each one-file rebuild (the i-th) and
+	// returns the time of what is measured beside it.
+	beside func(i int) time.Duration
 }
 
 // benchBuild times `berth build` of the compose project in e.Dir: cold
 // (after `builder prune`), with nothing changed, and with one source file
-// changed, records the rows and returns the one-file rebuilds' median.
-func benchBuild(b *testing.B, e *harness.Env, p buildProject) time.Duration {
+// changed, records the rows and returns the one-file rebuilds' times and
+// what p.beside measured after each.
+func benchBuild(b *testing.B, e *harness.Env, p buildProject) (one, beside []time.Duration) {
 	build := func() time.Duration {
 		start := time.Now()
 		e.MustRun("build")
 		return time.Since(start)
 	}
-	var cold, noop, one []time.Duration
+	var cold, noop []time.Duration
 	for range b.N {
 		for range buildColdRuns {
 			e.MustRun("builder", "prune", "-f")
@@ -68,6 +72,9 @@ func benchBuild(b *testing.B, e *harness.Env, p buildProject) time.Duration {
 				b.Fatal(err)
 			}
 			one = append(one, build())
+			if p.beside != nil {
+				beside = append(beside, p.beside(i))
+			}
 		}
 	}
 	b.Logf("%s: cold %v, no change %v, one file %v", p.name, cold, noop, one)
@@ -91,7 +98,7 @@ func benchBuild(b *testing.B, e *harness.Env, p buildProject) time.Duration {
 	add("cold", len(cold), median(cold), p.peerCold, p.coldRatio, 0)
 	add("no change", len(noop), median(noop), p.peerNoop, 0.2, p.targetNoop)
 	add("one file changed", len(one), median(one), p.peerOne, p.oneRatio, 0)
-	return median(one)
+	return one, beside
 }
 
 // dropCaches writes dirty pages back, so that one cold build does not pay
@@ -199,7 +206,12 @@ func BenchmarkBuildGo(b *testing.B) {
 		e.WriteFile(ent.Name(), string(data))
 	}
 	name := "Go backend, 2 stages, cache mounts (Debian golang-go)"
-	one := benchBuild(b, e, buildProject{
+	// The floor under the one-file rebuild: the Dockerfile's own go build
+	// of the same change without berth, run right after each of berth's,
+	// so that both see the same load.
+	floor, cleanup := goBuildFloor(b, e, "debian-go:bench", src, "handlers.go")
+	defer cleanup()
+	one, alone := benchBuild(b, e, buildProject{
 		name:       name,
 		peerCold:   5500 * time.Millisecond,
 		peerNoop:   330 * time.Millisecond,
@@ -208,27 +220,31 @@ func BenchmarkBuildGo(b *testing.B) {
 		coldRatio:  1,
 		oneRatio:   0.5,
 		touch:      "handlers.go",
+		beside:     floor,
 	})
-	// The floor under the one-file rebuild: the Dockerfile's own go build
-	// of that change, without berth.
-	floor := goBuildFloor(b, e, "debian-go:bench", src, "handlers.go")
-	record(row{sec: secBuild, what: name + ": its one-file go build alone (chroot, no berth)", runs: len(floor), berth: ms(median(floor)), base: "—",
-		source: "measured in this run: the build image's root in a chroot, GOCACHE warm", ratio: "—"})
-	record(row{sec: secBuild, what: name + ": berth's own time in the one-file rebuild (berth − go build alone)", runs: len(floor), berth: ms(one - median(floor)), base: "—",
-		source: "the two medians above", ratio: "—"})
+	own := make([]time.Duration, len(one))
+	for i := range one {
+		own[i] = one[i] - alone[i]
+	}
+	b.Logf("one-file go build alone: %v; berth's own time: %v", alone, own)
+	record(row{sec: secBuild, what: name + ": its one-file go build alone (chroot, no berth)", runs: len(alone), berth: ms(median(alone)), base: "—",
+		source: "measured in this run, after each berth one-file rebuild: the build image's root in a chroot, GOCACHE warm", ratio: "—"})
+	record(row{sec: secBuild, what: name + ": berth's own time in the one-file rebuild (berth − go build alone)", runs: len(own), berth: ms(median(own)), base: "—",
+		source: "median of the differences of the pairs above", ratio: "—"})
 	// The image it built runs.
 	e.MustRun("up", "-d", "--wait")
 	e.MustRun("down", "-t", "1")
 	e.MustRun("builder", "prune", "-f")
 }
 
-// goBuildFloor times the Go project's one-file rebuild without berth: the
-// Dockerfile's `go build` run directly, chrooted into an overlay of the
+// goBuildFloor prepares the Go project's one-file rebuild without berth:
+// the Dockerfile's `go build` run directly, chrooted into an overlay of the
 // build image's stored layers (so the image stays as it is) with /proc and
-// /dev, the project's files in /src, GOCACHE fresh and warmed by one build,
-// then buildOneFileRun builds each after appending to touch as benchBuild
-// does. The bench runs in a mount namespace of its own.
-func goBuildFloor(b *testing.B, e *harness.Env, ref, src, touch string) []time.Duration {
+// /dev, the project's files in /src, GOCACHE fresh and warmed by one build.
+// It returns a function that appends to touch as benchBuild does and times
+// the build, and one that undoes the mounts. The bench runs in a mount
+// namespace of its own.
+func goBuildFloor(b *testing.B, e *harness.Env, ref, src, touch string) (func(i int) time.Duration, func()) {
 	var layers []string
 	if err := json.Unmarshal([]byte(e.MustRun("image", "inspect", "--format", "{{json .RootFS.Layers}}", ref).Stdout), &layers); err != nil {
 		b.Fatal(err)
@@ -244,19 +260,23 @@ func goBuildFloor(b *testing.B, e *harness.Env, ref, src, touch string) []time.D
 			b.Fatal(err)
 		}
 	}
-	defer os.RemoveAll(base)
-	if err := unix.Mount("overlay", root, "overlay", 0, "lowerdir="+strings.Join(lower, ":")+",upperdir="+upper+",workdir="+work); err != nil {
-		b.Fatal(err)
+	var undo []func()
+	cleanup := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
 	}
-	defer unix.Unmount(root, unix.MNT_DETACH)
-	if err := unix.Mount("proc", filepath.Join(root, "proc"), "proc", 0, ""); err != nil {
-		b.Fatal(err)
+	undo = append(undo, func() { os.RemoveAll(base) })
+	mount := func(src, target, fstype string, flags uintptr, data string) {
+		if err := unix.Mount(src, target, fstype, flags, data); err != nil {
+			cleanup()
+			b.Fatal(err)
+		}
+		undo = append(undo, func() { unix.Unmount(target, unix.MNT_DETACH) })
 	}
-	defer unix.Unmount(filepath.Join(root, "proc"), unix.MNT_DETACH)
-	if err := unix.Mount("/dev", filepath.Join(root, "dev"), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		b.Fatal(err)
-	}
-	defer unix.Unmount(filepath.Join(root, "dev"), unix.MNT_DETACH)
+	mount("overlay", root, "overlay", 0, "lowerdir="+strings.Join(lower, ":")+",upperdir="+upper+",workdir="+work)
+	mount("proc", filepath.Join(root, "proc"), "proc", 0, "")
+	mount("/dev", filepath.Join(root, "dev"), "", unix.MS_BIND|unix.MS_REC, "")
 
 	dir := filepath.Join(root, "src")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -285,8 +305,7 @@ func goBuildFloor(b *testing.B, e *harness.Env, ref, src, touch string) []time.D
 		return time.Since(start)
 	}
 	build()
-	var times []time.Duration
-	for i := range buildOneFileRun {
+	return func(i int) time.Duration {
 		f := filepath.Join(dir, touch)
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -295,8 +314,6 @@ func goBuildFloor(b *testing.B, e *harness.Env, ref, src, touch string) []time.D
 		if err := os.WriteFile(f, append(data, fmt.Sprintf("\n// change %d %d\n", i, time.Now().UnixNano())...), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		times = append(times, build())
-	}
-	b.Logf("one-file go build alone: %v", times)
-	return times
+		return build()
+	}, cleanup
 }
