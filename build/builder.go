@@ -93,6 +93,9 @@ type Builder struct {
 	pulls  map[string]*pullOnce
 
 	bridge bridge
+	// detaching is the RUN containers' network namespaces being taken off
+	// the bridge, which Build waits for before it releases the bridge.
+	detaching sync.WaitGroup
 
 	sshMu  sync.Mutex
 	agents map[string]*sshAgent
@@ -178,6 +181,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	go func() {
 		defer close(cleaned)
 		_ = b.ctx.hashes.save() // only a cache: a failure costs rehashing next time
+		b.detaching.Wait()
 		b.releaseBridge()
 		removeCgroupParent(o.CgroupParent)
 	}()
@@ -711,8 +715,16 @@ func (b *Builder) prepareRun(ctx context.Context, st *state, stageIdx int, c *in
 				env = append(env, "SSH_AUTH_SOCK="+mounts.sshSock)
 			}
 			stubs := append(append([]string(nil), mountpointStubs...), mounts.targets...)
+			id := "build-" + randomHex(12)
+			var net *attachment
+			if network == "default" {
+				// Joined while the step's layers are mounted; left
+				// once the container is gone (or the step failed).
+				net = b.attachSoon(ctx, id)
+				defer b.detach(net)
+			}
 			return b.fsStep(ctx, st, stubs, func(rootfs string) error {
-				rs := runSpec{rootfs: rootfs, args: args, env: env, workdir: orRoot(cfg.WorkingDir), user: cfg.User, network: network, files: files,
+				rs := runSpec{id: id, rootfs: rootfs, args: args, env: env, workdir: orRoot(cfg.WorkingDir), user: cfg.User, network: network, net: net, files: files,
 					binds: mounts.binds, tmpfs: mounts.tmpfs}
 				if sp != nil {
 					rs.output = sp.log
@@ -817,6 +829,10 @@ func (b *Builder) prepareCopy(ctx context.Context, st *state, stageIdx int, spec
 	}
 	var links *linker
 	if src.context {
+		// The copy, if the step misses the cache, walks what the key did.
+		for i := range items {
+			items[i].walked = &walkMemo{}
+		}
 		d, err := src.digest(items)
 		if err != nil {
 			return prepared{}, err
@@ -890,12 +906,12 @@ func (b *Builder) fsStepLinked(ctx context.Context, st *state, stubs []string, f
 	}
 	dropStubs(upper, missing)
 	dropCopiedUp(upper, parents)
-	l, content, empty, err := writeLayer(upper)
+	t, empty, err := image.WriteLayerTar(upper, nil)
 	if err != nil || empty {
 		return false, err
 	}
 	// The upper directory is the layer unpacked: it moves into the store.
-	stored, err := s.AddLayerDir(ctx, upper, "", l, content)
+	stored, err := s.AddBuiltLayer(ctx, upper, t)
 	if err != nil {
 		return false, err
 	}

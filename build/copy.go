@@ -29,6 +29,11 @@ type copyOpts struct {
 	chmod    *os.FileMode
 	extract  bool    // ADD: unpack local archives
 	link     *linker // COPY --from a stage or image: link instead of copying
+	// inNew says the target's directory was made by this copy's walk of
+	// the source it copies from, so nothing is there yet that a link
+	// would replace: the link skips looking (through the overlay, a
+	// lookup in every layer, a third of listing a link).
+	inNew bool
 }
 
 // destPath resolves a COPY destination against the working directory,
@@ -119,6 +124,7 @@ func copyTree(rootfs string, src *source, it item, dir string, o copyOpts) error
 	}
 	var dirs []dirTime
 	hosts := map[string]string{"": top} // sub -> its path on the host
+	made := map[string]bool{}           // subs whose directory the walk made
 	var g errgroup.Group
 	g.SetLimit(copyWorkers)
 	err = src.walk(it, func(abs, sub string, fi fs.FileInfo) error {
@@ -142,9 +148,13 @@ func copyTree(rootfs string, src *source, it item, dir string, o copyOpts) error
 		if fi.IsDir() {
 			hosts[sub] = p
 			dirs = append(dirs, dirTime{p, fi.ModTime()})
-			return copyAt(p, abs, fi, o)
+			created, err := copyDirAt(p, abs, fi, o)
+			made[sub] = created
+			return err
 		}
-		g.Go(func() error { return copyAt(p, abs, fi, o) })
+		fo := o
+		fo.inNew = ok && made[path.Dir("/" + sub)[1:]]
+		g.Go(func() error { return copyAt(p, abs, fi, fo) })
 		return nil
 	})
 	if werr := g.Wait(); err == nil {
@@ -205,6 +215,13 @@ func copyOne(rootfs, abs, target string, fi fs.FileInfo, o copyOpts) error {
 // copyAt is copyOne at p, the target's path on the host, whose parent is a
 // directory of the rootfs (resolved, no symlink on the way).
 func copyAt(p, abs string, fi fs.FileInfo, o copyOpts) error {
+	_, err := copyDirAt(p, abs, fi, o)
+	return err
+}
+
+// copyDirAt is copyAt that also reports whether it made p, a directory
+// that was not there.
+func copyDirAt(p, abs string, fi fs.FileInfo, o copyOpts) (created bool, err error) {
 	mode := fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
 	if o.chmod != nil {
 		mode = *o.chmod
@@ -216,45 +233,47 @@ func copyAt(p, abs string, fi fs.FileInfo, o copyOpts) error {
 	case fi.IsDir():
 		if cur, err := os.Lstat(p); err == nil && !cur.IsDir() {
 			if err := os.Remove(p); err != nil {
-				return err
+				return false, err
 			}
 		}
-		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
+		err := os.Mkdir(p, 0o700)
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return false, err
 		}
+		created = err == nil
 	case fi.Mode()&fs.ModeSymlink != 0:
 		link, err := os.Readlink(abs)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if err := removeNonDir(p); err != nil {
-			return err
+			return false, err
 		}
 		if err := os.Symlink(link, p); err != nil {
-			return err
+			return false, err
 		}
-		return os.Lchown(p, o.uid, o.gid)
+		return false, os.Lchown(p, o.uid, o.gid)
 	case fi.Mode().IsRegular():
-		if o.link.take(p, abs, fi, o.uid, o.gid, mode) {
-			return nil
+		if o.link.take(p, abs, fi, o.uid, o.gid, mode, o.inNew) {
+			return false, nil
 		}
 		o.link.supersede(p)
 		if err := copyFile(abs, p, fi, o.uid, o.gid, mode); err != nil {
-			return err
+			return false, err
 		}
 		st, _ := fi.Sys().(*syscall.Stat_t)
 		o.link.copied(p, abs, st)
-		return nil
+		return false, nil
 	default:
-		return nil // devices, sockets and FIFOs are not copied
+		return false, nil // devices, sockets and FIFOs are not copied
 	}
 	if err := os.Lchown(p, o.uid, o.gid); err != nil {
-		return err
+		return created, err
 	}
 	if err := os.Chmod(p, mode); err != nil {
-		return err
+		return created, err
 	}
-	return os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	return created, os.Chtimes(p, fi.ModTime(), fi.ModTime())
 }
 
 func removeNonDir(p string) error {

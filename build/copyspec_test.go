@@ -1,6 +1,7 @@
 package build
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -109,5 +110,47 @@ func TestURLNames(t *testing.T) {
 		if got := isGitSource(s); got != want {
 			t.Errorf("isGitSource(%q) = %v", s, got)
 		}
+	}
+}
+
+// TestWalkMemo: a walk that keeps what it found hands the same entries, in
+// the same order and with the same stat, to the next walk of the item,
+// without reading the tree again; one of more than a batch included.
+func TestWalkMemo(t *testing.T) {
+	root := t.TempDir()
+	for i := range walkBatch + 10 {
+		p := filepath.Join(root, "d", fmt.Sprintf("s%d", i%3), fmt.Sprintf("f%04d", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := &source{root: root, context: true}
+	items, err := resolveSources(src, []string{"d"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items[0].walked = &walkMemo{}
+	list := func() []string {
+		var out []string
+		if err := src.walk(items[0], func(abs, sub string, fi os.FileInfo) error {
+			out = append(out, fmt.Sprintf("%s %s %v %d", abs, sub, fi.Mode(), fi.Size()))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	first := list()
+	if len(first) != walkBatch+10+4 || !items[0].walked.done {
+		t.Fatalf("first walk: %d entries, kept %v", len(first), items[0].walked.done)
+	}
+	if err := os.RemoveAll(filepath.Join(root, "d", "s1")); err != nil {
+		t.Fatal(err)
+	}
+	if again := list(); !reflect.DeepEqual(again, first) {
+		t.Errorf("second walk differs: %d entries, want %d", len(again), len(first))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -193,8 +194,9 @@ func unixPerm(m os.FileMode) uint32 {
 
 // take lists the copy of abs (a file under the source mount that fi
 // describes) to p (its target on the step's mount) as a link, when it can
-// be one, and reports whether it did.
-func (l *linker) take(p, abs string, fi fs.FileInfo, uid, gid int, mode os.FileMode) bool {
+// be one, and reports whether it did. inNew says p's directory is one the
+// copy made, so p cannot exist yet.
+func (l *linker) take(p, abs string, fi fs.FileInfo, uid, gid int, mode os.FileMode, inNew bool) bool {
 	if l == nil || l.rootfs == "" || !fi.Mode().IsRegular() || mode != fi.Mode().Perm()|fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) {
 		return false
 	}
@@ -232,8 +234,10 @@ func (l *linker) take(p, abs string, fi fs.FileInfo, uid, gid int, mode os.FileM
 	if sz, err := unix.Llistxattr(src, nil); err != nil || sz != 0 {
 		return false
 	}
-	if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
-		return false // replacing something: through the mount, as a copy
+	if !inNew {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			return false // replacing something: through the mount, as a copy
+		}
 	}
 	// The target's directory must be in the upper directory: a chown to
 	// its own owner copies it (and its parents) up.
@@ -304,13 +308,27 @@ func (l *linker) apply(upper string) error {
 	if l == nil || len(l.links) == 0 {
 		return nil
 	}
-	for _, k := range l.links {
-		dst := filepath.Join(upper, k.rel)
-		if err := os.Link(k.src, dst); err != nil {
-			if err := copyFile(k.src, dst, k.fi, k.uid, k.gid, k.mode); err != nil {
-				return err
+	// Two halves of the links, in path order so that each mostly writes
+	// directories of its own, are made at once: a link is the kernel's
+	// work, a directory entry each, and one goroutine left a core idle.
+	slices.SortFunc(l.links, func(a, b pendingLink) int { return strings.Compare(a.rel, b.rel) })
+	var g errgroup.Group
+	half := len(l.links) / 2
+	for _, part := range [][]pendingLink{l.links[:half], l.links[half:]} {
+		g.Go(func() error {
+			for _, k := range part {
+				dst := filepath.Join(upper, k.rel)
+				if err := os.Link(k.src, dst); err != nil {
+					if err := copyFile(k.src, dst, k.fi, k.uid, k.gid, k.mode); err != nil {
+						return err
+					}
+				}
 			}
-		}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	for i := len(l.dirs) - 1; i >= 0; i-- {
 		d := l.dirs[i]

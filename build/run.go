@@ -61,12 +61,14 @@ func runArgs(c *instructions.RunCommand, shell []string) (args []string, files m
 
 // runSpec is one RUN container.
 type runSpec struct {
+	id      string // the container's
 	rootfs  string
 	args    []string
 	env     []string
 	workdir string
 	user    string
-	network string // "default" (the build bridge), "host" or "none"
+	network string      // "default" (the build bridge), "host" or "none"
+	net     *attachment // the bridge, for "default"
 	files   map[string]string
 	binds   []runtime.Mount
 	tmpfs   map[string]string
@@ -89,7 +91,7 @@ func (e *RunError) Error() string {
 // seccomp profile, masked paths, its own PID, IPC, UTS and mount
 // namespaces), its output streamed line by line, and destroys it.
 func (b *Builder) runContainer(ctx context.Context, rs runSpec) error {
-	id := "build-" + randomHex(12)
+	id := rs.id
 	usr, err := runtime.ResolveUser(rs.rootfs, rs.user, nil)
 	if err != nil {
 		return err
@@ -137,11 +139,12 @@ func (b *Builder) runContainer(ctx context.Context, rs runSpec) error {
 		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: "/etc/resolv.conf", Destination: "/etc/resolv.conf", ReadOnly: true})
 	case "none":
 	case "default":
-		ns, undo, err := b.attachBridge(ctx, id)
+		ns, err := rs.net.wait()
 		if err != nil {
 			return err
 		}
-		defer undo()
+		// After the container is destroyed (defers run last first).
+		defer b.detach(rs.net)
 		spec.NetNSPath = ns
 		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: "/etc/resolv.conf", Destination: "/etc/resolv.conf", ReadOnly: true})
 	default:
