@@ -230,11 +230,7 @@ func (s *source) walk(it item, fn func(abs, sub string, fi fs.FileInfo) error) e
 		if err != nil {
 			return err
 		}
-		sub, _ := filepath.Rel(it.abs, p)
-		sub = filepath.ToSlash(sub)
-		if sub == "." {
-			sub = ""
-		}
+		sub := subPath(it.abs, p)
 		if sub != "" && it.exclude != nil && excluded(it.exclude, sub) {
 			if d.IsDir() && !it.exclude.Exclusions() {
 				return filepath.SkipDir
@@ -267,6 +263,28 @@ func (s *source) walk(it item, fn func(abs, sub string, fi fs.FileInfo) error) e
 	return nil
 }
 
+// subPath is p's path below root, where WalkDir(root) found it ("" for
+// root itself); a cut of the string, as filepath.Rel per entry was a
+// tenth of a no-change rebuild's walk.
+func subPath(root, p string) string {
+	if p == root {
+		return ""
+	}
+	if len(p) > len(root) && strings.HasPrefix(p, root) {
+		if root[len(root)-1] == '/' {
+			return p[len(root):]
+		}
+		if p[len(root)] == '/' {
+			return p[len(root)+1:]
+		}
+	}
+	sub, _ := filepath.Rel(root, p)
+	if sub == "." {
+		return ""
+	}
+	return filepath.ToSlash(sub)
+}
+
 // walkBatch is how many entries a walk stats before it hands them on.
 const walkBatch = 512
 
@@ -279,8 +297,16 @@ type walked struct {
 // statAll fills the entries' fi, half of them on another goroutine.
 func statAll(ws []walked) error {
 	stat := func(ws []walked) error {
+		var d dirStatter
+		defer d.close()
 		for i := range ws {
-			fi, err := ws[i].d.Info()
+			var fi fs.FileInfo
+			var err error
+			if ws[i].sub == "" {
+				fi, err = ws[i].d.Info() // the walk's root: WalkDir's own lstat
+			} else {
+				fi, err = d.lstat(ws[i].abs)
+			}
 			if err != nil {
 				return err
 			}
