@@ -55,6 +55,9 @@ func (c *hashCache) load() {
 	if err != nil {
 		return
 	}
+	// Sized up front and parsed in place: growing the map and splitting
+	// each line into new slices and strings were most of the parse.
+	c.entries = make(map[string]hashEntry, bytes.Count(data, []byte{'\n'})+1)
 	for len(data) > 0 {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -62,22 +65,55 @@ func (c *hashCache) load() {
 		} else {
 			data = nil
 		}
-		f := bytes.SplitN(line, []byte{'\t'}, 6)
-		if len(f) != 6 {
+		var e hashEntry
+		var f [5][]byte
+		ok := true
+		for i := range f {
+			j := bytes.IndexByte(line, '\t')
+			if j < 0 {
+				ok = false
+				break
+			}
+			f[i], line = line[:j], line[j+1:]
+		}
+		if !ok {
 			continue
 		}
-		var e hashEntry
 		var err1, err2, err3, err4 error
-		e.Ino, err1 = strconv.ParseUint(string(f[0]), 10, 64)
-		e.Size, err2 = strconv.ParseInt(string(f[1]), 10, 64)
-		e.Mtime, err3 = strconv.ParseInt(string(f[2]), 10, 64)
-		e.Ctime, err4 = strconv.ParseInt(string(f[3]), 10, 64)
+		e.Ino, err1 = parseUint(f[0])
+		e.Size, err2 = parseInt(f[1])
+		e.Mtime, err3 = parseInt(f[2])
+		e.Ctime, err4 = parseInt(f[3])
 		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
 			continue
 		}
 		e.Sum = string(f[4])
-		c.entries[string(f[5])] = e
+		c.entries[string(line)] = e
 	}
+}
+
+// parseUint and parseInt read the numbers save writes; up to 18 digits
+// (any size, inode or time of this century) without strconv's string.
+func parseUint(b []byte) (uint64, error) {
+	if len(b) == 0 || len(b) > 18 {
+		return strconv.ParseUint(string(b), 10, 64)
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return strconv.ParseUint(string(b), 10, 64)
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, nil
+}
+
+func parseInt(b []byte) (int64, error) {
+	if len(b) > 0 && len(b) <= 18 && b[0] != '-' {
+		n, err := parseUint(b)
+		return int64(n), err
+	}
+	return strconv.ParseInt(string(b), 10, 64)
 }
 
 // sum returns the sha256 of the regular file at p, from the cache when
