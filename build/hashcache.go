@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -92,10 +93,11 @@ func (c *hashCache) load() {
 	}
 }
 
-// parseUint and parseInt read the numbers save writes; up to 18 digits
-// (any size, inode or time of this century) without strconv's string.
+// parseUint and parseInt read the numbers save writes without strconv's
+// string: up to 19 digits (a time in nanoseconds has 19), which never
+// overflow a uint64.
 func parseUint(b []byte) (uint64, error) {
-	if len(b) == 0 || len(b) > 18 {
+	if len(b) == 0 || len(b) > 19 {
 		return strconv.ParseUint(string(b), 10, 64)
 	}
 	var n uint64
@@ -109,9 +111,10 @@ func parseUint(b []byte) (uint64, error) {
 }
 
 func parseInt(b []byte) (int64, error) {
-	if len(b) > 0 && len(b) <= 18 && b[0] != '-' {
-		n, err := parseUint(b)
-		return int64(n), err
+	if len(b) > 0 && b[0] != '-' {
+		if n, err := parseUint(b); err == nil && n <= math.MaxInt64 {
+			return int64(n), nil
+		}
 	}
 	return strconv.ParseInt(string(b), 10, 64)
 }
