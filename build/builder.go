@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -96,6 +97,9 @@ type Builder struct {
 	// detaching is the RUN containers' network namespaces being taken off
 	// the bridge, which Build waits for before it releases the bridge.
 	detaching sync.WaitGroup
+	// ranContainer: a RUN made a container, so the cgroup parent may be
+	// this build's to remove (a build whose steps all hit leaves it be).
+	ranContainer atomic.Bool
 
 	sshMu  sync.Mutex
 	agents map[string]*sshAgent
@@ -183,7 +187,9 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		_ = b.ctx.hashes.save() // only a cache: a failure costs rehashing next time
 		b.detaching.Wait()
 		b.releaseBridge()
-		removeCgroupParent(o.CgroupParent)
+		if b.ranContainer.Load() {
+			removeCgroupParent(o.CgroupParent)
+		}
 	}()
 	defer func() { <-cleaned }()
 	if err != nil {

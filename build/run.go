@@ -91,6 +91,7 @@ func (e *RunError) Error() string {
 // seccomp profile, masked paths, its own PID, IPC, UTS and mount
 // namespaces), its output streamed line by line, and destroys it.
 func (b *Builder) runContainer(ctx context.Context, rs runSpec) error {
+	b.ranContainer.Store(true)
 	id := rs.id
 	usr, err := runtime.ResolveUser(rs.rootfs, rs.user, nil)
 	if err != nil {
