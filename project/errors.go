@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v4"
 )
@@ -22,13 +23,13 @@ func describe(err error, files []string) error {
 	if errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist) {
 		return &Error{Msg: fmt.Sprintf("%s: no such file or directory", pe.Path), err: err}
 	}
-	if m := reCycle.FindStringSubmatch(msg); m != nil {
+	if m := reCycle().FindStringSubmatch(msg); m != nil {
 		return locatedIn(files, "services."+m[1]+".depends_on", msg, err)
 	}
 	if e, ok := yamlSyntax(msg, files); ok {
 		return e
 	}
-	if m := reValidating.FindStringSubmatch(msg); m != nil {
+	if m := reValidating().FindStringSubmatch(msg); m != nil {
 		file, path, what := m[1], m[2], m[3]
 		if what == "false schema" || strings.HasPrefix(what, "additional properties") {
 			parent, key := splitPath(path)
@@ -41,7 +42,7 @@ func describe(err error, files []string) error {
 		}
 		return located(file, path, what, err)
 	}
-	if m := reInterpolating.FindStringSubmatch(msg); m != nil {
+	if m := reInterpolating().FindStringSubmatch(msg); m != nil {
 		// "services.web.ports.[]": the key to point at is the list's.
 		path, _, _ := strings.Cut(m[1], ".[]")
 		if what, ok := strings.CutPrefix(m[2], "failed to cast to expected type: "); ok {
@@ -49,33 +50,35 @@ func describe(err error, files []string) error {
 		}
 		return locatedIn(files, path, fmt.Sprintf("invalid interpolation in %s: %s", m[1], m[2]), err)
 	}
-	if m := reUndefinedDep.FindStringSubmatch(msg); m != nil {
+	if m := reUndefinedDep().FindStringSubmatch(msg); m != nil {
 		return locatedIn(files, "services."+m[1]+".depends_on",
 			fmt.Sprintf("service %q depends on undefined service %q", m[1], m[2]), err)
 	}
 	msg = strings.TrimSuffix(msg, ": invalid compose project")
-	if m := reUniqueName.FindStringSubmatch(msg); m != nil {
+	if m := reUniqueName().FindStringSubmatch(msg); m != nil {
 		return locatedIn(files, "services."+m[1]+".container_name",
 			fmt.Sprintf("services.%s: container_name allows one container only, so the service cannot have more than one replica", m[1]), err)
 	}
-	if m := reKeyPath.FindStringSubmatch(msg); m != nil {
+	if m := reKeyPath().FindStringSubmatch(msg); m != nil {
 		// Any other message that names a key path: say where that key is.
 		return locatedIn(files, m[1], msg, err)
 	}
 	return &Error{Msg: msg, err: err}
 }
 
+// The patterns are compiled when an error first needs them, not when the
+// program starts: every command paid a millisecond for them.
 var (
-	reValidating    = regexp.MustCompile(`^validating (.+?): (\S+) (.+)$`)
-	reInterpolating = regexp.MustCompile(`^error while interpolating (\S+): (.+)$`)
-	reUndefinedDep  = regexp.MustCompile(`^service "([^"]+)" depends on undefined service "([^"]+)"`)
-	reFailedParse   = regexp.MustCompile(`(?s)^failed to parse (.+?): (yaml: .*)$`)
-	reConstruct     = regexp.MustCompile(`(?:line \d+: )*line (\d+): (.*)$`)
-	reKeyPath       = regexp.MustCompile(`\b((?:services|networks|volumes|secrets|configs)\.[^\s:,'"]+)`)
-	reCycle         = regexp.MustCompile(`^dependency cycle detected: (\S+) ->`)
-	reParserOnly    = regexp.MustCompile(`did not find expected (key|node content|'-' indicator|<document start>|',' or)|found (undefined tag handle|duplicate %|incompatible YAML)`)
-	reUniqueName    = regexp.MustCompile(`can't set container_name and (\S+) as container name must be unique`)
-	reMark          = regexp.MustCompile(`line (\d+)(?:, column (\d+))?`)
+	reValidating    = lazyRegexp(`^validating (.+?): (\S+) (.+)$`)
+	reInterpolating = lazyRegexp(`^error while interpolating (\S+): (.+)$`)
+	reUndefinedDep  = lazyRegexp(`^service "([^"]+)" depends on undefined service "([^"]+)"`)
+	reFailedParse   = lazyRegexp(`(?s)^failed to parse (.+?): (yaml: .*)$`)
+	reConstruct     = lazyRegexp(`(?:line \d+: )*line (\d+): (.*)$`)
+	reKeyPath       = lazyRegexp(`\b((?:services|networks|volumes|secrets|configs)\.[^\s:,'"]+)`)
+	reCycle         = lazyRegexp(`^dependency cycle detected: (\S+) ->`)
+	reParserOnly    = lazyRegexp(`did not find expected (key|node content|'-' indicator|<document start>|',' or)|found (undefined tag handle|duplicate %|incompatible YAML)`)
+	reUniqueName    = lazyRegexp(`can't set container_name and (\S+) as container name must be unique`)
+	reMark          = lazyRegexp(`line (\d+)(?:, column (\d+))?`)
 )
 
 // Error is a load error: Msg is already the one line to show.
@@ -92,7 +95,7 @@ func (e *Error) Unwrap() error { return e.err }
 // are shown from 1 here, as editors do.
 func yamlSyntax(msg string, files []string) (error, bool) {
 	var file, detail string
-	if m := reFailedParse.FindStringSubmatch(msg); m != nil {
+	if m := reFailedParse().FindStringSubmatch(msg); m != nil {
 		file, detail = m[1], m[2]
 	} else if strings.HasPrefix(msg, "yaml: ") {
 		// Reading the project name parses the files before the loader does,
@@ -117,15 +120,15 @@ func yamlSyntax(msg string, files []string) (error, bool) {
 		// "construct errors:\n  line 1: line 4: mapping key ..." has one
 		// problem per line; the first is the one to fix first.
 		first := strings.TrimSpace(strings.SplitN(strings.TrimSpace(rest), "\n", 2)[0])
-		if m := reConstruct.FindStringSubmatch(first); m != nil {
+		if m := reConstruct().FindStringSubmatch(first); m != nil {
 			return &Error{Msg: fmt.Sprintf("%s:%s: %s", file, m[1], m[2])}, true
 		}
 		return &Error{Msg: fmt.Sprintf("%s: %s", file, first)}, true
 	}
-	parser := strings.HasPrefix(detail, "while parsing") || reParserOnly.MatchString(detail)
+	parser := strings.HasPrefix(detail, "while parsing") || reParserOnly().MatchString(detail)
 	// The problem is the last mark; the context ("while parsing X at ...") is
 	// kept as a hint.
-	marks := reMark.FindAllStringSubmatchIndex(detail, -1)
+	marks := reMark().FindAllStringSubmatchIndex(detail, -1)
 	if len(marks) == 0 {
 		return &Error{Msg: fmt.Sprintf("%s: %s", file, detail)}, true
 	}
@@ -228,4 +231,8 @@ func lineOf(file, path string) int {
 		}
 	}
 	return line
+}
+
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }
