@@ -1,7 +1,6 @@
 package image
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -16,10 +15,27 @@ const (
 	officialRepo = "library/"
 )
 
-var (
-	fullID   = regexp.MustCompile(`^(sha256:)?[0-9a-f]{64}$`)
-	idPrefix = regexp.MustCompile(`^(sha256:)?[0-9a-f]{1,64}$`)
-)
+// isFullID reports whether ref is a whole image ID, with or without
+// "sha256:"; isIDPrefix whether it is one's start. (Plain loops: the
+// regular expressions they replace cost every command's start.)
+func isFullID(ref string) bool {
+	h := strings.TrimPrefix(ref, "sha256:")
+	return len(h) == 64 && isLowerHex(h)
+}
+
+func isIDPrefix(ref string) bool {
+	h := strings.TrimPrefix(ref, "sha256:")
+	return len(h) >= 1 && len(h) <= 64 && isLowerHex(h)
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // ParseReference reads a docker-style image reference ("nginx",
 // "localhost:5000/app:v1", "repo@sha256:...") with Docker Hub defaults.

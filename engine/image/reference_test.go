@@ -1,6 +1,9 @@
 package image
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestCanonicalNames(t *testing.T) {
 	tests := []struct{ in, canonical, familiar string }{
@@ -52,6 +55,37 @@ func TestIsInsecure(t *testing.T) {
 	for _, tc := range tests {
 		if got := isInsecure(tc.registry, tc.flags); got != tc.want {
 			t.Errorf("isInsecure(%s, %v) = %v, want %v", tc.registry, tc.flags, got, tc.want)
+		}
+	}
+}
+
+func TestIDShapes(t *testing.T) {
+	full := strings.Repeat("0123456789abcdef", 4)
+	for _, c := range []struct {
+		s            string
+		full, prefix bool
+	}{
+		{full, true, true},
+		{"sha256:" + full, true, true},
+		{"sha256:sha256:" + full, false, false},
+		{full + "0", false, false},
+		{"abc", false, true},
+		{"sha256:abc", false, true},
+		{"ABC", false, false},
+		{"", false, false},
+		{"sha256:", false, false},
+		{"nginx", false, false},
+	} {
+		if got := isFullID(c.s); got != c.full {
+			t.Errorf("isFullID(%q) = %v", c.s, got)
+		}
+		if got := isIDPrefix(c.s); got != c.prefix {
+			t.Errorf("isIDPrefix(%q) = %v", c.s, got)
+		}
+	}
+	for id, ok := range map[string]bool{"a": true, "build-1f": true, "a_b.c-d": true, "-a": false, ".a": false, "": false, "a/b": false, strings.Repeat("a", 128): true, strings.Repeat("a", 129): false} {
+		if got := validContainerID(id); got != ok {
+			t.Errorf("validContainerID(%q) = %v", id, got)
 		}
 	}
 }

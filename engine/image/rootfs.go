@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 
@@ -19,7 +18,21 @@ import (
 	"github.com/berthrun/berth/internal/atomicfile"
 )
 
-var validContainerID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+// validContainerID: a letter or digit, then up to 127 of letters, digits,
+// "_", "." and "-".
+func validContainerID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // useRecord is containers/ID/image.json: the image a container is made from.
 type useRecord struct {
@@ -32,7 +45,7 @@ func (s *Store) containerDir(id string, elem ...string) string {
 }
 
 func checkContainerID(id string) error {
-	if !validContainerID.MatchString(id) {
+	if !validContainerID(id) {
 		return invalidf("invalid container ID %q", id)
 	}
 	return nil

@@ -278,7 +278,7 @@ func (s *Store) resolve(ref string) (id, tagKey string, err error) {
 	if ref == "" {
 		return "", "", invalidf("empty image reference")
 	}
-	if fullID.MatchString(ref) {
+	if isFullID(ref) {
 		id := "sha256:" + hexOf(ref)
 		if _, err := os.Stat(s.path("images", hexOf(id)+".json")); err == nil {
 			return id, "", nil
@@ -312,7 +312,7 @@ func (s *Store) resolve(ref string) (id, tagKey string, err error) {
 			}
 		}
 	}
-	if idPrefix.MatchString(ref) {
+	if isIDPrefix(ref) {
 		p := hexOf(ref)
 		ids, err := s.listIDs()
 		if err != nil {
