@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -505,5 +506,89 @@ func TestLaterSourceWins(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(target); string(got) != "second" {
 		t.Errorf("target holds %q, want the later source's %q", got, "second")
+	}
+}
+
+// A file dated before 1970 (a negative mtime) stays cached across loads.
+func TestHashCacheOldFile(t *testing.T) {
+	dir, cdir := t.TempDir(), t.TempDir()
+	writeTree(t, dir, map[string]string{"f": "one"})
+	p := filepath.Join(dir, "f")
+	old := time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	c := loadHashCache(cdir, dir)
+	if _, err := c.sum(p, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.save(); err != nil {
+		t.Fatal(err)
+	}
+	c = loadHashCache(cdir, dir)
+	if _, err := c.sum(p, st); err != nil || c.dirty {
+		t.Errorf("a reloaded cache rehashed a file of 1960 (dirty %v, err %v)", c.dirty, err)
+	}
+}
+
+func TestParseDecimal(t *testing.T) {
+	for _, s := range []string{"0", "7", "1796165471369213000", "9223372036854775807", "18446744073709551615"} {
+		want, werr := strconv.ParseUint(s, 10, 64)
+		got, err := parseUint([]byte(s))
+		if got != want || (err == nil) != (werr == nil) {
+			t.Errorf("parseUint(%q) = %d, %v; want %d, %v", s, got, err, want, werr)
+		}
+	}
+	for _, s := range []string{"0", "-1", "-315619200000000000", "9223372036854775807", "9999999999999999999", "", "1x"} {
+		want, werr := strconv.ParseInt(s, 10, 64)
+		got, err := parseInt([]byte(s))
+		if got != want || (err == nil) != (werr == nil) {
+			t.Errorf("parseInt(%q) = %d, %v; want %d, %v", s, got, err, want, werr)
+		}
+	}
+}
+
+// The walk's lstat relative to a directory says what os.Lstat says.
+func TestDirStatterMatchesLstat(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"f": "one", "sub/g": "two"})
+	if err := os.Symlink("f", filepath.Join(dir, "l")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "p"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "f"), 0o4755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "sub"), 0o1777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	var d dirStatter
+	defer d.close()
+	for _, name := range []string{"f", "l", "p", "sub", "sub/g", "missing"} {
+		p := filepath.Join(dir, name)
+		want, werr := os.Lstat(p)
+		got, err := d.lstat(p)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%s: err %v, os.Lstat's %v", name, err, werr)
+		}
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s: %v is not ErrNotExist", name, err)
+			}
+			continue
+		}
+		if got.Name() != want.Name() || got.Mode() != want.Mode() || got.Size() != want.Size() || !got.ModTime().Equal(want.ModTime()) || got.IsDir() != want.IsDir() {
+			t.Errorf("%s: %s %v %d %v, os.Lstat: %s %v %d %v", name, got.Name(), got.Mode(), got.Size(), got.ModTime(), want.Name(), want.Mode(), want.Size(), want.ModTime())
+		}
+		if *got.Sys().(*syscall.Stat_t) != *want.Sys().(*syscall.Stat_t) {
+			t.Errorf("%s: Sys differs", name)
+		}
 	}
 }
