@@ -570,7 +570,7 @@ func TestDirStatterMatchesLstat(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d dirStatter
-	defer d.close()
+	defer d.Close()
 	for _, name := range []string{"f", "l", "p", "sub", "sub/g", "missing"} {
 		p := filepath.Join(dir, name)
 		want, werr := os.Lstat(p)

@@ -306,7 +306,7 @@ type walked struct {
 func statAll(ws []walked) error {
 	stat := func(ws []walked) error {
 		var d dirStatter
-		defer d.close()
+		defer d.Close()
 		for i := range ws {
 			var fi fs.FileInfo
 			var err error

@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/berthrun/berth/internal/dirfd"
 )
 
 // linker lets `COPY --from` a stage or image hard-link the files it copies
@@ -316,9 +318,12 @@ func (l *linker) apply(upper string) error {
 	half := len(l.links) / 2
 	for _, part := range [][]pendingLink{l.links[:half], l.links[half:]} {
 		g.Go(func() error {
+			var sd, dd dirfd.Last
+			defer sd.Close()
+			defer dd.Close()
 			for _, k := range part {
 				dst := filepath.Join(upper, k.rel)
-				if err := os.Link(k.src, dst); err != nil {
+				if err := linkAt(&sd, &dd, k.src, dst); err != nil {
 					if err := copyFile(k.src, dst, k.fi, k.uid, k.gid, k.mode); err != nil {
 						return err
 					}
