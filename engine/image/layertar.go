@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthrun/berth/engine/image/unpack"
+	"github.com/berthrun/berth/internal/dirfd"
 )
 
 // UncompressedLayer is the media type of a layer the store keeps as its
@@ -204,12 +205,14 @@ func (r *tarReader) work() {
 			return
 		}
 		b.arena = arena[:0]
+		var dirs dirfd.Last
 		for i := range b.entries {
-			if b.err = readAhead(r.dir, &b.entries[i], &b.arena); b.err != nil {
+			if b.err = readAhead(r.dir, &b.entries[i], &b.arena, &dirs); b.err != nil {
 				b.err = fmt.Errorf("layer: %s: %w", b.entries[i].rel, b.err)
 				break
 			}
 		}
+		dirs.Close()
 		close(b.ready)
 	}
 }
@@ -252,12 +255,12 @@ func (r *tarReader) stop() {
 // again had cost more than reading a small file.
 //
 // A regular file is statted through its descriptor, the others by path.
-func readAhead(root string, e *tarEntry, arena *[]byte) error {
+func readAhead(root string, e *tarEntry, arena *[]byte, dirs *dirfd.Last) error {
 	p := filepath.Join(root, e.rel)
 	fd := -1
 	if e.typ.IsRegular() {
 		var err error
-		if fd, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err != nil {
+		if fd, err = openRegular(p, dirs); err != nil {
 			return &os.PathError{Op: "open", Path: p, Err: err}
 		}
 		defer unix.Close(fd)
@@ -351,6 +354,21 @@ func readAhead(root string, e *tarEntry, arena *[]byte) error {
 	}
 	e.data = a[start:len(a):len(a)]
 	return nil
+}
+
+// openRegular opens p to read, relative to its directory's descriptor in
+// dirs (a batch's files are mostly a directory's run of them).
+func openRegular(p string, dirs *dirfd.Last) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW
+	dir, name, ok := dirfd.Split(p)
+	if !ok {
+		return unix.Open(p, flags, 0)
+	}
+	dfd, err := dirs.Open(dir)
+	if err != nil {
+		return unix.Open(p, flags, 0)
+	}
+	return unix.Openat(dfd, name, flags, 0)
 }
 
 // regularInfo is a regular file's fs.FileInfo from its descriptor's
