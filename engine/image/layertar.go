@@ -60,6 +60,7 @@ type LayerTar struct {
 // a 5000-file layer a quarter of its time.
 func WriteLayerTar(dir string, w io.Writer) (t LayerTar, empty bool, err error) {
 	var entries []tarEntry
+	prefix := dir + "/"
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -67,7 +68,12 @@ func WriteLayerTar(dir string, w io.Writer) (t LayerTar, empty bool, err error) 
 		if p == dir {
 			return nil
 		}
-		rel, _ := filepath.Rel(dir, p)
+		// WalkDir's p is dir, "/" and the rest: a cut, where
+		// filepath.Rel per entry cleaned both paths again.
+		rel, ok := strings.CutPrefix(p, prefix)
+		if !ok {
+			rel, _ = filepath.Rel(dir, p)
+		}
 		entries = append(entries, tarEntry{rel: filepath.ToSlash(rel), typ: d.Type()})
 		return nil
 	})
