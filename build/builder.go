@@ -900,7 +900,9 @@ func (b *Builder) fsStepLinked(ctx context.Context, st *state, stubs []string, f
 	if links != nil {
 		links.rootfs = rootfs
 	}
-	if err := fn(rootfs); err != nil {
+	err = fn(rootfs)
+	links.closeDirs()
+	if err != nil {
 		return false, err
 	}
 	if err := s.Unmount(id); err != nil {

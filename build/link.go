@@ -54,6 +54,11 @@ type linker struct {
 	priorSums map[string]string                                    // its files' content hashes, by target
 	sum       func(abs string, st *syscall.Stat_t) (string, error) // a context file's content hash
 
+	// takeDirs are directory descriptors for take's lstats, a set per
+	// concurrent take, closed when the step's copy ends.
+	dirsMu   sync.Mutex
+	takeDirs []*takeDirs
+
 	mu      sync.Mutex
 	touched map[string]bool // target directories copied up
 	links   []pendingLink
@@ -147,12 +152,63 @@ func (l *linker) takeSums() map[string]string {
 	return l.sums
 }
 
+// takeDirs holds the last directory take looked in, in the prior layer
+// and in each source layer: a lookup of a deep store path by its full
+// path walked every component again for each of thousands of files.
+type takeDirs struct {
+	prior  dirfd.Last
+	layers []dirfd.Last
+}
+
+func (l *linker) getDirs() *takeDirs {
+	l.dirsMu.Lock()
+	defer l.dirsMu.Unlock()
+	if n := len(l.takeDirs); n > 0 {
+		d := l.takeDirs[n-1]
+		l.takeDirs = l.takeDirs[:n-1]
+		return d
+	}
+	return &takeDirs{layers: make([]dirfd.Last, len(l.layers))}
+}
+
+func (l *linker) putDirs(d *takeDirs) {
+	l.dirsMu.Lock()
+	l.takeDirs = append(l.takeDirs, d)
+	l.dirsMu.Unlock()
+}
+
+// closeDirs releases take's descriptors once the copy has ended.
+func (l *linker) closeDirs() {
+	if l == nil {
+		return
+	}
+	l.dirsMu.Lock()
+	defer l.dirsMu.Unlock()
+	for _, d := range l.takeDirs {
+		d.prior.Close()
+		for i := range d.layers {
+			d.layers[i].Close()
+		}
+	}
+	l.takeDirs = nil
+}
+
+// lstatIn lstats dir/rel through the descriptor d keeps of its directory.
+func lstatIn(d *dirfd.Last, dir, rel string, st *unix.Stat_t) error {
+	p := filepath.Join(dir, rel)
+	pd, name, ok := dirfd.Split(p)
+	if !ok {
+		return unix.Lstat(p, st)
+	}
+	return d.Lstat(pd, name, st)
+}
+
 // fromPrior returns the file of the prior layer at target that is what
 // copying abs would make, or "", and its content hash.
-func (l *linker) fromPrior(target, abs string, fi fs.FileInfo, mst *syscall.Stat_t, uid, gid int, mode os.FileMode) (string, string) {
+func (l *linker) fromPrior(td *takeDirs, target, abs string, fi fs.FileInfo, mst *syscall.Stat_t, uid, gid int, mode os.FileMode) (string, string) {
 	cand := filepath.Join(l.prior, target)
 	var st unix.Stat_t
-	if err := unix.Lstat(cand, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fi.Size() ||
+	if err := lstatIn(&td.prior, l.prior, target, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != fi.Size() ||
 		st.Mtim != unix.Timespec(mst.Mtim) || int(st.Uid) != uid || int(st.Gid) != gid || st.Nlink >= maxLinks ||
 		st.Mode&0o7777 != unixPerm(mode) {
 		return "", ""
@@ -212,14 +268,16 @@ func (l *linker) take(p, abs string, fi fs.FileInfo, uid, gid int, mode os.FileM
 	}
 	var src, sum string
 	rel, ok := strings.CutPrefix(abs, l.srcRoot+"/")
+	td := l.getDirs()
+	defer l.putDirs(td)
 	if l.prior != "" {
-		src, sum = l.fromPrior(target, abs, fi, mst, uid, gid, mode)
+		src, sum = l.fromPrior(td, target, abs, fi, mst, uid, gid, mode)
 	} else if !ok {
 		return false
 	}
-	for _, dir := range l.layers {
+	for i, dir := range l.layers {
 		var st unix.Stat_t
-		err := unix.Lstat(filepath.Join(dir, rel), &st)
+		err := lstatIn(&td.layers[i], dir, rel, &st)
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			continue
 		}

@@ -10,32 +10,51 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Last holds the last directory it opened (O_PATH). The zero value holds
+// Last holds the last directory it opened (O_PATH), or the error opening
+// it gave: the directories a run of calls names do not come and go under
+// it (a missing one is missing for the whole run). The zero value holds
 // none; Close releases it.
 type Last struct {
 	dir string
 	fd  int
+	err error
 }
 
-// Open returns a descriptor of dir, the one it holds when dir is the last.
+// Open returns a descriptor of dir, the one it holds when dir is the last
+// (or the error it gave).
 func (d *Last) Open(dir string) (int, error) {
 	if dir == d.dir && dir != "" {
-		return d.fd, nil
+		return d.fd, d.err
 	}
 	d.Close()
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	d.dir, d.fd, d.err = dir, fd, err
 	if err != nil {
 		return -1, err
 	}
-	d.dir, d.fd = dir, fd
 	return fd, nil
 }
 
 // Close releases the descriptor held.
 func (d *Last) Close() {
-	if d.dir != "" {
+	if d.dir != "" && d.err == nil {
 		unix.Close(d.fd)
-		d.dir = ""
+	}
+	d.dir, d.err = "", nil
+}
+
+// Lstat is unix.Lstat of dir's entry name, relative to the descriptor
+// held (or opened) for dir; a dir that failed to open gives its error.
+func (d *Last) Lstat(dir, name string, st *unix.Stat_t) error {
+	fd, err := d.Open(dir)
+	if err != nil {
+		return err
+	}
+	for {
+		err := unix.Fstatat(fd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+		if err != unix.EINTR {
+			return err
+		}
 	}
 }
 
