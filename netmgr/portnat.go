@@ -43,6 +43,13 @@ func SetPublishedPorts(table string, ports []PublishedPort) error {
 	if len(ports) == 0 {
 		return RemovePublishedPorts(table)
 	}
+	// The output chain's translation of 127.0.0.1 would be dropped as a
+	// martian on the bridge without it (docker sets it the same way when
+	// it runs without its userland proxy). Set first, so that a process
+	// killed in between never leaves a table whose loopback rules fail.
+	if err := enableRouteLocalnet(); err != nil {
+		return err
+	}
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -60,10 +67,7 @@ func SetPublishedPorts(table string, ports []PublishedPort) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: published ports: %w", err)
 	}
-	// The output chain's translation of 127.0.0.1 would be dropped as a
-	// martian on the bridge without it (docker sets it the same way when
-	// it runs without its userland proxy).
-	return enableRouteLocalnet()
+	return nil
 }
 
 // RemovePublishedPorts deletes the table; a table already gone is fine.
