@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -49,12 +48,9 @@ services:
 `, mode.name, sinkPort, port, sinkPort))
 			e.MustRun("up", "-d")
 			b.Cleanup(func() { e.MustRun("down", "-t", "1") })
-			ips := strings.Fields(e.MustRun("exec", "-T", "sink", "hostname", "-i").Stdout)
-			if len(ips) == 0 {
-				b.Fatal("hostname -i printed no address")
-			}
+			ip := e.ContainerIP("sink", 1)
 			paths := bench{
-				direct:  net.JoinHostPort(ips[0], sinkPort),
+				direct:  net.JoinHostPort(ip, sinkPort),
 				proxied: fmt.Sprintf("127.0.0.1:%d", port),
 			}
 			for k := range 2 {

@@ -211,11 +211,7 @@ func BenchmarkPublishedServers(b *testing.B) {
 			defer e.MustRun("down", "-t", "10")
 			addrs := map[string]string{}
 			for svc := range ports {
-				ips := strings.Fields(e.MustRun("exec", "-T", svc, "hostname", "-i").Stdout)
-				if len(ips) == 0 {
-					b.Fatalf("%s: hostname -i printed no address", svc)
-				}
-				addrs[svc] = ips[0]
+				addrs[svc] = e.ContainerIP(svc, 1)
 			}
 			if err := awaitHTTP(net.JoinHostPort(addrs["nginx"], strconv.Itoa(httpPort)), 30*time.Second); err != nil {
 				b.Fatalf("nginx: %v", err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -426,9 +427,10 @@ services:
 	addrs := map[string]netip.Addr{} // container name → address
 	for _, p := range ps(t, e, "web") {
 		idx := p.Name[strings.LastIndex(p.Name, "-")+1:]
-		a, err := netip.ParseAddr(strings.TrimSpace(e.MustRun("exec", "-T", "--index", idx, "web", "hostname", "-i").Stdout))
+		n, _ := strconv.Atoi(idx)
+		a, err := netip.ParseAddr(e.ContainerIP("web", n))
 		if err != nil {
-			t.Fatalf("%s: hostname -i: %v", p.Name, err)
+			t.Fatalf("%s: address: %v", p.Name, err)
 		}
 		addrs[p.Name] = a
 	}
@@ -707,8 +709,8 @@ services:
 	for _, m := range first {
 		maps = append(maps, m...)
 	}
-	// The fast path is set before the table (then route_localnet): the
-	// kill must not land in between.
+	// The fast path is set first, then route_localnet, then the table:
+	// the kill must land after all three.
 	waitFor(t, 10*time.Second, "the table to have the backend and route_localnet", func() bool {
 		if len(portBackends(t)) != 1 {
 			return false

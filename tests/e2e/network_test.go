@@ -110,7 +110,7 @@ networks:
 	if r := e.Run("exec", "-T", "outsider", "nslookup", "web"); r.Code == 0 {
 		t.Errorf("outsider resolved web: %s", r.Stdout)
 	}
-	ip := strings.Fields(e.MustRun("exec", "-T", "web", "hostname", "-i").Stdout)[0]
+	ip := e.ContainerIP("web", 1)
 	if r := e.Run("exec", "-T", "outsider", "timeout", "3", "wget", "-qO-", "http://"+ip+"/"); r.Code == 0 {
 		t.Errorf("outsider reached web at %s across networks", ip)
 	}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -432,4 +433,25 @@ func (e *Env) SupervisorPIDs() []int {
 func isEmpty(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Size() == 0
+}
+
+// ContainerIP returns the address of replica index (1 for the first) of
+// service on its first network: the one its /etc/hosts gives its
+// hostname. `hostname -i` cannot tell it reliably: a hostname of decimal
+// digits only (a container ID's first twelve hex digits can be) is taken
+// for a number by the resolver and never looked up.
+func (e *Env) ContainerIP(service string, index int) string {
+	e.t.Helper()
+	exec := func(args ...string) string {
+		return e.MustRun(append([]string{"exec", "-T", "--index", strconv.Itoa(index), service}, args...)...).Stdout
+	}
+	host := strings.TrimSpace(exec("hostname"))
+	for _, line := range strings.Split(exec("cat", "/etc/hosts"), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && slices.Contains(f[1:], host) {
+			return f[0]
+		}
+	}
+	e.t.Fatalf("%s-%d: no address for hostname %q in /etc/hosts", service, index, host)
+	return ""
 }
