@@ -277,7 +277,7 @@ func readAhead(root string, e *tarEntry, arena *[]byte, dirs *dirfd.Last) error 
 		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 			return fmt.Errorf("changed while read: no longer a regular file")
 		}
-		e.fi = &regularInfo{name: path.Base(e.rel), st: st}
+		e.fi = dirfd.NewInfo(path.Base(e.rel), &st)
 	} else {
 		fi, err := os.Lstat(p)
 		if err != nil {
@@ -376,32 +376,6 @@ func openRegular(p string, dirs *dirfd.Last) (int, error) {
 	}
 	return unix.Openat(dfd, name, flags, 0)
 }
-
-// regularInfo is a regular file's fs.FileInfo from its descriptor's
-// fstat, as os.Lstat would have made it.
-type regularInfo struct {
-	name string
-	st   syscall.Stat_t
-}
-
-func (r *regularInfo) Name() string { return r.name }
-func (r *regularInfo) Size() int64  { return r.st.Size }
-func (r *regularInfo) Mode() fs.FileMode {
-	m := fs.FileMode(r.st.Mode & 0o777)
-	if r.st.Mode&syscall.S_ISUID != 0 {
-		m |= fs.ModeSetuid
-	}
-	if r.st.Mode&syscall.S_ISGID != 0 {
-		m |= fs.ModeSetgid
-	}
-	if r.st.Mode&syscall.S_ISVTX != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
-}
-func (r *regularInfo) ModTime() time.Time { return time.Unix(r.st.Mtim.Unix()) }
-func (r *regularInfo) IsDir() bool        { return false }
-func (r *regularInfo) Sys() any           { return &r.st }
 
 // writeEntry writes one entry that readAhead read, and returns the bytes
 // of content it carried; buf is for copying a big file.
