@@ -194,17 +194,7 @@ func BenchmarkBuildGo(b *testing.B) {
 	e := harness.New(b)
 	e.DebianImage("debian-go:bench", "golang-go")
 	src := filepath.Join("testdata", "goapp")
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, ent := range ents {
-		data, err := os.ReadFile(filepath.Join(src, ent.Name()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		e.WriteFile(ent.Name(), string(data))
-	}
+	copyFiles(b, src, e.Dir)
 	name := "Go backend, 2 stages, cache mounts (Debian golang-go)"
 	// The floor under the one-file rebuild: the Dockerfile's own go build
 	// of the same change without berth, run right after each of berth's,
@@ -282,19 +272,7 @@ func goBuildFloor(b *testing.B, e *harness.Env, ref, src, touch string) (func(i 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, ent := range ents {
-		data, err := os.ReadFile(filepath.Join(src, ent.Name()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, ent.Name()), data, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
+	copyFiles(b, src, dir)
 	build := func() time.Duration {
 		cmd := exec.Command("chroot", root, "/bin/sh", "-c", "cd /src && go build -o /out/notes .")
 		cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "GOPROXY=off", "GOCACHE=/root/.cache/go-build"}
@@ -316,4 +294,21 @@ func goBuildFloor(b *testing.B, e *harness.Env, ref, src, touch string) (func(i 
 		}
 		return build()
 	}, cleanup
+}
+
+// copyFiles copies the files of directory src into dst.
+func copyFiles(b *testing.B, src, dst string) {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, ent := range ents {
+		data, err := os.ReadFile(filepath.Join(src, ent.Name()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, ent.Name()), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
