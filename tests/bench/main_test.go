@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 	}
 	version := berthVersion() // of the binary under test, before anyone rebuilds it
 	code := m.Run()
+	recordFloors()
 	printTable(os.Stdout, version)
 	os.Exit(code)
 }

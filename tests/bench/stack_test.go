@@ -57,10 +57,11 @@ func BenchmarkUpDown(b *testing.B) {
 			e.LoadImage("busybox:latest")
 			compose := stack("bench", n, true)
 			e.WriteFile("compose.yaml", compose)
-			var up, down []time.Duration
+			var up, noop, down []time.Duration
 			for range b.N {
 				for range stackRuns {
 					up = append(up, timed(e, "up", "-d"))
+					noop = append(noop, timed(e, "up", "-d"))
 					down = append(down, timed(e, "down", "-t", "1"))
 				}
 			}
@@ -85,8 +86,10 @@ func BenchmarkUpDown(b *testing.B) {
 			if n == 10 {
 				upRow.target = "≤ " + ms(targetUp10)
 				upRow.met = yesNo(median(up) <= targetUp10)
+				setFloor(0, "up", median(noop))
 			}
 			record(upRow)
+			record(row{sec: secStack, what: fmt.Sprintf("up -d, %d services already running (nothing to do)", n), runs: len(noop), berth: ms(median(noop)), base: "—", source: "the CLI, the compose file, one request", ratio: "—"})
 			record(downRow)
 		})
 	}
@@ -100,7 +103,7 @@ func BenchmarkScale(b *testing.B) {
 	e.LoadImage("busybox:latest")
 	compose := scaled("benchscale")
 	e.WriteFile("compose.yaml", compose)
-	var upScaled, downScaled, up, down []time.Duration
+	var upScaled, downScaled, up, noop, down []time.Duration
 	for range b.N {
 		for range scaleRuns {
 			upScaled = append(upScaled, timed(e, "up", "-d", "--scale", "web=20"))
@@ -114,6 +117,7 @@ func BenchmarkScale(b *testing.B) {
 			if got := replicas(e); got != 20 {
 				b.Logf("scale web=20 left %d replicas", got)
 			}
+			noop = append(noop, timed(e, "scale", "web=20"))
 			down = append(down, timed(e, "scale", "web=1"))
 			e.MustRun("down", "-t", "1")
 		}
@@ -165,6 +169,8 @@ func BenchmarkScale(b *testing.B) {
 		{what: "scale web=20 from 1 running", runs: len(up), berth: ms(median(up))},
 		{what: "scale web=1 from 20 running", runs: len(down), berth: ms(median(down))},
 	}
+	setFloor(0, "scale", median(noop))
+	record(row{sec: secStack, what: "scale web=20 with 20 running (nothing to do)", runs: len(noop), berth: ms(median(noop)), base: "—", source: "the CLI, the compose file, one request", ratio: "—"})
 	fill(&rows[0], pUpScaled, median(upScaled), src)
 	fill(&rows[1], pDownScaled, median(downScaled), src)
 	fill(&rows[2], pUp, median(up), src1)

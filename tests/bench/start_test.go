@@ -41,21 +41,7 @@ func BenchmarkStart(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
-	e := &startEnv{
-		rootfs:       filepath.Join(b.TempDir(), "rootfs"),
-		state:        filepath.Join(b.TempDir(), "state"),
-		cgroupParent: "/berth-bench-" + randHex(4),
-	}
-	if err := buildRootfs(e.rootfs); err != nil {
-		b.Skipf("rootfs: %v", err)
-	}
-	b.Cleanup(func() {
-		// cgroup v1 hierarchies, then the v2 unified one.
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + e.cgroupParent)
-		for _, d := range append(dirs, "/sys/fs/cgroup"+e.cgroupParent) {
-			_ = os.Remove(d)
-		}
-	})
+	e := newStartEnv(b)
 	const precompileEnv = "BERTH_SECCOMP_PRECOMPILE"
 	kinds := []struct {
 		name string
@@ -115,6 +101,26 @@ func BenchmarkStart(b *testing.B) {
 	note("container start: CPU is this process's and its reaped children's (the inits), user+system, median per start")
 }
 
+// newStartEnv makes a startEnv whose state and cgroups go at the end of b.
+func newStartEnv(b *testing.B) *startEnv {
+	e := &startEnv{
+		rootfs:       filepath.Join(b.TempDir(), "rootfs"),
+		state:        filepath.Join(b.TempDir(), "state"),
+		cgroupParent: "/berth-bench-" + randHex(4),
+	}
+	if err := buildRootfs(e.rootfs); err != nil {
+		b.Skipf("rootfs: %v", err)
+	}
+	b.Cleanup(func() {
+		// cgroup v1 hierarchies, then the v2 unified one.
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + e.cgroupParent)
+		for _, d := range append(dirs, "/sys/fs/cgroup"+e.cgroupParent) {
+			_ = os.Remove(d)
+		}
+	})
+	return e
+}
+
 // cpuTime returns the CPU time used by this process and its reaped children.
 func cpuTime() time.Duration {
 	var self, kids unix.Rusage
@@ -130,14 +136,7 @@ func cpuTime() time.Duration {
 // engine makes one cycle through berth's runtime package.
 func (e *startEnv) engine(mode rt.SeccompMode) error {
 	e.seq++
-	c, _, err := rt.Create(e.state, rt.Spec{
-		ID:           fmt.Sprintf("e%d", e.seq),
-		Rootfs:       e.rootfs,
-		Args:         []string{"true"},
-		Hostname:     "bench",
-		CgroupParent: e.cgroupParent,
-		Seccomp:      mode,
-	})
+	c, err := e.engineCreate(fmt.Sprintf("e%d", e.seq), mode, "true")
 	if err != nil {
 		return err
 	}
@@ -156,30 +155,54 @@ func (e *startEnv) engine(mode rt.SeccompMode) error {
 	return errors.Join(err, c.Destroy())
 }
 
+// engineCreate creates (not starts) a container of args through berth's
+// runtime package, with Docker's defaults.
+func (e *startEnv) engineCreate(id string, mode rt.SeccompMode, args ...string) (*rt.Container, error) {
+	c, _, err := rt.Create(e.state, rt.Spec{
+		ID:           id,
+		Rootfs:       e.rootfs,
+		Args:         args,
+		Hostname:     "bench",
+		CgroupParent: e.cgroupParent,
+		Seccomp:      mode,
+	})
+	return c, err
+}
+
 // raw makes one cycle straight on libcontainer.
 func (e *startEnv) raw() error {
 	e.seq++
-	id := fmt.Sprintf("r%d", e.seq)
+	c, p, err := e.rawRun(fmt.Sprintf("r%d", e.seq), "true")
+	if err != nil {
+		return err
+	}
+	_, err = p.Wait()
+	return errors.Join(err, c.Destroy())
+}
+
+// rawRun creates and starts a container of args straight on libcontainer,
+// with runc's example config; it returns once args has been exec'd. On
+// error nothing of it is left.
+func (e *startEnv) rawRun(id string, args ...string) (*libcontainer.Container, *libcontainer.Process, error) {
 	spec := specconv.Example()
 	spec.Root.Path = e.rootfs
 	spec.Root.Readonly = false
 	spec.Process.Terminal = false
-	spec.Process.Args = []string{"true"}
+	spec.Process.Args = args
 	spec.Linux.CgroupsPath = path.Join(e.cgroupParent, id)
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	c, err := libcontainer.Create(e.state, id, cfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	p := &libcontainer.Process{Args: spec.Process.Args, Env: spec.Process.Env, Cwd: "/", Init: true}
-	err = c.Run(p)
-	if err == nil {
-		_, err = p.Wait()
+	if err := c.Run(p); err != nil {
+		return nil, nil, errors.Join(err, c.Destroy())
 	}
-	return errors.Join(err, c.Destroy())
+	return c, p, nil
 }
 
 // buildRootfs makes a minimal root filesystem from Debian's static busybox.
