@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berthrun/berth/tests/harness"
+	"golang.org/x/sys/unix"
 )
 
 // Repetitions behind each figure (the table shows medians).
@@ -267,4 +268,38 @@ func BenchmarkUpOnce(b *testing.B) {
 	r := row{sec: secStart, what: "berth up (attached) of one service running true", runs: len(took), berth: ms(median(took))}
 	fill(&r, peersDockerRun, median(took), "`docker run`, PEERS.md figure")
 	record(r)
+}
+
+// BenchmarkUpOnTmpfs times `berth up -d` of 10 services with berth's roots
+// on a tmpfs: next to BenchmarkUpDown's figure on this machine's disk, it
+// shows what the files and directories each container makes cost here
+// (on an ext4 without a journal, a new inode can cost a millisecond of
+// CPU; see docs/design.md, "Files per container").
+func BenchmarkUpOnTmpfs(b *testing.B) {
+	dir, err := os.MkdirTemp("", "berth-tmpfs-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0755"); err != nil {
+		os.Remove(dir)
+		b.Skipf("tmpfs: %v", err)
+	}
+	b.Cleanup(func() { // after the Env's own cleanup
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+		os.Remove(dir)
+	})
+	b.Setenv("TMPDIR", dir)
+	e := harness.New(b)
+	e.LoadImage("busybox:latest")
+	e.WriteFile("compose.yaml", stack("bench", 10, true))
+	var up []time.Duration
+	for range b.N {
+		for range stackRuns {
+			up = append(up, timed(e, "up", "-d"))
+			e.MustRun("down", "-t", "1")
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(median(up))/1e6, "up-ms")
+	record(row{sec: secStack, what: "up -d, 10 services, berth's roots on a tmpfs", runs: len(up), berth: ms(median(up)), base: "—", source: "what the disk's inodes cost: compare up -d, 10 services", ratio: "—"})
 }
