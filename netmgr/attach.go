@@ -294,6 +294,13 @@ func (m *Manager) DetachAll(ctx context.Context, containerID string) error {
 // SetHealthy marks a container's endpoints healthy or not; DNS leaves
 // unhealthy ones out of its answers.
 func (m *Manager) SetHealthy(ctx context.Context, containerID string, healthy bool) error {
+	// Most calls change nothing (a container starting with endpoints that
+	// are already healthy): files are replaced by rename, so a look
+	// without the host-wide lock tells, and a writer that changes them
+	// after it is ordered after this call.
+	if all, err := m.loadAll(); err == nil && !needsHealth(all, containerID, healthy) {
+		return nil
+	}
 	unlock, err := m.lock(ctx)
 	if err != nil {
 		return err
@@ -314,4 +321,15 @@ func (m *Manager) SetHealthy(ctx context.Context, containerID string, healthy bo
 		}
 	}
 	return nil
+}
+
+// needsHealth tells whether an endpoint of containerID in nets is not yet
+// marked as healthy says.
+func needsHealth(nets []*Network, containerID string, healthy bool) bool {
+	for _, n := range nets {
+		if i, ok := n.endpoint(containerID); ok && n.Endpoints[i].Unhealthy == healthy {
+			return true
+		}
+	}
+	return false
 }
