@@ -17,24 +17,23 @@ const atOnceRuns = 7
 
 // floors holds what BenchmarkStartAtOnce and the stack benchmarks measure
 // of the parts of `up -d` and `scale` that are not berth's own, so that the
-// table can say what is left of their targets: medians by batch size.
-var floors struct {
+// table can say what is left of their targets.
+var floors = struct {
 	sync.Mutex
-	engine map[int]time.Duration // berth's engine alone, n containers at once
-	noop   map[string]time.Duration
-}
+	engine map[int]time.Duration    // berth's engine alone, n containers at once
+	noop   map[string]time.Duration // a command with nothing to do, by verb
+}{engine: map[int]time.Duration{}, noop: map[string]time.Duration{}}
 
-func setFloor(engineN int, noop string, d time.Duration) {
+func setEngineFloor(n int, d time.Duration) {
 	floors.Lock()
 	defer floors.Unlock()
-	if floors.engine == nil {
-		floors.engine, floors.noop = map[int]time.Duration{}, map[string]time.Duration{}
-	}
-	if noop != "" {
-		floors.noop[noop] = d
-	} else {
-		floors.engine[engineN] = d
-	}
+	floors.engine[n] = d
+}
+
+func setNoopFloor(verb string, d time.Duration) {
+	floors.Lock()
+	defer floors.Unlock()
+	floors.noop[verb] = d
 }
 
 // BenchmarkStartAtOnce starts 10 and then 19 containers at once, as `up -d`
@@ -92,7 +91,7 @@ func BenchmarkStartAtOnce(b *testing.B) {
 		raw, engine := median(took[0]), median(took[1])
 		b.ReportMetric(float64(raw)/1e6, fmt.Sprintf("raw-%d-ms", n))
 		b.ReportMetric(float64(engine)/1e6, fmt.Sprintf("engine-%d-ms", n))
-		setFloor(n, "", engine)
+		setEngineFloor(n, engine)
 		src := "raw libcontainer, this run"
 		record(row{sec: secStart, what: fmt.Sprintf("%d started at once, raw libcontainer (runc example config)", n), runs: len(took[0]), berth: ms(raw), base: "—", source: "the floor of any libcontainer runtime", ratio: "—"})
 		record(row{sec: secStart, what: fmt.Sprintf("%d started at once, engine alone (no CLI, network, overlay)", n), runs: len(took[1]), berth: ms(engine), base: ms(raw), source: src, ratio: times(float64(engine) / float64(raw))})

@@ -87,7 +87,7 @@ func BenchmarkUpDown(b *testing.B) {
 			if n == 10 {
 				upRow.target = "≤ " + ms(targetUp10)
 				upRow.met = yesNo(median(up) <= targetUp10)
-				setFloor(0, "up", median(noop))
+				setNoopFloor("up", median(noop))
 			}
 			record(upRow)
 			record(row{sec: secStack, what: fmt.Sprintf("up -d, %d services already running (nothing to do)", n), runs: len(noop), berth: ms(median(noop)), base: "—", source: "the CLI, the compose file, one request", ratio: "—"})
@@ -170,7 +170,7 @@ func BenchmarkScale(b *testing.B) {
 		{what: "scale web=20 from 1 running", runs: len(up), berth: ms(median(up))},
 		{what: "scale web=1 from 20 running", runs: len(down), berth: ms(median(down))},
 	}
-	setFloor(0, "scale", median(noop))
+	setNoopFloor("scale", median(noop))
 	record(row{sec: secStack, what: "scale web=20 with 20 running (nothing to do)", runs: len(noop), berth: ms(median(noop)), base: "—", source: "the CLI, the compose file, one request", ratio: "—"})
 	fill(&rows[0], pUpScaled, median(upScaled), src)
 	fill(&rows[1], pDownScaled, median(downScaled), src)
