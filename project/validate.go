@@ -1,8 +1,11 @@
 package project
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,10 +76,16 @@ func validateService(s types.ServiceConfig, at locator) error {
 		if err := checkFile(ef.Path); err != nil {
 			return at(key+".env_file", "%v", err)
 		}
+		if bool(ef.Required) && missing(ef.Path) {
+			return at(key+".env_file", "env file %s not found", ef.Path)
+		}
 	}
 	for _, lf := range s.LabelFiles {
 		if err := checkFile(lf); err != nil {
 			return at(key+".label_file", "%v", err)
+		}
+		if missing(lf) {
+			return at(key+".label_file", "label file %s not found", lf)
 		}
 	}
 	if s.Image != "" {
@@ -265,4 +274,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// missing tells whether nothing is at path, so that a service's env or
+// label file that is not there is reported at its key: compose-go, which
+// reads them later, names only the file.
+func missing(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }

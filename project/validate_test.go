@@ -134,6 +134,10 @@ func TestBadFiles(t *testing.T) {
 			"compose.yaml:4: services.web.env_file: /dev/zero: not a regular file"},
 		{"env_file too big", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    env_file: [{path: big.env}]\n", "big.env": big},
 			"services.web.env_file"},
+		{"env_file missing", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    env_file: [a.env]\n"},
+			"compose.yaml:4: services.web.env_file: env file "},
+		{"label_file missing", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    label_file: a.labels\n"},
+			"compose.yaml:4: services.web.label_file: label file "},
 		{"label_file device", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    label_file: /dev/zero\n"},
 			"compose.yaml:4: services.web.label_file: /dev/zero: not a regular file"},
 		{"include env_file device", map[string]string{"compose.yaml": "include:\n  - path: a.yaml\n    env_file: /dev/zero\nservices:\n  web:\n    image: busybox\n", "a.yaml": "services:\n  db:\n    image: busybox\n"},
@@ -185,5 +189,13 @@ func TestBadFiles(t *testing.T) {
 	_, err := Load(context.Background(), Options{Files: []string{"/dev/zero"}, WorkDir: dir, Environ: []string{}})
 	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("-f /dev/zero: err = %v", err)
+	}
+}
+
+// TestOptionalEnvFile: an env_file marked required: false may be missing.
+func TestOptionalEnvFile(t *testing.T) {
+	dir := write(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    env_file: [{path: a.env, required: false}]\n"})
+	if _, err := Load(context.Background(), Options{Files: []string{filepath.Join(dir, "compose.yaml")}, Environ: []string{}}); err != nil {
+		t.Fatalf("load: %v", err)
 	}
 }
