@@ -165,7 +165,10 @@ func (s *Supervisor) openPublisher(ctx context.Context, key, service, ctr string
 			Name: "service " + service, DrainGrace: grace, MaxConns: s.maxConns, Logger: s.proxyLog})
 	}
 	if err := p.Start(ctx); err != nil {
-		return err
+		if other := s.publishedBy(b); other != "" && other != service {
+			return fmt.Errorf("service %q: host port %s is already published by service %q", service, hostPort(b), other)
+		}
+		return fmt.Errorf("service %q: %w", service, err)
 	}
 	if b.HostPort == 0 {
 		if a, ok := p.Addr().(*net.TCPAddr); ok {
@@ -178,6 +181,32 @@ func (s *Supervisor) openPublisher(ctx context.Context, key, service, ctr string
 	s.ports.pubs[key] = &publisher{proxy: p, binding: b, service: service, container: ctr}
 	s.ports.mu.Unlock()
 	return nil
+}
+
+// publishedBy names the service of this project whose fixed host port is
+// b's (same address, port and protocol), or "".
+func (s *Supervisor) publishedBy(b PortBinding) string {
+	if b.HostPort == 0 {
+		return ""
+	}
+	s.ports.mu.Lock()
+	defer s.ports.mu.Unlock()
+	for _, p := range s.ports.pubs {
+		o := p.binding
+		if o.HostPort == b.HostPort && o.Protocol == b.Protocol && (o.HostIP == b.HostIP || o.HostIP == "" || b.HostIP == "") {
+			return p.service
+		}
+	}
+	return ""
+}
+
+// hostPort is b's host side as compose writes it: 127.0.0.1:8080/tcp.
+func hostPort(b PortBinding) string {
+	ip := b.HostIP
+	if ip == "" {
+		ip = "0.0.0.0"
+	}
+	return fmt.Sprintf("%s:%d/%s", ip, b.HostPort, b.Protocol)
 }
 
 func (s *Supervisor) closePublishers(keys []string) {

@@ -216,6 +216,34 @@ services:
 	}
 }
 
+// TestPortTakenByAnotherService: two services of one project asking for
+// the same host port fail the up with both names, and nothing is made.
+func TestPortTakenByAnotherService(t *testing.T) {
+	e := harness.New(t)
+	e.LoadImage("busybox:latest")
+	port := freePort(t)
+	e.WriteFile("compose.yaml", fmt.Sprintf(`
+name: twice
+services:
+  a:
+    image: busybox
+    command: ["sleep", "3600"]
+    ports: ["127.0.0.1:%[1]d:80"]
+  b:
+    image: busybox
+    command: ["sleep", "3600"]
+    ports: ["127.0.0.1:%[1]d:81"]
+`, port))
+	r := e.Run("up", "-d")
+	if r.Code == 0 || !strings.Contains(r.Stderr, fmt.Sprintf("127.0.0.1:%d/tcp is already published by service", port)) ||
+		!strings.Contains(r.Stderr, `"a"`) || !strings.Contains(r.Stderr, `"b"`) {
+		t.Errorf("exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if list := ps(t, e, "-a"); len(list) != 0 {
+		t.Errorf("containers left after the failed up: %+v", list)
+	}
+}
+
 // TestSharedNetwork: two projects on `networks: default: name: shared`;
 // the first one's down leaves the network to the second.
 func TestSharedNetwork(t *testing.T) {
