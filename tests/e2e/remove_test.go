@@ -41,6 +41,13 @@ services:
 		}
 		return m
 	}
+	// rm, forced or not, leaves running containers (rm -s stops them).
+	if r := e.MustRun("rm", "-f"); !strings.Contains(r.Stderr, "No stopped containers") {
+		t.Errorf("rm -f of running containers: stderr %q", r.Stderr)
+	}
+	if n := len(ps(t, e)); n != 2 {
+		t.Fatalf("rm -f removed running containers: %d left", n)
+	}
 	e.MustRun("kill")
 	if s := states(); s["kept"] != "exited" || s["gone"] != "running" {
 		t.Fatalf("after kill: %v; want kept exited and the orphan running", s)

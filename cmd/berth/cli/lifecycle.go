@@ -276,15 +276,18 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 					fmt.Fprintln(cmd.ErrOrStderr(), "no container to kill")
 					return nil
 				}
-			case op == "rm" && !force:
+			case op == "rm":
+				// Running containers stay unless --stop, with -f or not.
 				names := removable(recs, args, stop)
 				if len(names) == 0 {
 					fmt.Fprintln(cmd.ErrOrStderr(), "No stopped containers")
 					return nil
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Going to remove %s\nAre you sure? [yN] ", strings.Join(names, ", "))
-				if !confirmed(cmd.InOrStdin()) {
-					return nil
+				if !force {
+					fmt.Fprintf(cmd.OutOrStdout(), "Going to remove %s\nAre you sure? [yN] ", strings.Join(names, ", "))
+					if !confirmed(cmd.InOrStdin()) {
+						return nil
+					}
 				}
 			}
 			if err := withSteps(cmd.ErrOrStderr(), func(progress func(supervisor.Event)) error {
