@@ -216,9 +216,14 @@ services:
       cache: {condition: service_healthy}
 `)
 	start := time.Now()
-	e.MustRun("up", "-d", "--wait")
+	r := e.MustRun("up", "-d", "--wait")
 	took := time.Since(start)
 	t.Logf("3-service service_healthy chain up in %v", took)
+	for _, line := range []string{"Container chain-db-1  Waiting\n", "Container chain-db-1  Healthy\n", "Container chain-app-1  Healthy\n"} {
+		if !strings.Contains(r.Stderr, line) {
+			t.Errorf("up --wait does not say %q:\n%s", line, r.Stderr)
+		}
+	}
 	stamp := func(svc, file string) float64 {
 		out := strings.TrimSpace(e.MustRun("exec", "-T", svc, "cat", file).Stdout)
 		n, err := strconv.ParseFloat(out, 64)
@@ -253,7 +258,7 @@ services:
       interval: 200ms
       retries: 2
 `)
-	r := e.Run("up", "-d", "--wait", "--wait-timeout", "20")
+	r = e.Run("up", "-d", "--wait", "--wait-timeout", "20")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "chain-sick-1 is unhealthy") {
 		t.Errorf("up --wait with a failing check: exit %d, stderr %q", r.Code, r.Stderr)
 	}

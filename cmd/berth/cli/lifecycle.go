@@ -296,7 +296,7 @@ func newContainersCommand(g *globals, op, use, short string) *cobra.Command {
 				return err
 			}
 			if wait {
-				return waitHealthy(ctx, c, waitTimeout)
+				return waitHealthy(ctx, cmd.ErrOrStderr(), c, waitTimeout)
 			}
 			return nil
 		},

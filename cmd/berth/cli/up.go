@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -156,7 +157,7 @@ func runUp(cmd *cobra.Command, g *globals, f *upFlags, args []string) error {
 		return err
 	}
 	if f.wait {
-		return waitHealthy(ctx, c, f.waitTimeout)
+		return waitHealthy(ctx, cmd.ErrOrStderr(), c, f.waitTimeout)
 	}
 	if f.detach || f.noStart {
 		return nil
@@ -208,13 +209,40 @@ func withoutPulls(progress func(supervisor.Event)) func(supervisor.Event) {
 
 // waitHealthy waits until every container is running and, where it has a
 // health check, healthy; a container that exits or turns unhealthy fails it.
-func waitHealthy(ctx context.Context, c *supervisor.Client, timeout int) error {
+// As compose, each container's line says Waiting, then Healthy (or Exited,
+// for one that ended well).
+func waitHealthy(ctx context.Context, w io.Writer, c *supervisor.Client, timeout int) error {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(timeout)*time.Second)
 		defer cancel()
 	}
-	_, err := c.Wait(ctx, supervisor.WaitReady, nil)
+	step := func(r supervisor.Record, action string) supervisor.Event {
+		return supervisor.Event{Action: action, Container: r.Name, Service: r.Service, ID: r.ID}
+	}
+	err := withSteps(w, func(progress func(supervisor.Event)) error {
+		recs, err := c.Ps(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			progress(step(r, "Waiting"))
+		}
+		if _, err := c.Wait(ctx, supervisor.WaitReady, nil); err != nil {
+			return err
+		}
+		if recs, err = c.Ps(ctx); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if r.State.Status == supervisor.StatusExited {
+				progress(step(r, "Exited"))
+			} else {
+				progress(step(r, "Healthy"))
+			}
+		}
+		return nil
+	})
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("timeout waiting for the project to be running and healthy")
 	}
