@@ -3,7 +3,6 @@ package build
 import (
 	"io/fs"
 	"os"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -17,24 +16,13 @@ type dirStatter struct{ dirfd.Last }
 
 // lstat returns abs's FileInfo as os.Lstat would.
 func (d *dirStatter) lstat(abs string) (fs.FileInfo, error) {
-	dir, name, ok := dirfd.Split(abs)
+	fd, name, ok := d.At(abs)
 	if !ok {
-		return lstatPath(abs)
-	}
-	fd, err := d.Open(dir)
-	if err != nil {
-		return lstatPath(abs)
+		return os.Lstat(abs)
 	}
 	var st unix.Stat_t
-	for {
-		err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "lstat", Path: abs, Err: err}
-		}
-		break
+	if err := dirfd.LstatAt(fd, name, &st); err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: abs, Err: err}
 	}
 	return newStatInfo(name, &st), nil
 }
@@ -42,17 +30,9 @@ func (d *dirStatter) lstat(abs string) (fs.FileInfo, error) {
 // linkAt hard-links src to dst, relative to their directories' descriptors
 // kept in sd and dd.
 func linkAt(sd, dd *dirfd.Last, src, dst string) error {
-	sdir, sname, ok1 := dirfd.Split(src)
-	ddir, dname, ok2 := dirfd.Split(dst)
+	sfd, sname, ok1 := sd.At(src)
+	dfd, dname, ok2 := dd.At(dst)
 	if !ok1 || !ok2 {
-		return os.Link(src, dst)
-	}
-	sfd, err := sd.Open(sdir)
-	if err != nil {
-		return os.Link(src, dst)
-	}
-	dfd, err := dd.Open(ddir)
-	if err != nil {
 		return os.Link(src, dst)
 	}
 	for {
@@ -65,14 +45,6 @@ func linkAt(sd, dd *dirfd.Last, src, dst string) error {
 		}
 		return nil
 	}
-}
-
-func lstatPath(abs string) (fs.FileInfo, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(abs, &st); err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: abs, Err: err}
-	}
-	return newStatInfo(abs[strings.LastIndexByte(abs, '/')+1:], &st), nil
 }
 
 // newStatInfo is os.Lstat's FileInfo for a stat made through x/sys/unix.

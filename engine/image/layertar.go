@@ -366,15 +366,10 @@ func readAhead(root string, e *tarEntry, arena *[]byte, dirs *dirfd.Last) error 
 // dirs (a batch's files are mostly a directory's run of them).
 func openRegular(p string, dirs *dirfd.Last) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW
-	dir, name, ok := dirfd.Split(p)
-	if !ok {
-		return unix.Open(p, flags, 0)
+	if dfd, name, ok := dirs.At(p); ok {
+		return unix.Openat(dfd, name, flags, 0)
 	}
-	dfd, err := dirs.Open(dir)
-	if err != nil {
-		return unix.Open(p, flags, 0)
-	}
-	return unix.Openat(dfd, name, flags, 0)
+	return unix.Open(p, flags, 0)
 }
 
 // writeEntry writes one entry that readAhead read, and returns the bytes

@@ -50,8 +50,29 @@ func (d *Last) Lstat(dir, name string, st *unix.Stat_t) error {
 	if err != nil {
 		return err
 	}
+	return LstatAt(fd, name, st)
+}
+
+// At returns, for the clean absolute path p, the descriptor of its
+// directory and its last element, for an *at call; ok is false when p has
+// no directory worth one (see Split) or it could not be opened, and the
+// caller then uses p whole, as the plain call would.
+func (d *Last) At(p string) (dirfd int, name string, ok bool) {
+	dir, name, ok := Split(p)
+	if !ok {
+		return -1, "", false
+	}
+	fd, err := d.Open(dir)
+	if err != nil {
+		return -1, "", false
+	}
+	return fd, name, true
+}
+
+// LstatAt is fstatat(dirfd, name) without following a last symlink.
+func LstatAt(dirfd int, name string, st *unix.Stat_t) error {
 	for {
-		err := unix.Fstatat(fd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+		err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
 		if err != unix.EINTR {
 			return err
 		}

@@ -24,6 +24,9 @@ func TestLastKeepsDirAndError(t *testing.T) {
 	if fd2, _ := d.Open(dir); fd2 != fd {
 		t.Errorf("the same directory opened again: %d, then %d", fd, fd2)
 	}
+	if afd, name, ok := d.At(filepath.Join(dir, "f")); !ok || afd != fd || name != "f" {
+		t.Errorf("At(dir/f) = %d, %q, %v; want %d, \"f\", true", afd, name, ok, fd)
+	}
 	if err := d.Lstat(dir, "missing", &st); !errors.Is(err, unix.ENOENT) {
 		t.Errorf("Lstat missing: %v", err)
 	}
@@ -33,6 +36,9 @@ func TestLastKeepsDirAndError(t *testing.T) {
 	}
 	if _, err := d.Open(gone); !errors.Is(err, unix.ENOENT) {
 		t.Errorf("the missing directory's error is not kept: %v", err)
+	}
+	if _, _, ok := d.At(filepath.Join(gone, "f")); ok {
+		t.Error("At in a missing directory is ok")
 	}
 	for _, c := range []struct{ p, dir, name string }{{"/a/b", "/a", "b"}, {"/a/b/c", "/a/b", "c"}} {
 		if dir, name, ok := Split(c.p); !ok || dir != c.dir || name != c.name {
