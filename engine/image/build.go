@@ -15,8 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
-
-	"github.com/berthrun/berth/internal/atomicfile"
 )
 
 // The builder (package build) makes layers and images from its own steps:
@@ -132,11 +130,7 @@ func (s *Store) Pin(name string, layers []Layer) error {
 	// (and files, see AddLayerDir) are not synced either; one lost to a
 	// power loss costs that step again. Its two fsyncs were 1-8 ms of
 	// every step that missed the cache.
-	data, err := json.MarshalIndent(layers, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(s.path("pins", name+".json"), append(data, '\n'), 0o600)
+	return writeJSONUnsynced(s.path("pins", name+".json"), layers)
 }
 
 // Unpin removes pins; a missing one is no error.
@@ -279,11 +273,7 @@ func (s *Store) addLayerDir(ctx context.Context, dir, blobPath string, l Layer, 
 		info := layerInfo{DiffID: l.DiffID, Digest: l.Digest, MediaType: l.MediaType, Size: l.Size, Unpacked: unpacked}
 		// Not synced: the directory's files came through a volatile
 		// overlay and are not either (see MountLayers).
-		data, err := json.MarshalIndent(info, "", "  ")
-		if err != nil {
-			return Layer{}, err
-		}
-		if err := atomicfile.WriteFile(filepath.Join(tmp, "layer.json"), append(data, '\n'), 0o600); err != nil {
+		if err := writeJSONUnsynced(filepath.Join(tmp, "layer.json"), info); err != nil {
 			return Layer{}, err
 		}
 		final := s.path("layers", hexOf(l.DiffID))

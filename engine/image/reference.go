@@ -16,25 +16,16 @@ const (
 )
 
 // isFullID reports whether ref is a whole image ID, with or without
-// "sha256:"; isIDPrefix whether it is one's start. (Plain loops: the
-// regular expressions they replace cost every command's start.)
+// "sha256:"; isIDPrefix whether it is one's start. (Not regular
+// expressions: compiling them cost every command's start.)
 func isFullID(ref string) bool {
 	h := strings.TrimPrefix(ref, "sha256:")
-	return len(h) == 64 && isLowerHex(h)
+	return len(h) == 64 && names.IsLowerHex(h)
 }
 
 func isIDPrefix(ref string) bool {
 	h := strings.TrimPrefix(ref, "sha256:")
-	return len(h) >= 1 && len(h) <= 64 && isLowerHex(h)
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	return len(h) >= 1 && len(h) <= 64 && names.IsLowerHex(h)
 }
 
 // ParseReference reads a docker-style image reference ("nginx",

@@ -127,11 +127,21 @@ func (s *Store) lock(name string, exclusive bool) (unlock func(), err error) {
 }
 
 func writeJSONAtomic(path string, v any) error {
+	return writeJSON(path, v, atomicfile.WriteFileSync)
+}
+
+// writeJSONUnsynced replaces path with v by rename, without fsync: for a
+// record whose loss costs only work done again.
+func writeJSONUnsynced(path string, v any) error {
+	return writeJSON(path, v, atomicfile.WriteFile)
+}
+
+func writeJSON(path string, v any, write func(string, []byte, os.FileMode) error) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFileSync(path, append(data, '\n'), 0o600)
+	return write(path, append(data, '\n'), 0o600)
 }
 
 // refs.json ----------------------------------------------------------------

@@ -20,7 +20,7 @@ func ImageRef(ref string) error {
 
 // imageRefProblem returns why ref is not a reference, or "".
 func imageRefProblem(ref string) string {
-	if len(ref) == 64 && isLowerHex(ref) {
+	if len(ref) == 64 && IsLowerHex(ref) {
 		return "a 64-character hexadecimal string is an image ID, not a repository name"
 	}
 	// Docker Hub's defaults come first, as docker completes a familiar
@@ -194,7 +194,7 @@ func digestProblem(s string) string {
 		return "unsupported digest algorithm"
 	case len(hex) != size:
 		return "invalid digest length"
-	case !isLowerHex(hex):
+	case !IsLowerHex(hex):
 		return "invalid digest"
 	}
 	return ""
@@ -230,6 +230,8 @@ func isHex(s string) bool {
 	return strings.Trim(s, "0123456789abcdefABCDEF") == ""
 }
 
-func isLowerHex(s string) bool {
+// IsLowerHex reports whether s holds only the digits of lowercase
+// hexadecimal (as image IDs and sha256 digests are written).
+func IsLowerHex(s string) bool {
 	return strings.Trim(s, "0123456789abcdef") == ""
 }
