@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
 	"go.yaml.in/yaml/v4"
+
+	"github.com/berthrun/berth/internal/names"
 )
 
 // describe turns a compose-go error into one line that names the file and line
@@ -69,16 +69,16 @@ func describe(err error, files []string) error {
 // The patterns are compiled when an error first needs them, not when the
 // program starts: every command paid a millisecond for them.
 var (
-	reValidating    = lazyRegexp(`^validating (.+?): (\S+) (.+)$`)
-	reInterpolating = lazyRegexp(`^error while interpolating (\S+): (.+)$`)
-	reUndefinedDep  = lazyRegexp(`^service "([^"]+)" depends on undefined service "([^"]+)"`)
-	reFailedParse   = lazyRegexp(`(?s)^failed to parse (.+?): (yaml: .*)$`)
-	reConstruct     = lazyRegexp(`(?:line \d+: )*line (\d+): (.*)$`)
-	reKeyPath       = lazyRegexp(`\b((?:services|networks|volumes|secrets|configs)\.[^\s:,'"]+)`)
-	reCycle         = lazyRegexp(`^dependency cycle detected: (\S+) ->`)
-	reParserOnly    = lazyRegexp(`did not find expected (key|node content|'-' indicator|<document start>|',' or)|found (undefined tag handle|duplicate %|incompatible YAML)`)
-	reUniqueName    = lazyRegexp(`can't set container_name and (\S+) as container name must be unique`)
-	reMark          = lazyRegexp(`line (\d+)(?:, column (\d+))?`)
+	reValidating    = names.LazyRegexp(`^validating (.+?): (\S+) (.+)$`)
+	reInterpolating = names.LazyRegexp(`^error while interpolating (\S+): (.+)$`)
+	reUndefinedDep  = names.LazyRegexp(`^service "([^"]+)" depends on undefined service "([^"]+)"`)
+	reFailedParse   = names.LazyRegexp(`(?s)^failed to parse (.+?): (yaml: .*)$`)
+	reConstruct     = names.LazyRegexp(`(?:line \d+: )*line (\d+): (.*)$`)
+	reKeyPath       = names.LazyRegexp(`\b((?:services|networks|volumes|secrets|configs)\.[^\s:,'"]+)`)
+	reCycle         = names.LazyRegexp(`^dependency cycle detected: (\S+) ->`)
+	reParserOnly    = names.LazyRegexp(`did not find expected (key|node content|'-' indicator|<document start>|',' or)|found (undefined tag handle|duplicate %|incompatible YAML)`)
+	reUniqueName    = names.LazyRegexp(`can't set container_name and (\S+) as container name must be unique`)
+	reMark          = names.LazyRegexp(`line (\d+)(?:, column (\d+))?`)
 )
 
 // Error is a load error: Msg is already the one line to show.
@@ -231,8 +231,4 @@ func lineOf(file, path string) int {
 		}
 	}
 	return line
-}
-
-func lazyRegexp(expr string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }

@@ -23,21 +23,22 @@ var ErrInvalid = errors.New("invalid name")
 var (
 	// Compose's rule for project names (compose-go's NormalizeProjectName
 	// produces names that match it).
-	projectRE = lazyRegexp(`^[a-z0-9][a-z0-9_-]*$`)
+	projectRE = LazyRegexp(`^[a-z0-9][a-z0-9_-]*$`)
 	// Docker's rule for container, volume and network names
 	// (daemon/names: RestrictedNameChars).
-	resourceRE = lazyRegexp(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	resourceRE = LazyRegexp(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 	// Compose's rule for service names (the schema's pattern of the
 	// services mapping's keys).
-	serviceRE = lazyRegexp(`^[a-zA-Z0-9._-]+$`)
+	serviceRE = LazyRegexp(`^[a-zA-Z0-9._-]+$`)
 	// A DNS name as /etc/hosts and berth's DNS server take it: labels of
 	// letters, digits, '-' and '_' separated by dots.
-	hostRE = lazyRegexp(`^[a-zA-Z0-9_]([a-zA-Z0-9_-]*)(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]*))*\.?$`)
+	hostRE = LazyRegexp(`^[a-zA-Z0-9_]([a-zA-Z0-9_-]*)(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]*))*\.?$`)
 )
 
-// lazyRegexp compiles expr when first used: the supervisor's binary is
-// also every container's init, which never checks a name.
-func lazyRegexp(expr string) func() *regexp.Regexp {
+// LazyRegexp compiles expr when first used, not when the program starts:
+// the supervisor's binary is also every container's init, which never
+// checks a name, and a command pays only for the patterns it uses.
+func LazyRegexp(expr string) func() *regexp.Regexp {
 	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }
 
