@@ -25,11 +25,16 @@ type PortBinding struct {
 }
 
 func (b PortBinding) String() string {
+	return fmt.Sprintf("%s->%d/%s", b.hostAddr(), b.Target, b.Protocol)
+}
+
+// hostAddr is the binding's host side: 0.0.0.0:8080 when no address is set.
+func (b PortBinding) hostAddr() string {
 	ip := b.HostIP
 	if ip == "" {
 		ip = "0.0.0.0"
 	}
-	return fmt.Sprintf("%s:%d->%d/%s", ip, b.HostPort, b.Target, b.Protocol)
+	return fmt.Sprintf("%s:%d", ip, b.HostPort)
 }
 
 // publisher is one published port, served by the built-in proxy or in the
@@ -166,7 +171,7 @@ func (s *Supervisor) openPublisher(ctx context.Context, key, service, ctr string
 	}
 	if err := p.Start(ctx); err != nil {
 		if other := s.publishedBy(b); other != "" && other != service {
-			return fmt.Errorf("service %q: host port %s is already published by service %q", service, hostPort(b), other)
+			return fmt.Errorf("service %q: host port %s is already published by service %q", service, b.hostAddr()+"/"+b.Protocol, other)
 		}
 		return fmt.Errorf("service %q: %w", service, err)
 	}
@@ -198,15 +203,6 @@ func (s *Supervisor) publishedBy(b PortBinding) string {
 		}
 	}
 	return ""
-}
-
-// hostPort is b's host side as compose writes it: 127.0.0.1:8080/tcp.
-func hostPort(b PortBinding) string {
-	ip := b.HostIP
-	if ip == "" {
-		ip = "0.0.0.0"
-	}
-	return fmt.Sprintf("%s:%d/%s", ip, b.HostPort, b.Protocol)
 }
 
 func (s *Supervisor) closePublishers(keys []string) {
