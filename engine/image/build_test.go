@@ -30,10 +30,7 @@ func TestBuiltLayersPinned(t *testing.T) {
 	}
 	add := func() {
 		t.Helper()
-		dir, err := os.MkdirTemp(s.path("tmp"), "upper-")
-		if err != nil {
-			t.Fatal(err)
-		}
+		dir := upperDir(t, s)
 		if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -87,10 +84,7 @@ func TestDirBlobLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp(s.path("tmp"), "upper-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := upperDir(t, s)
 	for name, data := range map[string]string{"a/f": "one", "b": "two", "a/g": ""} {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -193,4 +187,15 @@ func TestDirBlobLayer(t *testing.T) {
 	if len(loaded) != 1 || loaded[0].ID != rec.ID {
 		t.Errorf("loaded %v, saved %s", loaded, rec.ID)
 	}
+}
+
+// upperDir makes a directory in s's tmp, where a build step's upper
+// directory is before AddLayerDir or AddBuiltLayer moves it into the store.
+func upperDir(t *testing.T, s *Store) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(s.path("tmp"), "upper-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -197,10 +197,7 @@ func TestAddBuiltLayerStrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp(s.path("tmp"), "upper-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := upperDir(t, s)
 	for _, d := range []string{"a", "b", "c"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)

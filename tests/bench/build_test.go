@@ -63,14 +63,7 @@ func benchBuild(b *testing.B, e *harness.Env, p buildProject) (one, beside []tim
 			noop = append(noop, build())
 		}
 		for i := range buildOneFileRun {
-			f := filepath.Join(e.Dir, p.touch)
-			data, err := os.ReadFile(f)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := os.WriteFile(f, append(data, fmt.Sprintf("\n// change %d %d\n", i, time.Now().UnixNano())...), 0o644); err != nil {
-				b.Fatal(err)
-			}
+			appendChange(b, filepath.Join(e.Dir, p.touch), i)
 			one = append(one, build())
 			if p.beside != nil {
 				beside = append(beside, p.beside(i))
@@ -231,9 +224,9 @@ func BenchmarkBuildGo(b *testing.B) {
 // the Dockerfile's `go build` run directly, chrooted into an overlay of the
 // build image's stored layers (so the image stays as it is) with /proc and
 // /dev, the project's files in /src, GOCACHE fresh and warmed by one build.
-// It returns a function that appends to touch as benchBuild does and times
-// the build, and one that undoes the mounts. The bench runs in a mount
-// namespace of its own.
+// It returns a function that makes the same change to touch as benchBuild
+// does and times the build, and one that undoes the mounts. The bench runs
+// in a mount namespace of its own.
 func goBuildFloor(b *testing.B, e *harness.Env, ref, src, touch string) (func(i int) time.Duration, func()) {
 	var layers []string
 	if err := json.Unmarshal([]byte(e.MustRun("image", "inspect", "--format", "{{json .RootFS.Layers}}", ref).Stdout), &layers); err != nil {
@@ -284,16 +277,20 @@ func goBuildFloor(b *testing.B, e *harness.Env, ref, src, touch string) (func(i 
 	}
 	build()
 	return func(i int) time.Duration {
-		f := filepath.Join(dir, touch)
-		data, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(f, append(data, fmt.Sprintf("\n// change %d %d\n", i, time.Now().UnixNano())...), 0o644); err != nil {
-			b.Fatal(err)
-		}
+		appendChange(b, filepath.Join(dir, touch), i)
 		return build()
 	}, cleanup
+}
+
+// appendChange makes the i-th one-file change: a comment appended to f.
+func appendChange(b *testing.B, f string, i int) {
+	data, err := os.ReadFile(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(f, append(data, fmt.Sprintf("\n// change %d %d\n", i, time.Now().UnixNano())...), 0o644); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // copyFiles copies the files of directory src into dst.
