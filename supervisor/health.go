@@ -144,11 +144,14 @@ func (s *Supervisor) startHealth(c *container) {
 			name, svc, id := c.rec.Name, c.rec.Service, c.rec.ID
 			c.mu.Unlock()
 			if now != prev {
+				// Published ports first: their backends follow the record,
+				// which `ps` already shows, and the DNS state's write would
+				// otherwise hold back taking an unhealthy replica out.
+				s.notify()
 				if err := s.net.SetHealthy(s.ctx, id, now != "unhealthy"); err != nil {
 					s.logf("container %s: dns health: %v", name, err)
 				}
 				s.emit(Event{Action: "health_status", Container: name, Service: svc, ID: id, Health: now})
-				s.notify()
 			}
 		}
 	}()
